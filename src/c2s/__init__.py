@@ -1,0 +1,38 @@
+"""c2s: cell sentences for single-cell analysis with language models.
+
+Namespaces load on first use so that ``import c2s`` stays light (no torch, no numba):
+
+- :mod:`c2s.pp` - expression checks, normalization and QC.
+- :mod:`c2s.sentences` - the rank kernel and :class:`~c2s.sentences.CellSentences`.
+- :mod:`c2s.io` - the Parquet dataset store, Hugging Face and reference-format interop.
+- :mod:`c2s.inverse` - rank -> expression models and reconstruction.
+- :mod:`c2s.metrics` - reconstruction metrics.
+- :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
+- :mod:`c2s.pl` - plots.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from c2s._version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from c2s import datasets, inverse, io, metrics, pl, pp, sentences
+
+_SUBMODULES = ("pp", "sentences", "io", "inverse", "metrics", "datasets", "pl")
+
+__all__ = ["__version__", *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"c2s.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'c2s' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

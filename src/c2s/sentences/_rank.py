@@ -1,0 +1,105 @@
+"""Ranking expression matrices into cell sentences (ragged integer arrays)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from c2s._errors import C2SError
+
+
+class Ranked(NamedTuple):
+    """Ragged ranked rows: row ``i`` is ``genes[offsets[i]:offsets[i+1]]``."""
+
+    genes: np.ndarray  # int32, vocabulary (column) indices in rank order
+    values: np.ndarray  # float32, expression values in the same order
+    offsets: np.ndarray  # int64, length n_rows + 1
+    n_expressed: np.ndarray  # int64, per-gene count of rows with value > 0
+
+
+def _as_csr(X) -> sp.csr_matrix:
+    if sp.issparse(X):
+        X = X.tocsr() if X.format != "csr" else X
+        return X
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise C2SError(f"Expected a 2-D cells x genes matrix, got an array of shape {X.shape}.")
+    return sp.csr_matrix(X)
+
+
+def _kernel_dtype(data: np.ndarray) -> np.ndarray:
+    """float32 when that is lossless (the fast path), float64 otherwise."""
+    if data.dtype == np.float32:
+        return data
+    if data.dtype.kind in "iub":
+        # Counts: exact in float32 up to 2^24.
+        if data.size == 0 or np.abs(data).max() < 2**24:
+            return data.astype(np.float32)
+        return data.astype(np.float64)
+    data64 = data.astype(np.float64, copy=False)
+    data32 = data64.astype(np.float32)
+    if np.array_equal(data32, data64):
+        return data32
+    return data64
+
+
+def rank(
+    X,
+    *,
+    seed: int = 0,
+    top_k: int | None = None,
+    row_offset: int = 0,
+) -> Ranked:
+    """Rank each row of ``X`` (cells x genes) into a cell sentence.
+
+    Parameters
+    ----------
+    X
+        CSR, CSC or dense matrix of non-negative expression values.
+    seed
+        Seed of the tie-breaking permutation.
+    top_k
+        Keep only the ``top_k`` highest ranked genes of each cell (exact partial selection).
+    row_offset
+        Global index of the first row: the tie-breaking stream of a row depends only on
+        ``(seed, row_offset + i)``, so chunked ranking equals ranking the whole matrix.
+
+    Returns
+    -------
+    :class:`Ranked` with int32 genes, float32 values, int64 offsets and per-gene counts of
+    expressing cells.
+    """
+    from c2s.sentences import _kernel
+
+    if top_k is not None and top_k < 1:
+        raise C2SError(f"top_k must be a positive number of genes, got {top_k}.")
+    if seed < 0:
+        raise C2SError(f"seed must be a non-negative integer, got {seed}.")
+    X = _as_csr(X)
+    n_rows, n_genes = X.shape
+    indptr = X.indptr.astype(np.int64, copy=False)
+    indices = X.indices.astype(np.int64, copy=False)
+    data = _kernel_dtype(X.data)
+    if data.size and np.isnan(data).any():
+        raise C2SError(
+            "The expression matrix contains NaN values; remove or impute them before ranking."
+        )
+    if data.dtype == np.float32:
+        bits, signbit, nbits = data.view(np.uint32), np.uint32(1 << 31), 32
+    else:
+        bits, signbit, nbits = data.view(np.uint64), np.uint64(1 << 63), 64
+    npos = _kernel.count_positive(indptr, bits, signbit)
+    lengths = npos if top_k is None else np.minimum(npos, top_k)
+    offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    genes = np.empty(offsets[-1], dtype=np.int32)
+    src = np.empty(offsets[-1], dtype=np.int64)
+    _kernel.rank_rows(
+        indptr, indices, bits, signbit, nbits, np.uint64(seed), np.int64(row_offset), npos,
+        offsets, genes, src,
+    )  # fmt: skip
+    values = data[src].astype(np.float32, copy=False)
+    n_expressed = _kernel.count_expressed(indices, bits, signbit, n_genes)
+    return Ranked(genes, values, offsets, n_expressed)
