@@ -23,7 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _SUBMODULES = ("pp", "sentences", "io", "inverse", "metrics", "datasets", "pl")
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = [
+    "__version__",
+    "datasets",
+    "inverse",
+    "io",
+    "metrics",
+    "pl",
+    "pp",
+    "sentences",
+]
 
 
 def __getattr__(name: str):

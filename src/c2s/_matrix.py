@@ -96,9 +96,7 @@ def _read_h5_rows(path: str, where: str, start: int, stop: int, n_vars: int) -> 
         raise C2SError(f"Unsupported matrix encoding {enc!r} at {where!r} in {path}.")
 
 
-def open_source(
-    data, *, layer: str | None = None, use_raw: bool = False
-) -> MatrixSource:
+def open_source(data, *, layer: str | None = None, use_raw: bool = False) -> MatrixSource:
     """A :class:`MatrixSource` over an AnnData object, a backed AnnData, or an .h5ad path."""
     where = _where(layer, use_raw)
     if isinstance(data, str | os.PathLike):

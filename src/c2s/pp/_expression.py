@@ -103,7 +103,9 @@ def log10_normalize(X, *, target_sum: float = TARGET_SUM):
     return np.log10(1 + X * scale).astype(np.float32)
 
 
-def normalize(adata, *, target_sum: float = TARGET_SUM, layer: str | None = None, copy: bool = False):
+def normalize(
+    adata, *, target_sum: float = TARGET_SUM, layer: str | None = None, copy: bool = False
+):
     """Normalize counts to ``target_sum`` per cell and apply ``log10(1 + x)``.
 
     This is the preprocessing the released Cell2Sentence models were trained with (base 10,

@@ -103,8 +103,9 @@ def _radix_sort_desc(bits, pos, nbits):
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def rank_rows(indptr, indices, bits, signbit, nbits, seed, row_offset, npos, out_offsets,
-              out_genes, out_src):  # fmt: skip
+def rank_rows(
+    indptr, indices, bits, signbit, nbits, seed, row_offset, npos, out_offsets, out_genes, out_src
+):
     """Rank CSR rows; writes each row's top ``out_offsets`` entries as gene and source index."""
     n_rows = indptr.shape[0] - 1
     for r in numba.prange(n_rows):

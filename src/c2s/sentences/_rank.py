@@ -97,9 +97,18 @@ def rank(
     genes = np.empty(offsets[-1], dtype=np.int32)
     src = np.empty(offsets[-1], dtype=np.int64)
     _kernel.rank_rows(
-        indptr, indices, bits, signbit, nbits, np.uint64(seed), np.int64(row_offset), npos,
-        offsets, genes, src,
-    )  # fmt: skip
+        indptr,
+        indices,
+        bits,
+        signbit,
+        nbits,
+        np.uint64(seed),
+        np.int64(row_offset),
+        npos,
+        offsets,
+        genes,
+        src,
+    )
     values = data[src].astype(np.float32, copy=False)
     n_expressed = _kernel.count_expressed(indices, bits, signbit, n_genes)
     return Ranked(genes, values, offsets, n_expressed)

@@ -172,7 +172,9 @@ class CellSentences:
             pairs = np.unique(cell_of * len(vocab) + codes)
             counts = np.bincount(pairs % len(vocab), minlength=len(vocab)).astype(np.int64)
         vocab = Vocab(vocab.genes, vocab.display_names, counts)
-        return cls(codes.astype(np.int32), offsets, vocab, obs if obs is not None else pd.DataFrame())
+        return cls(
+            codes.astype(np.int32), offsets, vocab, obs if obs is not None else pd.DataFrame()
+        )
 
     def to_csr(self, data: np.ndarray | None = None):
         """Cells x vocabulary sparse matrix with ``data`` (default: the stored values) in place."""

@@ -1,0 +1,13 @@
+"""The c2s dataset store (Parquet shards), and interop with Hugging Face and the reference."""
+
+from c2s.io._split import SPLITS, assign_splits
+from c2s.io._store import C2SDataset, convert, read_dataset, write_sentences
+
+__all__ = [
+    "SPLITS",
+    "C2SDataset",
+    "assign_splits",
+    "convert",
+    "read_dataset",
+    "write_sentences",
+]
