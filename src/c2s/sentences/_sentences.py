@@ -187,6 +187,7 @@ class CellSentences:
         X = sp.csr_matrix(
             (np.asarray(data, dtype=np.float32), self.genes, self.offsets),
             shape=(self.n_cells, len(self.vocab)),
+            copy=True,  # the arrays may be read-only views of Arrow buffers
         )
         X.sort_indices()
         return X
