@@ -1,5 +1,6 @@
 """The c2s dataset store (Parquet shards), and interop with Hugging Face and the reference."""
 
+from c2s.io._reference import export_reference, import_reference
 from c2s.io._split import SPLITS, assign_splits
 from c2s.io._store import C2SDataset, convert, read_dataset, write_sentences
 
@@ -8,6 +9,8 @@ __all__ = [
     "C2SDataset",
     "assign_splits",
     "convert",
+    "export_reference",
+    "import_reference",
     "read_dataset",
     "write_sentences",
 ]

@@ -37,5 +37,5 @@ def reconstruction_metrics(y_true, y_pred) -> dict[str, float]:
         "r2": r2_score(y_true, y_pred),
         "pearson": pearson(y_true, y_pred),
         "spearman": spearman(y_true, y_pred),
-        "n": int(len(y_true)),
+        "n": len(y_true),
     }

@@ -1,0 +1,137 @@
+"""c2s inverse fit|eval|reconstruct DATASET"""
+
+from __future__ import annotations
+
+from c2s.cli._common import add_json, emit
+
+
+def register(sub) -> None:
+    p = sub.add_parser("inverse", help="fit, evaluate and apply rank -> expression models")
+    isub = p.add_subparsers(dest="inverse_command", metavar="ACTION")
+    isub.required = True
+
+    f = isub.add_parser(
+        "fit", help="fit on the train split, select by held-out R^2, store in the dataset"
+    )
+    f.add_argument("dataset")
+    f.add_argument("--model", default="auto", choices=["auto", "rank_mean", "linear"])
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--plot-dir", help="also write fit and reconstruction plots (PNG) here")
+    add_json(f)
+    f.set_defaults(run=run_fit)
+
+    e = isub.add_parser("eval", help="held-out R^2 / Pearson / Spearman of every model")
+    e.add_argument("dataset")
+    e.add_argument("--seed", type=int, default=0)
+    add_json(e)
+    e.set_defaults(run=run_eval)
+
+    r = isub.add_parser("reconstruct", help="expression from sentences, written as .h5ad")
+    r.add_argument("dataset")
+    r.add_argument("out", help="output .h5ad")
+    r.add_argument("--split", choices=["train", "validation", "test"])
+    r.add_argument("--clip-negative", action="store_true", help="set negative predictions to 0")
+    r.add_argument("--overwrite", action="store_true")
+    add_json(r)
+    r.set_defaults(run=run_reconstruct)
+
+
+def _fit(args, *, model: str):
+    from c2s.inverse import fit_inverse
+    from c2s.io import read_dataset
+
+    ds = read_dataset(args.dataset)
+    if not ds.has_values:
+        from c2s._errors import C2SError
+
+        raise C2SError(
+            f"{ds.path} stores no expression values (converted with --no-values or imported "
+            "from the reference layout), so no inverse model can be fitted to it."
+        )
+    cs = ds.sentences(obs_columns=[])
+    return ds, cs, fit_inverse(cs, model=model, seed=args.seed)
+
+
+def _table(metrics: dict, selected: str | None) -> str:
+    rows = [f"{'model':<10} {'R^2':>7} {'Pearson':>8} {'Spearman':>9}"]
+    for name, m in metrics.items():
+        mark = "  <- selected" if name == selected else ""
+        rows.append(f"{name:<10} {m['r2']:>7.4f} {m['pearson']:>8.4f} {m['spearman']:>9.4f}{mark}")
+    return "\n".join(rows)
+
+
+def run_fit(args) -> int:
+    ds, cs, fit = _fit(args, model=args.model)
+    ds.update_meta(inverse=fit.to_dict())
+    out = {"dataset": str(ds.path), **fit.to_dict()}
+    out.pop("params")
+    if args.plot_dir:
+        out["plots"] = write_plots(cs, fit, args.plot_dir)
+    emit(
+        out,
+        args.json,
+        _table(fit.metrics, fit.selected) + f"\nstored '{fit.selected}' in {ds.path}",
+    )
+    return 0
+
+
+def write_plots(cs, fit, plot_dir) -> dict:
+    from pathlib import Path
+
+    from c2s import pl
+    from c2s.pl._inverse import _plt
+
+    plt = _plt()
+    plot_dir = Path(plot_dir)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    held = cs.take(cs.obs["split"].astype(str).to_numpy() != "train") if "split" in cs.obs else cs
+    ax = pl.inverse_fit(held, fit.candidates or {fit.selected: fit.model})
+    p1 = plot_dir / "inverse_fit.png"
+    ax.figure.savefig(p1, dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
+    models = fit.candidates or {fit.selected: fit.model}
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4.3), squeeze=False)
+    for a, (name, m) in zip(axes[0], models.items(), strict=True):
+        r2 = fit.metrics[name]["r2"]
+        pl.reconstruction(held, m, ax=a, title=f"{name}: held-out R^2 {r2:.3f}")
+    p2 = plot_dir / "reconstruction.png"
+    fig.savefig(p2, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return {"inverse_fit": str(p1), "reconstruction": str(p2)}
+
+
+def run_eval(args) -> int:
+    ds, _, fit = _fit(args, model="auto")
+    out = {
+        "dataset": str(ds.path),
+        "metrics": fit.metrics,
+        "best": fit.selected,
+        "n_train_cells": fit.n_train_cells,
+        "n_heldout_cells": fit.n_heldout_cells,
+    }
+    emit(out, args.json, _table(fit.metrics, fit.selected))
+    return 0
+
+
+def run_reconstruct(args) -> int:
+    from c2s._atomic import atomic_file, check_output
+    from c2s._errors import C2SError
+    from c2s.inverse import InverseModel, reconstruct
+    from c2s.io import read_dataset
+
+    check_output(args.out, overwrite=args.overwrite)
+    ds = read_dataset(args.dataset)
+    inv = ds.meta.get("inverse")
+    if not inv:
+        raise C2SError(
+            f"{ds.path} has no fitted inverse model; run `c2s inverse fit {ds.path}` first."
+        )
+    model = InverseModel.from_dict(inv["params"])
+    adata = reconstruct(
+        ds.sentences(split=args.split, values=False), model, clip_negative=args.clip_negative
+    )
+    with atomic_file(args.out, overwrite=args.overwrite) as tmp:
+        adata.write_h5ad(tmp)
+    out = {"out": args.out, "n_cells": adata.n_obs, "n_genes": adata.n_vars, "model": model.name}
+    emit(out, args.json, f"wrote {adata.n_obs} x {adata.n_vars} reconstructed cells to {args.out}")
+    return 0

@@ -1,0 +1,215 @@
+"""Import and export of the reference package's Arrow dataset layout (COMPAT.md).
+
+The reference layout is a Hugging Face ``datasets`` directory (``save_to_disk``) with one row
+per cell: ``cell_name``, ``cell_sentence`` (upper-cased gene names joined by spaces, full
+length) and label columns. Its vocabulary (upper-cased gene -> cells expressed) is not part
+of that directory; on export we add it as ``vocabulary.json`` beside the data so that it can
+be handed to the reference's tools, and on import we use it when present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from c2s._atomic import atomic_dir, check_output
+from c2s._errors import C2SError
+from c2s._logging import progress
+from c2s.io._split import SPLITS
+from c2s.io._store import C2SDataset, write_sentences
+from c2s.sentences import CellSentences, Vocab
+
+REFERENCE_VOCAB_FILE = "vocabulary.json"
+_RESERVED = ("cell_name", "cell_sentence")
+
+
+def _need_datasets():
+    try:
+        import datasets
+    except ImportError as e:
+        raise ImportError(
+            "The reference Arrow layout is read and written with Hugging Face datasets: "
+            "pip install 'c2s[hf]'"
+        ) from e
+    return datasets
+
+
+def export_reference(
+    dataset: C2SDataset | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    obs_keys: list[str] | None = None,
+    batch_size: int = 2048,
+    overwrite: bool = False,
+    progress_bar: bool | None = None,
+) -> Path:
+    """Write a c2s dataset in the reference package's Arrow layout.
+
+    Parameters
+    ----------
+    dataset
+        A :class:`C2SDataset` or its path.
+    out_dir
+        Output directory (``datasets`` ``save_to_disk`` layout plus ``vocabulary.json``).
+    obs_keys
+        Label columns to include (default: every carried obs column); values are written as
+        strings, as the reference does.
+    batch_size
+        Cells rendered to text at a time (bounds memory).
+    overwrite
+        Replace an existing ``out_dir``.
+
+    Returns
+    -------
+    The output path.
+    """
+    datasets = _need_datasets()
+    ds = dataset if isinstance(dataset, C2SDataset) else C2SDataset(dataset)
+    out_dir = check_output(out_dir, overwrite=overwrite)
+    keys = ds.obs_columns if obs_keys is None else list(obs_keys)
+    bad = [k for k in keys if k in _RESERVED]
+    if bad:
+        raise C2SError(f"obs columns {bad} clash with the reference's reserved column names.")
+    missing = [k for k in keys if k not in ds.obs_columns]
+    if missing:
+        raise C2SError(f"The dataset carries no obs column(s) {missing}; it has {ds.obs_columns}.")
+    vocab = ds.vocab
+    features = datasets.Features(
+        {"cell_name": datasets.Value("string"), "cell_sentence": datasets.Value("string")}
+        | {k: datasets.Value("string") for k in keys}
+    )
+
+    def rows():
+        cs = ds.sentences(values=False, obs_columns=keys)
+        texts_done = 0
+        bar = progress(total=cs.n_cells, desc="export", unit="cells", enabled=progress_bar)
+        for a in range(0, cs.n_cells, batch_size):
+            part = cs.take(np.arange(a, min(a + batch_size, cs.n_cells)))
+            texts = part.to_text()
+            obs = part.obs
+            cols = {k: obs[k].astype(str).tolist() for k in keys}
+            for i, (name, text) in enumerate(zip(obs.index.astype(str), texts, strict=True)):
+                yield {"cell_name": name, "cell_sentence": text} | {k: cols[k][i] for k in keys}
+            texts_done += part.n_cells
+            bar.update(part.n_cells)
+        bar.close()
+
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        cache = tmp / ".cache"
+        hf = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
+        data_dir = tmp / "data"
+        hf.save_to_disk(str(data_dir))
+        del hf
+        # save_to_disk writes into a fresh directory; move its files up and drop the cache.
+        for f in data_dir.iterdir():
+            os.replace(f, tmp / f.name)
+        data_dir.rmdir()
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+        ordered = {
+            str(g): int(c)
+            for g, c in zip(vocab.display_names, vocab.n_cells_expressed, strict=True)
+        }
+        (tmp / REFERENCE_VOCAB_FILE).write_text(json.dumps(ordered, indent=0) + "\n")
+    return Path(out_dir)
+
+
+def import_reference(
+    arrow_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    vocabulary: str | os.PathLike | None = None,
+    seed: int = 0,
+    split=(0.8, 0.1, 0.1),
+    overwrite: bool = False,
+) -> C2SDataset:
+    """Turn a reference-layout Arrow dataset (``save_to_disk``) into a c2s dataset.
+
+    Parameters
+    ----------
+    arrow_dir
+        Directory saved by the reference package (a ``Dataset`` or a ``DatasetDict``; the
+        splits of a ``DatasetDict`` named train/validation/test are kept).
+    out_dir
+        The c2s dataset directory to write.
+    vocabulary
+        A JSON file mapping gene -> cells expressed, in vocabulary order (default:
+        ``vocabulary.json`` inside ``arrow_dir`` if present, else genes in order of first
+        appearance).
+    seed, split
+        Seeded split for a single ``Dataset``.
+    overwrite
+        Replace an existing ``out_dir``.
+
+    Returns
+    -------
+    The written :class:`C2SDataset` (sentences only: the reference layout has no values).
+    """
+    datasets = _need_datasets()
+    arrow_dir = Path(arrow_dir)
+    check_output(out_dir, overwrite=overwrite)
+    if not arrow_dir.is_dir():
+        raise C2SError(f"{str(arrow_dir)!r} is not a directory.")
+    try:
+        loaded = datasets.load_from_disk(str(arrow_dir))
+    except FileNotFoundError as e:
+        raise C2SError(
+            f"{str(arrow_dir)!r} is not a dataset saved with datasets.save_to_disk ({e})."
+        ) from e
+    if isinstance(loaded, datasets.DatasetDict):
+        parts = [(name, loaded[name]) for name in loaded]
+    else:
+        parts = [(None, loaded)]
+    for _, part in parts:
+        missing = [c for c in _RESERVED if c not in part.column_names]
+        if missing:
+            raise C2SError(
+                f"{str(arrow_dir)!r} has no column(s) {missing}: not a reference cell-sentence "
+                f"dataset (columns: {part.column_names})."
+            )
+    vocab = None
+    vpath = Path(vocabulary) if vocabulary is not None else arrow_dir / REFERENCE_VOCAB_FILE
+    if vpath.exists():
+        names = list(json.loads(vpath.read_text()))
+        vocab = Vocab.from_names(names)
+    elif vocabulary is not None:
+        raise C2SError(f"Vocabulary file {str(vpath)!r} does not exist.")
+    texts, obs_parts, split_codes = [], [], []
+    for name, part in parts:
+        cols = part.column_names
+        label_cols = [c for c in cols if c not in _RESERVED]
+        texts += part["cell_sentence"]
+        obs = (
+            part.select_columns(label_cols).to_pandas()
+            if label_cols
+            else pd.DataFrame(index=range(len(part)))
+        )
+        obs.index = pd.Index(part["cell_name"]).astype(str)
+        obs_parts.append(obs)
+        if name is not None:
+            if name not in SPLITS:
+                raise C2SError(
+                    f"Unknown split name {name!r} in {arrow_dir}; expected {list(SPLITS)}."
+                )
+            split_codes.append(np.full(len(part), SPLITS.index(name), dtype=np.int8))
+    obs = pd.concat(obs_parts)
+    if len(obs) == 0:
+        raise C2SError(f"{str(arrow_dir)!r} holds no cells.")
+    for c in obs.columns:
+        if obs[c].dtype == object:
+            obs[c] = obs[c].astype("category")
+    cs = CellSentences.from_text(texts, vocab, obs=obs)
+    return write_sentences(
+        cs,
+        out_dir,
+        seed=seed,
+        split=split,
+        split_codes=np.concatenate(split_codes) if split_codes else None,
+        source={"file": arrow_dir.name, "matrix": "reference Arrow dataset"},
+        overwrite=overwrite,
+    )
