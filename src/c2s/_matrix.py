@@ -61,13 +61,25 @@ class MatrixSource:
     def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
         """Rows ``[start, stop)`` as CSR."""
         if self.path is None:
-            block = self._matrix[start:stop]
-            return block if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+            X = self._matrix
+            if sp.issparse(X):
+                return _csr_rows(X, start, stop)
+            return sp.csr_matrix(np.asarray(X[start:stop]))
         return _read_h5_rows(self.path, self.where, start, stop, self.shape[1])
 
     def without_matrix(self) -> MatrixSource:
         """A picklable handle for worker processes (files only)."""
         return self
+
+
+def _csr_rows(X, start: int, stop: int) -> sp.csr_matrix:
+    """Zero-copy view of CSR rows (scipy's own slicing scans every column as well)."""
+    a, b = int(X.indptr[start]), int(X.indptr[stop])
+    return sp.csr_matrix(
+        (X.data[a:b], X.indices[a:b], X.indptr[start : stop + 1] - a),
+        shape=(stop - start, X.shape[1]),
+        copy=False,
+    )
 
 
 def _h5_group_path(where: str) -> str:

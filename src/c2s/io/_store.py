@@ -81,7 +81,16 @@ class _ShardWriter:
     """Buffers ranked cells and writes row groups of exactly ``ROW_GROUP`` cells."""
 
     def __init__(self, path: Path, schema: pa.Schema, with_values: bool):
-        self.writer = pq.ParquetWriter(path, schema, compression=_COMPRESSION)
+        # Dictionary encoding of the gene lists costs more than it saves; byte-stream-split
+        # makes the float values compress well and read fast.
+        self.writer = pq.ParquetWriter(
+            path,
+            schema,
+            compression=_COMPRESSION,
+            compression_level=1,
+            use_dictionary=[f.name for f in schema if f.name not in ("genes", "values")],
+            use_byte_stream_split=["values.list.element"] if with_values else False,
+        )
         self.schema = schema
         self.with_values = with_values
         self.pending: list[tuple] = []
@@ -209,29 +218,43 @@ def _run_job(job: _ConvertJob) -> _ShardResult:
     n_expressed = np.zeros(job.n_genes, dtype=np.int64)
     hist = np.zeros(1, dtype=np.int64)
     ids = np.asarray(src.obs.index.astype(str), dtype=object)
-    try:
-        for a in range(job.start, job.stop, job.chunk_size):
-            b = min(a + job.chunk_size, job.stop)
-            X = src.read_rows(a, b)
-            _check_chunk(X, src.label, job.normalize)
-            if job.normalize:
-                X = log10_normalize(X)
-            r = rank(X, seed=job.seed, top_k=job.top_k, row_offset=a)
-            n_expressed += r.n_expressed
-            h = np.bincount(np.diff(r.offsets))
-            if len(h) > len(hist):
-                hist = np.pad(hist, (0, len(h) - len(hist)))
-            hist[: len(h)] += h
-            writer.add(
-                r.genes,
-                r.values if job.with_values else None,
-                r.offsets,
-                ids[a:b],
-                job.split_codes[a - job.start : b - job.start],
-                src.obs.iloc[a:b][job.obs_keys],
-            )
-    finally:
-        writer.close()
+    # Parquet encoding runs in a second thread while the next chunk is read and ranked
+    # (both release the GIL); at most one chunk waits, which bounds memory to two chunks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = None
+    with ThreadPoolExecutor(1) as io_thread:
+        try:
+            for a in range(job.start, job.stop, job.chunk_size):
+                b = min(a + job.chunk_size, job.stop)
+                X = src.read_rows(a, b)
+                _check_chunk(X, src.label, job.normalize)
+                if job.normalize:
+                    X = log10_normalize(X)
+                r = rank(X, seed=job.seed, top_k=job.top_k, row_offset=a)
+                del X
+                n_expressed += r.n_expressed
+                h = np.bincount(np.diff(r.offsets))
+                if len(h) > len(hist):
+                    hist = np.pad(hist, (0, len(h) - len(hist)))
+                hist[: len(h)] += h
+                if pending is not None:
+                    pending.result()
+                pending = io_thread.submit(
+                    writer.add,
+                    r.genes,
+                    r.values if job.with_values else None,
+                    r.offsets,
+                    ids[a:b],
+                    job.split_codes[a - job.start : b - job.start],
+                    src.obs.iloc[a:b][job.obs_keys],
+                )
+            if pending is not None:
+                pending.result()
+        finally:
+            if pending is not None:
+                pending.exception()  # wait for the writer before closing the file
+            writer.close()
     return _ShardResult(job.shard, job.stop - job.start, n_expressed, hist)
 
 

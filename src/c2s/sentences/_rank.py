@@ -71,6 +71,8 @@ def rank(
     :class:`Ranked` with int32 genes, float32 values, int64 offsets and per-gene counts of
     expressing cells.
     """
+    import numba
+
     from c2s.sentences import _kernel
 
     if top_k is not None and top_k < 1:
@@ -80,7 +82,7 @@ def rank(
     X = _as_csr(X)
     n_rows, n_genes = X.shape
     indptr = X.indptr.astype(np.int64, copy=False)
-    indices = X.indices.astype(np.int64, copy=False)
+    indices = X.indices  # int32 or int64: numba specializes on either
     data = _kernel_dtype(X.data)
     if data.size and np.isnan(data).any():
         raise C2SError(
@@ -90,12 +92,15 @@ def rank(
         bits, signbit, nbits = data.view(np.uint32), np.uint32(1 << 31), 32
     else:
         bits, signbit, nbits = data.view(np.uint64), np.uint64(1 << 63), 64
-    npos = _kernel.count_positive(indptr, bits, signbit)
+    if data.size == 0 or data.min() > 0:
+        npos = np.diff(indptr)  # no stored zeros: every entry is expressed
+    else:
+        npos = _kernel.count_positive(indptr, bits, signbit)
     lengths = npos if top_k is None else np.minimum(npos, top_k)
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     genes = np.empty(offsets[-1], dtype=np.int32)
-    src = np.empty(offsets[-1], dtype=np.int64)
+    out_bits = np.empty(offsets[-1], dtype=bits.dtype)
     _kernel.rank_rows(
         indptr,
         indices,
@@ -107,8 +112,10 @@ def rank(
         npos,
         offsets,
         genes,
-        src,
+        out_bits,
     )
-    values = data[src].astype(np.float32, copy=False)
-    n_expressed = _kernel.count_expressed(indices, bits, signbit, n_genes)
+    values = out_bits.view(data.dtype).astype(np.float32, copy=False)
+    n_expressed = _kernel.count_expressed(
+        indptr, indices, bits, signbit, n_genes, 4 * numba.get_num_threads()
+    )
     return Ranked(genes, values, offsets, n_expressed)

@@ -1,0 +1,82 @@
+"""Shared fixtures: small synthetic data, scanpy's bundled PBMCs, and output-dir checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Never reach the network from tests, and keep progress bars quiet.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("C2S_NO_PROGRESS", "1")
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import c2s
+from c2s._atomic import TMP_PREFIX
+
+N_CELLS = 400
+N_GENES = 600
+
+
+@pytest.fixture(scope="session")
+def _counts():
+    return c2s.datasets.synthetic(N_CELLS, N_GENES, genes_per_cell=150, seed=0)
+
+
+@pytest.fixture(scope="session")
+def _lognorm():
+    return c2s.datasets.synthetic(N_CELLS, N_GENES, genes_per_cell=150, normalize=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def _pbmc():
+    return c2s.datasets.pbmc68k_reduced()
+
+
+@pytest.fixture
+def counts_adata(_counts):
+    """Synthetic raw counts (400 cells x 600 genes); a fresh copy per test."""
+    return _counts.copy()
+
+
+@pytest.fixture
+def lognorm_adata(_lognorm):
+    """The same cells as ``counts_adata``, log10-normalized; a fresh copy per test."""
+    return _lognorm.copy()
+
+
+@pytest.fixture
+def pbmc(_pbmc):
+    """scanpy's bundled 700-cell PBMC data with log-normalized X; a fresh copy per test."""
+    return _pbmc.copy()
+
+
+@pytest.fixture
+def lognorm_sentences(_lognorm):
+    return c2s.sentences.from_anndata(_lognorm, seed=0)
+
+
+@pytest.fixture
+def scaled_adata(_lognorm):
+    """X scaled (negative values), log-normalized values in .raw and in layers['lognorm']."""
+    a = _lognorm.copy()
+    dense = a.X.toarray()
+    a.raw = a.copy()
+    a.layers["lognorm"] = a.X.copy()
+    a.X = (dense - dense.mean(axis=0)) / (dense.std(axis=0) + 1e-6)
+    return a
+
+
+def dense(X) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def assert_no_output(out: Path) -> None:
+    """``out`` was not created and no temporary sibling was left behind."""
+    out = Path(out)
+    assert not out.exists()
+    leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert leftovers == []
