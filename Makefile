@@ -43,7 +43,7 @@ format: $(STAMP)
 bench-ref: .venv-ref/.installed
 
 bench: $(STAMP) .venv-ref/.installed
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_core.py
 
 clean:
 	rm -rf $(VENV) .venv-ref build dist .pytest_cache .ruff_cache

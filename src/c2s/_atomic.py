@@ -22,8 +22,6 @@ def check_output(path: str | os.PathLike, *, overwrite: bool) -> Path:
             f"Output {str(path)!r} already exists. Choose another path, or pass "
             "overwrite=True (--overwrite on the command line) to replace it."
         )
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -53,6 +51,7 @@ def _place(tmp: Path, path: Path) -> None:
 def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary directory that becomes ``path`` only if the block succeeds."""
     path = check_output(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     tmp.mkdir()
     try:
@@ -67,6 +66,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
 def atomic_file(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary file path that becomes ``path`` only if the block succeeds."""
     path = check_output(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}"
     try:
         yield tmp

@@ -163,7 +163,9 @@ def test_without_values(tmp_path, lognorm_adata, converted):
 
 
 def test_normalize_stores_log10_values(tmp_path, counts_adata, lognorm_adata, converted):
+    before = counts_adata.X.copy()
     ds = convert(counts_adata, tmp_path / "norm", normalize=True)
+    assert (before != counts_adata.X).nnz == 0  # the input is not normalized in place
     assert ds.meta["normalization"]["applied_by"] == "c2s"
     cs = ds.sentences()
     ref = converted.sentences()
@@ -397,10 +399,10 @@ def test_failure_mid_write_keeps_previous_output(tmp_path, lognorm_adata, monkey
     before = tree_bytes(out)
     run = store._run_job
 
-    def failing(job):
+    def failing(job, *args, **kwargs):
         if job.shard == 1:
             raise RuntimeError("disk full")
-        return run(job)
+        return run(job, *args, **kwargs)
 
     monkeypatch.setattr(store, "_run_job", failing)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -413,3 +415,10 @@ def test_failure_mid_write_keeps_previous_output(tmp_path, lognorm_adata, monkey
     assert_no_output(fresh)
     meta = json.loads((out / "c2s_dataset.json").read_text())
     assert meta["ranking"]["seed"] == 1
+
+
+def test_failed_convert_creates_no_parent_folders(tmp_path, scaled_adata):
+    dest = tmp_path / "new" / "ds"
+    with pytest.raises(C2SError):
+        c2s.io.convert(scaled_adata, dest)
+    assert not (tmp_path / "new").exists()

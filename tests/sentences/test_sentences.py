@@ -244,22 +244,26 @@ def test_from_anndata_var_names_column(lognorm_adata):
 
 
 # ---------------------------------------------------------------------------------------
-# known bugs (strict xfail: remove the marker once fixed)
+# edge cases that once failed
 # ---------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="take(-1) reads offsets[0] as the end of the last cell")
 def test_take_negative_index(lognorm_sentences):
     cs = lognorm_sentences
     np.testing.assert_array_equal(cs.take([-1]).cell(0), cs.cell(cs.n_cells - 1))
 
 
-@pytest.mark.xfail(strict=True, reason="np.asarray([]) is float64 and cannot index offsets")
 def test_take_nothing(lognorm_sentences):
     assert lognorm_sentences.take([]).n_cells == 0
 
 
-@pytest.mark.xfail(strict=True, reason="index_of on case-clashing names raises pandas' error")
 def test_from_text_with_case_clashing_vocab():
     with pytest.warns(UserWarning, match="case"):
         names = check_gene_names(["Actb", "ACTB", "CD3D"])
     cs = CellSentences.from_text(["CD3D"], Vocab.from_names(names))
     np.testing.assert_array_equal(cs.genes, [2])
+
+
+def test_from_text_with_case_clashing_vocab_picks_first():
+    with pytest.warns(UserWarning, match="case"):
+        names = check_gene_names(["Actb", "ACTB", "CD3D"])
+    cs = CellSentences.from_text(["ACTB CD3D"], Vocab.from_names(names))
+    np.testing.assert_array_equal(cs.genes, [0, 2])

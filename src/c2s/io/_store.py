@@ -205,7 +205,7 @@ def _check_chunk(X, label: str, normalize: bool):
         )
 
 
-def _run_job(job: _ConvertJob) -> _ShardResult:
+def _run_job(job: _ConvertJob, on_chunk=None) -> _ShardResult:
     from c2s.pp import log10_normalize
     from c2s.sentences import rank
 
@@ -240,6 +240,8 @@ def _run_job(job: _ConvertJob) -> _ShardResult:
                 hist[: len(h)] += h
                 if pending is not None:
                     pending.result()
+                if on_chunk is not None:
+                    on_chunk(b - a)
                 pending = io_thread.submit(
                     writer.add,
                     r.genes,
@@ -476,8 +478,7 @@ def _run_jobs(jobs, workers, use_processes, progress_bar, n_cells) -> list[_Shar
     try:
         if pool is None:
             for job in jobs:
-                results.append(_run_job(job))
-                bar.update(job.stop - job.start)
+                results.append(_run_job(job, on_chunk=bar.update))
         else:
             from concurrent.futures import as_completed
 

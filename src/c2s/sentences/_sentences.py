@@ -87,7 +87,13 @@ class CellSentences:
         """A new CellSentences with the cells ``idx`` (integer indices or a boolean mask)."""
         idx = np.asarray(idx)
         if idx.dtype == bool:
+            if len(idx) != self.n_cells:
+                raise C2SError(f"A boolean mask needs {self.n_cells} entries, got {len(idx)}.")
             idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False).ravel()
+        if len(idx) and (idx.min() < -self.n_cells or idx.max() >= self.n_cells):
+            raise C2SError(f"Cell index out of range for {self.n_cells} cells.")
+        idx = np.where(idx < 0, idx + self.n_cells, idx)
         starts, stops = self.offsets[idx], self.offsets[idx + 1]
         lens = stops - starts
         new_off = np.zeros(len(idx) + 1, dtype=np.int64)

@@ -103,11 +103,19 @@ class Vocab:
         )
 
     def index_of(self, names: Sequence[str], *, upper: bool = True) -> np.ndarray:
-        """Vocabulary indices of gene names (matched on display names if ``upper``); -1 if absent."""
-        keys = self.display_names if upper else self.genes
-        lookup = pd.Index(keys)
+        """Vocabulary indices of gene names (matched on display names if ``upper``); -1 if absent.
+
+        When several genes share a display name (names differing only by case), the first
+        one in vocabulary order is returned.
+        """
+        keys = pd.Index(self.display_names if upper else self.genes)
+        lookup = keys[~keys.duplicated()] if keys.has_duplicates else keys
+        first = np.flatnonzero(~keys.duplicated()) if keys.has_duplicates else None
         query = [str(n).upper() for n in names] if upper else list(map(str, names))
-        return lookup.get_indexer(query).astype(np.int64)
+        idx = lookup.get_indexer(query).astype(np.int64)
+        if first is not None:
+            idx = np.where(idx >= 0, first[np.maximum(idx, 0)], -1)
+        return idx
 
     def equals(self, other: Vocab) -> bool:
         return bool(np.array_equal(self.genes, other.genes))
