@@ -59,27 +59,28 @@ class MatrixSource:
         return np.asarray(self.var[var_names].astype(str), dtype=object)
 
     def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
-        """Rows ``[start, stop)`` as CSR."""
+        """Rows ``[start, stop)`` as a scipy CSR matrix."""
+        indptr, indices, data = self.read_rows_raw(start, stop)
+        return sp.csr_matrix(
+            (data, indices, indptr - indptr[0]), shape=(stop - start, self.shape[1])
+        )
+
+    def read_rows_raw(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``[start, stop)`` as CSR ``(indptr, indices, data)``; ``indptr`` may not start
+        at 0. In-memory CSR rows are views (scipy would copy them)."""
         if self.path is None:
             X = self._matrix
             if sp.issparse(X):
-                return _csr_rows(X, start, stop)
-            return sp.csr_matrix(np.asarray(X[start:stop]))
-        return _read_h5_rows(self.path, self.where, start, stop, self.shape[1])
+                a, b = int(X.indptr[start]), int(X.indptr[stop])
+                return X.indptr[start : stop + 1], X.indices[a:b], X.data[a:b]
+            block = sp.csr_matrix(np.asarray(X[start:stop]))
+            return block.indptr, block.indices, block.data
+        X = _read_h5_rows(self.path, self.where, start, stop, self.shape[1])
+        return X.indptr, X.indices, X.data
 
     def without_matrix(self) -> MatrixSource:
         """A picklable handle for worker processes (files only)."""
         return self
-
-
-def _csr_rows(X, start: int, stop: int) -> sp.csr_matrix:
-    """Zero-copy view of CSR rows (scipy's own slicing scans every column as well)."""
-    a, b = int(X.indptr[start]), int(X.indptr[stop])
-    return sp.csr_matrix(
-        (X.data[a:b], X.indices[a:b], X.indptr[start : stop + 1] - a),
-        shape=(stop - start, X.shape[1]),
-        copy=False,
-    )
 
 
 def _h5_group_path(where: str) -> str:

@@ -281,11 +281,20 @@ def test_large_integer_counts_are_ordered_exactly():
     np.testing.assert_array_equal(r.genes, [2, 3, 0, 7, 1, 5])
 
 
-def test_negative_values_and_negative_zero_are_not_expressed():
-    D = np.array([[-1.0, 2.0, -0.0, 0.5, -3.0, 1e-30]])
-    r = rank(D)
-    np.testing.assert_array_equal(r.genes, [1, 3, 5])
-    np.testing.assert_array_equal(r.n_expressed, [0, 1, 0, 1, 0, 1])
+def test_negative_zero_is_not_expressed_and_tiny_values_are():
+    for dtype in (np.float32, np.float64):
+        D = np.array([[0.0, 2.0, -0.0, 0.5, 0.0, 1e-30]], dtype=dtype)
+        r = rank(D)
+        np.testing.assert_array_equal(r.genes, [1, 3, 5])
+        np.testing.assert_array_equal(r.n_expressed, [0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [-1.0, np.inf, -np.inf])
+def test_negative_and_infinite_values_are_refused(dtype, bad):
+    D = np.array([[0.0, 2.0, bad, 0.5]], dtype=dtype)
+    with pytest.raises(C2SError, match=r"negative|infinite"):
+        rank(D)
 
 
 def test_empty_matrix_and_rows():

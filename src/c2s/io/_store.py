@@ -188,17 +188,9 @@ class _ShardResult:
     extra: dict = field(default_factory=dict)
 
 
-def _check_chunk(X, label: str, normalize: bool):
-    data = X.data
-    if data.size == 0:
-        return
-    if not np.isfinite(data).all():
-        raise C2SError(f"{label} contains NaN or infinite values; remove or impute them first.")
-    if data.min() < 0:
-        from c2s.pp import check_expression, require_rankable
-
-        require_rankable(check_expression(X), label=label, alternatives=[])
-    if normalize and not np.array_equal(data, np.round(data)):
+def _check_counts(data: np.ndarray, label: str):
+    """--normalize needs integer counts. (NaN and negative values are caught by the kernel.)"""
+    if data.size and not np.array_equal(data, np.round(data)):
         raise C2SError(
             f"--normalize expects raw counts, but {label} has non-integer values: it looks "
             "normalized already. Drop --normalize."
@@ -207,7 +199,7 @@ def _check_chunk(X, label: str, normalize: bool):
 
 def _run_job(job: _ConvertJob, on_chunk=None) -> _ShardResult:
     from c2s.pp import log10_normalize
-    from c2s.sentences import rank
+    from c2s.sentences import rank_csr
 
     if job.numba_threads:
         import numba
@@ -227,12 +219,15 @@ def _run_job(job: _ConvertJob, on_chunk=None) -> _ShardResult:
         try:
             for a in range(job.start, job.stop, job.chunk_size):
                 b = min(a + job.chunk_size, job.stop)
-                X = src.read_rows(a, b)
-                _check_chunk(X, src.label, job.normalize)
+                indptr, indices, data = src.read_rows_raw(a, b)
                 if job.normalize:
-                    X = log10_normalize(X)
-                r = rank(X, seed=job.seed, top_k=job.top_k, row_offset=a)
-                del X
+                    _check_counts(data, src.label)
+                    X = log10_normalize(src.read_rows(a, b))
+                    indptr, indices, data = X.indptr, X.indices, X.data
+                r = rank_csr(
+                    indptr, indices, data, job.n_genes, seed=job.seed, top_k=job.top_k, row_offset=a
+                )
+                del indptr, indices, data
                 n_expressed += r.n_expressed
                 h = np.bincount(np.diff(r.offsets))
                 if len(h) > len(hist):
@@ -349,7 +344,7 @@ def convert(
     if n_cells == 0:
         raise C2SError(f"{src.label} has no cells; nothing to convert.")
     names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
-    sample = src.read_rows(0, min(n_cells, 2000))
+    sample = src.read_rows(0, min(n_cells, 1000))
     check = check_expression(sample, n_rows=None)
     alternatives = _alternatives(data, src)
     require_rankable(check, label=src.label, alternatives=alternatives)

@@ -29,7 +29,7 @@ class ExpressionCheck:
         return f"{self.kind} (min {self.min:.3g}, max {self.max:.3g}, {self.n_rows_checked} rows checked)"
 
 
-def check_expression(X, *, n_rows: int | None = 2000) -> ExpressionCheck:
+def check_expression(X, *, n_rows: int | None = 1000) -> ExpressionCheck:
     """Tell raw counts, log-normalized values and scaled (centred) values apart.
 
     Parameters

@@ -1,10 +1,18 @@
 """Cell sentences: the rank kernel, the vocabulary and the ragged integer data model."""
 
-from c2s.sentences._rank import Ranked, rank
+from c2s.sentences._rank import Ranked, rank, rank_csr
 from c2s.sentences._sentences import CellSentences
 from c2s.sentences._vocab import Vocab, check_gene_names
 
-__all__ = ["CellSentences", "Ranked", "Vocab", "check_gene_names", "from_anndata", "rank"]
+__all__ = [
+    "CellSentences",
+    "Ranked",
+    "Vocab",
+    "check_gene_names",
+    "from_anndata",
+    "rank",
+    "rank_csr",
+]
 
 
 def from_anndata(

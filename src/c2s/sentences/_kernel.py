@@ -102,8 +102,8 @@ def _radix_sort_desc(bits, pos, nbits):
 @numba.njit(cache=True)
 def _bucket_by_hash(bits, pos, k):
     """Entries of the buckets needed for the top ``k``, grouped by bucket in descending value
-    order (ascending gene order within a bucket); ``None`` when the row has too many
-    distinct values for the hash table."""
+    order (ascending gene order within a bucket); ``None`` when the row has more than
+    ``_MAX_DISTINCT`` distinct values. ``bits`` is the row's values, ``pos`` row-local."""
     n = pos.shape[0]
     cap = 16
     while cap < 2 * min(n, _MAX_DISTINCT):
@@ -111,8 +111,8 @@ def _bucket_by_hash(bits, pos, k):
     shift = np.uint64(64 - int(np.log2(cap)))
     tkeys = np.empty(cap, dtype=bits.dtype)
     tused = np.zeros(cap, dtype=np.bool_)
-    tcnt = np.zeros(cap, dtype=np.int64)
-    ent_slot = np.empty(n, dtype=np.int64)
+    tcnt = np.zeros(cap, dtype=np.int32)
+    ent_slot = np.empty(n, dtype=np.int16)
     d = 0
     for q in range(n):
         key = bits[pos[q]]
@@ -136,9 +136,8 @@ def _bucket_by_hash(bits, pos, k):
         if tused[h]:
             slots[j] = h
             j += 1
-    order_desc = np.argsort(tkeys[slots])[::-1]
-    slots = slots[order_desc]
-    bucket_of = np.empty(cap, dtype=np.int64)
+    slots = slots[np.argsort(tkeys[slots])[::-1]]
+    bucket_of = np.empty(cap, dtype=np.int32)
     starts = np.empty(d + 1, dtype=np.int64)
     starts[0] = 0
     last = d - 1
@@ -147,7 +146,7 @@ def _bucket_by_hash(bits, pos, k):
         starts[i + 1] = starts[i] + tcnt[slots[i]]
         if starts[i] < k <= starts[i + 1] and last == d - 1:
             last = i  # the bucket that contains position k - 1
-    out = np.empty(starts[last + 1], dtype=np.int64)
+    out = np.empty(starts[last + 1], dtype=pos.dtype)
     cursor = starts[: last + 1].copy()
     for q in range(n):
         b = bucket_of[ent_slot[q]]
@@ -179,48 +178,99 @@ def _shuffle_ties(order, bits, k, seed, row):
         i = e
 
 
+@numba.njit(cache=True)
+def _top_candidates(row_bits, pos, k):
+    """A subset of ``pos`` (in the same order) that contains every entry of every bucket the
+    top ``k`` reaches, or ``pos`` itself when no cheap cut is found.
+
+    Any threshold ``t`` with at least ``k`` entries ``>= t`` works: the k-th largest value is
+    then ``>= t``, so all buckets down to the one holding position ``k - 1`` pass. ``t`` is
+    read off a strided sample at the rank where about ``2k`` entries should pass.
+    """
+    n = pos.shape[0]
+    n_sample = min(n, 128)
+    sample = np.empty(n_sample, dtype=row_bits.dtype)
+    step = n // n_sample
+    for i in range(n_sample):
+        sample[i] = row_bits[pos[i * step]]
+    sample.sort()
+    want = min(n_sample - 1, (2 * k * n_sample) // n + 1)
+    t = sample[n_sample - 1 - want]
+    out = np.empty(n, dtype=pos.dtype)
+    c = 0
+    for q in range(n):
+        if row_bits[pos[q]] >= t:
+            out[c] = pos[q]
+            c += 1
+    if c < k:
+        return pos
+    return out[:c]
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def rank_rows(
-    indptr, indices, bits, signbit, nbits, seed, row_offset, npos, out_offsets, out_genes, out_bits
+    indptr,
+    indices,
+    bits,
+    signbit,
+    badbits,
+    nbits,
+    seed,
+    row_offset,
+    npos,
+    out_offsets,
+    out_genes,
+    out_bits,
+    expressed,
+    n_bad,
 ):
-    """Rank CSR rows; writes each row's top entries as gene index and value bit pattern."""
+    """Rank CSR rows; writes each row's top entries as gene index and value bit pattern.
+
+    ``expressed`` (threads x genes) receives per-thread counts of expressing rows per gene;
+    ``n_bad`` (threads) counts NaN, infinite and negative entries (bits >= ``badbits``,
+    except -0.0), which the caller turns into an error.
+    """
     n_rows = indptr.shape[0] - 1
     for r in numba.prange(n_rows):
         n = npos[r]
         k = out_offsets[r + 1] - out_offsets[r]
-        if k == 0:
-            continue
-        pos = np.empty(n, dtype=np.int64)
+        start = indptr[r]
+        row_bits = bits[start : indptr[r + 1]]
+        row_idx = indices[start : indptr[r + 1]]
+        tid = numba.get_thread_id()
+        counts = expressed[tid]
+        pos = np.empty(n, dtype=np.int32)
         c = 0
-        for p in range(indptr[r], indptr[r + 1]):
-            if _is_pos(bits[p], signbit):
-                pos[c] = p
+        prev = -1
+        in_order = True
+        for p in range(row_bits.shape[0]):
+            b = row_bits[p]
+            if _is_pos(b, signbit):
+                if b >= badbits:
+                    n_bad[tid] += 1
+                    continue
+                if c < n:
+                    pos[c] = p
                 c += 1
-        for q in range(1, n):
-            if indices[pos[q]] < indices[pos[q - 1]]:
-                # Unsorted CSR indices (scipy allows them): use ascending gene order.
-                pos = pos[np.argsort(indices[pos], kind="mergesort")]
-                break
-        order = _bucket_by_hash(bits, pos, k)
+                g = row_idx[p]
+                counts[g] += 1
+                if g < prev:
+                    in_order = False
+                prev = g
+            elif b > signbit:
+                n_bad[tid] += 1
+        if k == 0 or c != n:
+            continue
+        if not in_order:
+            # Unsorted CSR indices (scipy allows them): use ascending gene order.
+            pos = pos[np.argsort(row_idx[pos], kind="mergesort")]
+        if 4 * k < n:
+            pos = _top_candidates(row_bits, pos, k)
+        order = _bucket_by_hash(row_bits, pos, k)
         if order is None:
-            order = _radix_sort_desc(bits, pos, nbits)
-        _shuffle_ties(order, bits, k, seed, row_offset + r)
+            order = _radix_sort_desc(row_bits, pos, nbits)
+        _shuffle_ties(order, row_bits, k, seed, row_offset + r)
         base = out_offsets[r]
         for q in range(k):
-            out_genes[base + q] = indices[order[q]]
-            out_bits[base + q] = bits[order[q]]
-
-
-@numba.njit(cache=True, parallel=True)
-def count_expressed(indptr, indices, bits, signbit, n_genes, n_blocks):
-    """Cells-expressed count per gene (entries > 0), with per-block partial histograms."""
-    n_rows = indptr.shape[0] - 1
-    n_blocks = min(n_rows, n_blocks)
-    parts = np.zeros((max(n_blocks, 1), n_genes), dtype=np.int64)
-    for blk in numba.prange(n_blocks):
-        r0 = blk * n_rows // n_blocks
-        r1 = (blk + 1) * n_rows // n_blocks
-        for p in range(indptr[r0], indptr[r1]):
-            if _is_pos(bits[p], signbit):
-                parts[blk, indices[p]] += 1
-    return parts.sum(axis=0)
+            out_genes[base + q] = row_idx[order[q]]
+            out_bits[base + q] = row_bits[order[q]]

@@ -45,6 +45,18 @@ def _kernel_dtype(data: np.ndarray) -> np.ndarray:
     return data64
 
 
+def _raise_bad(data: np.ndarray):
+    if not np.isfinite(data).all():
+        raise C2SError(
+            "The expression matrix contains NaN or infinite values; remove or impute them first."
+        )
+    raise C2SError(
+        f"The expression matrix has negative values (min {data.min():.3g}): it looks scaled. "
+        "Cell sentences rank expressed genes (value > 0) and need unscaled, e.g. "
+        "log-normalized, expression (adata.raw or a layer)."
+    )
+
+
 def rank(
     X,
     *,
@@ -71,6 +83,23 @@ def rank(
     :class:`Ranked` with int32 genes, float32 values, int64 offsets and per-gene counts of
     expressing cells.
     """
+    X = _as_csr(X)
+    return rank_csr(
+        X.indptr, X.indices, X.data, X.shape[1], seed=seed, top_k=top_k, row_offset=row_offset
+    )
+
+
+def rank_csr(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    n_genes: int,
+    *,
+    seed: int = 0,
+    top_k: int | None = None,
+    row_offset: int = 0,
+) -> Ranked:
+    """:func:`rank` on the raw arrays of a CSR matrix (no scipy object, no copies)."""
     import numba
 
     from c2s.sentences import _kernel
@@ -79,19 +108,18 @@ def rank(
         raise C2SError(f"top_k must be a positive number of genes, got {top_k}.")
     if seed < 0:
         raise C2SError(f"seed must be a non-negative integer, got {seed}.")
-    X = _as_csr(X)
-    n_rows, n_genes = X.shape
-    indptr = X.indptr.astype(np.int64, copy=False)
-    indices = X.indices  # int32 or int64: numba specializes on either
-    data = _kernel_dtype(X.data)
-    if data.size and np.isnan(data).any():
-        raise C2SError(
-            "The expression matrix contains NaN values; remove or impute them before ranking."
-        )
+    n_rows = len(indptr) - 1
+    indptr = np.asarray(indptr).astype(np.int64, copy=False)
+    if indptr[0] != 0:
+        indptr = indptr - indptr[0]
+    indices = np.asarray(indices)  # int32 or int64: numba specializes on either
+    data = _kernel_dtype(np.asarray(data))
     if data.dtype == np.float32:
         bits, signbit, nbits = data.view(np.uint32), np.uint32(1 << 31), 32
+        badbits = np.uint32(0x7F800000)  # +inf; NaNs lie above it, negatives above signbit
     else:
         bits, signbit, nbits = data.view(np.uint64), np.uint64(1 << 63), 64
+        badbits = np.uint64(0x7FF0000000000000)
     if data.size == 0 or data.min() > 0:
         npos = np.diff(indptr)  # no stored zeros: every entry is expressed
     else:
@@ -101,11 +129,15 @@ def rank(
     np.cumsum(lengths, out=offsets[1:])
     genes = np.empty(offsets[-1], dtype=np.int32)
     out_bits = np.empty(offsets[-1], dtype=bits.dtype)
+    n_threads = numba.get_num_threads()
+    expressed = np.zeros((n_threads, n_genes), dtype=np.int32)
+    n_bad = np.zeros(n_threads, dtype=np.int64)
     _kernel.rank_rows(
         indptr,
         indices,
         bits,
         signbit,
+        badbits,
         nbits,
         np.uint64(seed),
         np.int64(row_offset),
@@ -113,9 +145,11 @@ def rank(
         offsets,
         genes,
         out_bits,
+        expressed,
+        n_bad,
     )
+    if n_bad.any():
+        _raise_bad(data)
     values = out_bits.view(data.dtype).astype(np.float32, copy=False)
-    n_expressed = _kernel.count_expressed(
-        indptr, indices, bits, signbit, n_genes, 4 * numba.get_num_threads()
-    )
+    n_expressed = expressed.sum(axis=0, dtype=np.int64)
     return Ranked(genes, values, offsets, n_expressed)
