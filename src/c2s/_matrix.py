@@ -26,7 +26,9 @@ def _where(layer: str | None, use_raw: bool) -> str:
 
 
 def _describe(where: str) -> str:
-    return {"X": "adata.X", "raw": "adata.raw.X"}.get(where, f"adata.{where.replace('/', '[')}]")
+    if where.startswith("layers/"):
+        return f"adata.layers[{where.split('/', 1)[1]!r}]"
+    return {"X": "adata.X", "raw": "adata.raw.X"}[where]
 
 
 @dataclass
