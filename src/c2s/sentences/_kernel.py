@@ -109,8 +109,7 @@ def _bucket_by_hash(bits, pos, k):
     while cap < 2 * min(n, _MAX_DISTINCT):
         cap *= 2
     shift = np.uint64(64 - int(np.log2(cap)))
-    tkeys = np.empty(cap, dtype=bits.dtype)
-    tused = np.zeros(cap, dtype=np.bool_)
+    tkeys = np.zeros(cap, dtype=bits.dtype)  # 0 marks an empty slot: no positive value has 0 bits
     tcnt = np.zeros(cap, dtype=np.int32)
     ent_slot = np.empty(n, dtype=np.int16)
     d = 0
@@ -118,14 +117,14 @@ def _bucket_by_hash(bits, pos, k):
         key = bits[pos[q]]
         h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
         while True:
-            if not tused[h]:
+            t = tkeys[h]
+            if t == key:
+                break
+            if t == 0:
                 if d == _MAX_DISTINCT:
                     return None
-                tused[h] = True
                 tkeys[h] = key
                 d += 1
-                break
-            if tkeys[h] == key:
                 break
             h = (h + 1) & (cap - 1)
         tcnt[h] += 1
@@ -133,7 +132,7 @@ def _bucket_by_hash(bits, pos, k):
     slots = np.empty(d, dtype=np.int64)
     j = 0
     for h in range(cap):
-        if tused[h]:
+        if tkeys[h] != 0:
             slots[j] = h
             j += 1
     slots = slots[np.argsort(tkeys[slots])[::-1]]
@@ -179,32 +178,29 @@ def _shuffle_ties(order, bits, k, seed, row):
 
 
 @numba.njit(cache=True)
-def _top_candidates(row_bits, pos, k):
-    """A subset of ``pos`` (in the same order) that contains every entry of every bucket the
-    top ``k`` reaches, or ``pos`` itself when no cheap cut is found.
+def _cut_for_top(row_bits, signbit, n, k):
+    """A value threshold (as bits) with, very likely, at least ``k`` but not many more than
+    ``2k`` of the row's ``n`` positive entries at or above it, read off a strided sample.
 
-    Any threshold ``t`` with at least ``k`` entries ``>= t`` works: the k-th largest value is
-    then ``>= t``, so all buckets down to the one holding position ``k - 1`` pass. ``t`` is
-    read off a strided sample at the rank where about ``2k`` entries should pass.
+    Any threshold with at least ``k`` entries at or above it keeps every bucket that the top
+    ``k`` reaches (the k-th largest value is then above it); the caller checks the count and
+    falls back to the whole row (threshold 1) when it is short.
     """
-    n = pos.shape[0]
-    n_sample = min(n, 128)
+    m = row_bits.shape[0]
+    n_sample = min(m, 128)
     sample = np.empty(n_sample, dtype=row_bits.dtype)
-    step = n // n_sample
-    for i in range(n_sample):
-        sample[i] = row_bits[pos[i * step]]
-    sample.sort()
-    want = min(n_sample - 1, (2 * k * n_sample) // n + 1)
-    t = sample[n_sample - 1 - want]
-    out = np.empty(n, dtype=pos.dtype)
+    step = m // n_sample
     c = 0
-    for q in range(n):
-        if row_bits[pos[q]] >= t:
-            out[c] = pos[q]
+    for i in range(n_sample):
+        b = row_bits[i * step]
+        if _is_pos(b, signbit):
+            sample[c] = b
             c += 1
-    if c < k:
-        return pos
-    return out[:c]
+    if c < 8:
+        return row_bits.dtype.type(1)
+    sample = np.sort(sample[:c])
+    want = min(c - 1, (2 * k * c) // n + 1)
+    return sample[c - 1 - want]
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
@@ -239,33 +235,45 @@ def rank_rows(
         row_idx = indices[start : indptr[r + 1]]
         tid = numba.get_thread_id()
         counts = expressed[tid]
-        pos = np.empty(n, dtype=np.int32)
+        # Top-k of a long row: only entries at or above a cut can reach the top k, so only
+        # those are kept (one pass either way); a cut that keeps fewer than k is retried
+        # with the whole row.
+        cut = _cut_for_top(row_bits, signbit, n, k) if k > 0 and 4 * k < n else bits.dtype.type(1)
+        pos = np.empty(n + 1, dtype=np.int32)  # + 1: the branch-free append writes one past
         c = 0
-        prev = -1
         in_order = True
+        total = 0
         for p in range(row_bits.shape[0]):
             b = row_bits[p]
             if _is_pos(b, signbit):
                 if b >= badbits:
                     n_bad[tid] += 1
                     continue
-                if c < n:
-                    pos[c] = p
-                c += 1
-                g = row_idx[p]
-                counts[g] += 1
-                if g < prev:
-                    in_order = False
-                prev = g
+                total += 1
+                counts[row_idx[p]] += 1
+                # Branch-free append: entries above the cut are unpredictable.
+                pos[c] = p
+                c += b >= cut
             elif b > signbit:
                 n_bad[tid] += 1
-        if k == 0 or c != n:
+        if k == 0 or total != n:
             continue
+        for q in range(1, c):
+            if row_idx[pos[q]] < row_idx[pos[q - 1]]:
+                in_order = False
+                break
+        if c < k:
+            c = 0
+            for p in range(row_bits.shape[0]):
+                if _is_pos(row_bits[p], signbit):
+                    pos[c] = p
+                    c += 1
+                    if c > 1 and row_idx[p] < row_idx[pos[c - 2]]:
+                        in_order = False
+        pos = pos[:c]
         if not in_order:
             # Unsorted CSR indices (scipy allows them): use ascending gene order.
             pos = pos[np.argsort(row_idx[pos], kind="mergesort")]
-        if 4 * k < n:
-            pos = _top_candidates(row_bits, pos, k)
         order = _bucket_by_hash(row_bits, pos, k)
         if order is None:
             order = _radix_sort_desc(row_bits, pos, nbits)
