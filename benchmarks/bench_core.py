@@ -230,7 +230,8 @@ def main() -> int:
         runs = []
         env = dict(os.environ, C2S_NO_PROGRESS="1")
         c2s_bin = str(Path(PY).parent / "c2s")
-        for chunk, workers in ((1024, 1), (4096, 1), (2048, 2)):
+        # chunk None: the default (2048 // workers cells per read).
+        for chunk, workers in ((None, 1), (4096, 1), (None, 2), (512, 2)):
             dest = out / f"stream_c{chunk}_w{workers}"
             print(f"ours: stream convert chunk={chunk} workers={workers} ...", file=sys.stderr)
             secs, peak, _ = tree_peak_rss(

@@ -77,8 +77,25 @@ class MatrixSource:
                 return X.indptr[start : stop + 1], X.indices[a:b], X.data[a:b]
             block = sp.csr_matrix(np.asarray(X[start:stop]))
             return block.indptr, block.indices, block.data
-        X = _read_h5_rows(self.path, self.where, start, stop, self.shape[1])
-        return X.indptr, X.indices, X.data
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return _h5_rows(f, self.where, start, stop, self.shape[1])
+
+    def iter_rows(self, start: int, stop: int, chunk_size: int):
+        """Yield ``(a, b, indptr, indices, data)`` for consecutive row blocks of ``[start,
+        stop)``; a file is opened once for the whole walk."""
+        if self.path is None:
+            for a in range(start, stop, chunk_size):
+                b = min(a + chunk_size, stop)
+                yield (a, b, *self.read_rows_raw(a, b))
+            return
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            for a in range(start, stop, chunk_size):
+                b = min(a + chunk_size, stop)
+                yield (a, b, *_h5_rows(f, self.where, a, b, self.shape[1]))
 
     def without_matrix(self) -> MatrixSource:
         """A picklable handle for worker processes (files only)."""
@@ -89,26 +106,26 @@ def _h5_group_path(where: str) -> str:
     return "raw/X" if where == "raw" else where
 
 
-def _read_h5_rows(path: str, where: str, start: int, stop: int, n_vars: int) -> sp.csr_matrix:
+def _h5_rows(f, where: str, start: int, stop: int, n_vars: int):
+    """Rows ``[start, stop)`` of an open .h5ad as CSR ``(indptr, indices, data)``."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        node = f[_h5_group_path(where)]
-        if isinstance(node, h5py.Dataset):
-            return sp.csr_matrix(node[start:stop])
-        enc = node.attrs.get("encoding-type", "")
-        if enc == "csr_matrix" or node.attrs.get("h5sparse_format", "") == "csr":
-            indptr = node["indptr"][start : stop + 1]
-            a, b = int(indptr[0]), int(indptr[-1])
-            data = node["data"][a:b]
-            indices = node["indices"][a:b]
-            return sp.csr_matrix((data, indices, indptr - a), shape=(stop - start, n_vars))
-        if enc == "csc_matrix":
-            # Column-major storage cannot be read by rows without reading everything.
-            from anndata.io import read_elem
+    node = f[_h5_group_path(where)]
+    if isinstance(node, h5py.Dataset):
+        X = sp.csr_matrix(node[start:stop])
+        return X.indptr, X.indices, X.data
+    enc = node.attrs.get("encoding-type", "")
+    if enc == "csr_matrix" or node.attrs.get("h5sparse_format", "") == "csr":
+        indptr = node["indptr"][start : stop + 1]
+        a, b = int(indptr[0]), int(indptr[-1])
+        return indptr - a, node["indices"][a:b], node["data"][a:b]
+    if enc == "csc_matrix":
+        # Column-major storage cannot be read by rows without reading everything.
+        from anndata.io import read_elem
 
-            return sp.csr_matrix(read_elem(node)[start:stop])
-        raise C2SError(f"Unsupported matrix encoding {enc!r} at {where!r} in {path}.")
+        X = sp.csr_matrix(read_elem(node)[start:stop])
+        return X.indptr, X.indices, X.data
+    raise C2SError(f"Unsupported matrix encoding {enc!r} at {where!r} in {f.filename}.")
 
 
 def open_source(data, *, layer: str | None = None, use_raw: bool = False) -> MatrixSource:

@@ -32,7 +32,10 @@ def register(sub) -> None:
         "--stratify", metavar="COL", help="split each label of this obs column separately"
     )
     p.add_argument(
-        "--chunk-size", type=int, default=4096, help="cells read at a time (memory bound)"
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="cells read at a time per worker (bounds memory; default 2048 / workers)",
     )
     p.add_argument("--shard-size", type=int, default=65536, help="cells per Parquet shard")
     p.add_argument("--workers", type=int, default=1, help="shards written in parallel")
