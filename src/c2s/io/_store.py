@@ -79,10 +79,30 @@ def _list_array(flat: np.ndarray, offsets: np.ndarray, typ) -> pa.Array:
     return pa.ListArray.from_arrays(off, pa.array(flat, type=typ))
 
 
-class _ShardWriter:
-    """Buffers ranked cells and writes row groups of exactly ``ROW_GROUP`` cells."""
+def _cell_columns(schema: pa.Schema, ids, split_codes, obs: pd.DataFrame) -> pa.Table:
+    """The per-cell columns of a shard (cell_id, split, obs), converted to Arrow once."""
+    lists = ("genes", "values")
+    obs_schema = pa.schema([f for f in schema if f.name not in (*lists, "cell_id", "split")])
+    obs_tab = pa.Table.from_pandas(obs, schema=obs_schema, preserve_index=False)
+    codes = pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(split_codes, dtype=np.int8), pa.int8()),
+        pa.array(list(SPLITS), pa.string()),
+    )
+    return pa.Table.from_arrays(
+        [pa.array(np.asarray(ids, dtype=object), pa.string()), codes, *obs_tab.columns],
+        schema=pa.schema([schema.field("cell_id"), schema.field("split"), *obs_schema]),
+    )
 
-    def __init__(self, path: Path, schema: pa.Schema, with_values: bool):
+
+class _ShardWriter:
+    """Writes one shard: ranked chunks in, row groups of exactly ``ROW_GROUP`` cells out.
+
+    ``cells`` holds the shard's per-cell columns (cell_id, split, obs) as one Arrow table;
+    each added chunk takes the next rows of it. Every row group is combined into contiguous
+    buffers before writing, so the file bytes do not depend on how cells were chunked.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, with_values: bool, cells: pa.Table):
         # Dictionary encoding of the gene lists costs more than it saves; byte-stream-split
         # makes the float values compress well and read fast.
         self.writer = pq.ParquetWriter(
@@ -95,68 +115,33 @@ class _ShardWriter:
         )
         self.schema = schema
         self.with_values = with_values
-        self.pending: list[tuple] = []
-        self.n_pending = 0
+        self.cells = cells
+        self.cursor = 0  # rows of ``cells`` consumed
+        self.pending: pa.Table | None = None
 
-    def add(self, genes, values, offsets, cell_ids, split_codes, obs: pd.DataFrame):
-        self.pending.append((genes, values, offsets, cell_ids, split_codes, obs))
-        self.n_pending += len(offsets) - 1
-        while self.n_pending >= ROW_GROUP:
+    def add(self, genes, values, offsets):
+        """Append ranked cells (offsets start at 0) and write every full row group."""
+        n = len(offsets) - 1
+        cols = {"genes": _list_array(genes, offsets, pa.int32())}
+        if self.with_values:
+            cols["values"] = _list_array(values, offsets, pa.float32())
+        meta = self.cells.slice(self.cursor, n)
+        self.cursor += n
+        table = pa.Table.from_arrays(
+            [cols[f.name] if f.name in cols else meta.column(f.name) for f in self.schema],
+            schema=self.schema,
+        )
+        self.pending = table if self.pending is None else pa.concat_tables([self.pending, table])
+        while self.pending.num_rows >= ROW_GROUP:
             self._emit(ROW_GROUP)
 
     def _emit(self, n: int):
-        """Write the first ``n`` pending cells as one row group (pending offsets start at 0)."""
-        parts, taken = [], 0
-        while taken < n:
-            genes, values, offsets, ids, codes, obs = self.pending[0]
-            m = len(offsets) - 1
-            use = min(m, n - taken)
-            hi = offsets[use]
-            cut = None if values is None else values[:hi]
-            parts.append(
-                (genes[:hi], cut, offsets[: use + 1], ids[:use], codes[:use], obs.iloc[:use])
-            )
-            if use == m:
-                self.pending.pop(0)
-            else:
-                rest = None if values is None else values[hi:]
-                self.pending[0] = (
-                    genes[hi:],
-                    rest,
-                    offsets[use:] - hi,
-                    ids[use:],
-                    codes[use:],
-                    obs.iloc[use:],
-                )
-            taken += use
-        self.n_pending -= n
-        self._write(parts)
-
-    def _write(self, parts):
-        genes = np.concatenate([p[0] for p in parts])
-        lens = np.concatenate([np.diff(p[2]) for p in parts])
-        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        np.cumsum(lens, out=offsets[1:])
-        cols = {
-            "cell_id": pa.array(np.concatenate([p[3] for p in parts]).astype(str), pa.string()),
-            "genes": _list_array(genes, offsets, pa.int32()),
-        }
-        if self.with_values:
-            vals = np.concatenate([p[1] for p in parts])
-            cols["values"] = _list_array(vals, offsets, pa.float32())
-        codes = np.concatenate([p[4] for p in parts]).astype(np.int8)
-        cols["split"] = pa.DictionaryArray.from_arrays(
-            pa.array(codes, pa.int8()), pa.array(list(SPLITS), pa.string())
-        )
-        obs = pd.concat([p[5] for p in parts]) if len(parts) > 1 else parts[0][5]
-        obs_schema = pa.schema([f for f in self.schema if f.name not in cols])
-        obs_tab = pa.Table.from_pandas(obs, schema=obs_schema, preserve_index=False)
-        arrays = [cols[f.name] if f.name in cols else obs_tab.column(f.name) for f in self.schema]
-        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.writer.write_table(self.pending.slice(0, n).combine_chunks())
+        self.pending = self.pending.slice(n)
 
     def close(self):
-        if self.n_pending:
-            self._emit(self.n_pending)
+        if self.pending is not None and self.pending.num_rows:
+            self._emit(self.pending.num_rows)
         self.writer.close()
 
 
@@ -208,10 +193,15 @@ def _run_job(job: _ConvertJob, on_chunk=None) -> _ShardResult:
 
         numba.set_num_threads(job.numba_threads)
     src = job.source
-    writer = _ShardWriter(Path(job.path), job.schema, job.with_values)
+    cells = _cell_columns(
+        job.schema,
+        src.obs.index[job.start : job.stop].astype(str),
+        job.split_codes,
+        src.obs.iloc[job.start : job.stop][job.obs_keys],
+    )
+    writer = _ShardWriter(Path(job.path), job.schema, job.with_values, cells)
     n_expressed = np.zeros(job.n_genes, dtype=np.int64)
     hist = np.zeros(1, dtype=np.int64)
-    ids = np.asarray(src.obs.index.astype(str), dtype=object)
     # Parquet encoding runs in a second thread while the next chunk is read and ranked
     # (both release the GIL); at most one chunk waits, which bounds memory to two chunks.
     from concurrent.futures import ThreadPoolExecutor
@@ -242,13 +232,7 @@ def _run_job(job: _ConvertJob, on_chunk=None) -> _ShardResult:
                 if on_chunk is not None:
                     on_chunk(b - a)
                 pending = io_thread.submit(
-                    writer.add,
-                    r.genes,
-                    r.values if job.with_values else None,
-                    r.offsets,
-                    ids[a:b],
-                    job.split_codes[a - job.start : b - job.start],
-                    src.obs.iloc[a:b][job.obs_keys],
+                    writer.add, r.genes, r.values if job.with_values else None, r.offsets
                 )
             if pending is not None:
                 pending.result()
@@ -322,8 +306,8 @@ def convert(
         ``obs`` column whose labels are split separately (e.g. ``"cell_type"``).
     chunk_size
         Cells read and ranked at a time per worker (bounds memory; does not change the
-        output). Default: ``2048 // workers`` (at least 256), which keeps a 3,600-genes-per-cell
-        conversion well under 1.5 GB.
+        output). Default for files: ``2048 // workers`` (at least 256), which keeps a
+        3,600-genes-per-cell conversion under 1.5 GB; four times that for in-memory data.
     shard_size
         Cells per Parquet shard (the unit of parallel work).
     workers
@@ -343,16 +327,18 @@ def convert(
     from c2s.sentences import check_gene_names
 
     out_dir = check_output(out_dir, overwrite=overwrite)  # fail before any work
+    src = open_source(data, layer=layer, use_raw=use_raw)
     if chunk_size is None:
-        chunk_size = max(256, DEFAULT_CHUNK // max(workers, 1))
+        # In-memory input is resident already: bigger chunks mean fewer kernel launches.
+        base = DEFAULT_CHUNK if src.path is not None else 4 * DEFAULT_CHUNK
+        chunk_size = max(256, base // max(workers, 1))
     if chunk_size < 1 or shard_size < 1 or workers < 1:
         raise C2SError("chunk_size, shard_size and workers must be positive.")
-    src = open_source(data, layer=layer, use_raw=use_raw)
     n_cells, n_genes = src.shape
     if n_cells == 0:
         raise C2SError(f"{src.label} has no cells; nothing to convert.")
     names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
-    sample = src.read_rows(0, min(n_cells, 1000))
+    sample = src.read_rows(0, min(n_cells, 256))
     check = check_expression(sample, n_rows=None)
     alternatives = _alternatives(data, src)
     require_rankable(check, label=src.label, alternatives=alternatives)
@@ -567,15 +553,13 @@ def write_sentences(
     bounds = [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for i, (a, b) in enumerate(bounds):
-            w = _ShardWriter(tmp / shard_name(i), schema, with_values)
+            cells = _cell_columns(schema, ids[a:b], codes[a:b], obs.iloc[a:b][obs_keys])
+            w = _ShardWriter(tmp / shard_name(i), schema, with_values, cells)
             lo, hi = sentences.offsets[a], sentences.offsets[b]
             w.add(
                 sentences.genes[lo:hi],
                 None if not with_values else sentences.values[lo:hi],
                 sentences.offsets[a : b + 1] - lo,
-                ids[a:b],
-                codes[a:b],
-                obs.iloc[a:b][obs_keys],
             )
             w.close()
         vocab = sentences.vocab

@@ -187,7 +187,7 @@ def _cut_for_top(row_bits, signbit, n, k):
     falls back to the whole row (threshold 1) when it is short.
     """
     m = row_bits.shape[0]
-    n_sample = min(m, 128)
+    n_sample = min(m, 64)
     sample = np.empty(n_sample, dtype=row_bits.dtype)
     step = m // n_sample
     c = 0
@@ -199,7 +199,7 @@ def _cut_for_top(row_bits, signbit, n, k):
     if c < 8:
         return row_bits.dtype.type(1)
     sample = np.sort(sample[:c])
-    want = min(c - 1, (2 * k * c) // n + 1)
+    want = min(c - 1, (3 * k * c) // (2 * n) + 1)
     return sample[c - 1 - want]
 
 
