@@ -154,13 +154,27 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-ref", action="store_true")
     ap.add_argument("--skip-stream", action="store_true")
+    ap.add_argument(
+        "--sections",
+        default="convert,reconstruct,quality,stream",
+        help="comma-separated subset to run; results merge into an existing core.json",
+    )
     args = ap.parse_args()
 
     import c2s
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"machine": machine(), "args": vars(args)}
+    sections = set(args.sections.split(","))
+    if args.skip_stream:
+        sections.discard("stream")
+    results_path = out / "core.json"
+    results: dict = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.update({"machine": machine(), "args": vars(args)})
+
+    def save():
+        results_path.write_text(json.dumps(results, indent=2, sort_keys=True))
+
     h5ad = out / f"synth_{args.cells}x{args.genes}_{args.genes_per_cell}.h5ad"
     if not h5ad.exists():
         print(f"writing {h5ad} ...", file=sys.stderr)
@@ -170,52 +184,50 @@ def main() -> int:
     have_ref = REF_PY.exists() and not args.skip_ref
 
     # 1. conversion, side by side ------------------------------------------------------
-    conv = {}
-    for label, top_k, values in (
-        ("full", "none", "1"),
-        ("full_no_values", "none", "0"),
-        ("top200", "200", "1"),
-    ):
-        print(f"ours: convert {label} ...", file=sys.stderr)
-        conv[f"ours_{label}"] = ours(
-            CONVERT, str(h5ad), str(out / f"ours_{label}"), top_k, values, str(args.repeat)
-        )
-    if have_ref:
-        for label, extra in (("full", []), ("top200", ["--top-k", "200"])):
-            print(f"reference: convert {label} ...", file=sys.stderr)
-            conv[f"ref_{label}"] = run_json(
-                [
-                    str(REF_PY),
-                    str(ROOT / "benchmarks" / "ref_convert.py"),
-                    str(h5ad),
-                    str(out / f"ref_{label}"),
-                    *extra,
-                    "--repeat",
-                    "1",
-                ]
+    if "convert" in sections:
+        conv = {}
+        runs = (("full", "none", "1"), ("full_no_values", "none", "0"), ("top200", "200", "1"))
+        for label, top_k, values in runs:
+            print(f"ours: convert {label} ...", file=sys.stderr)
+            conv[f"ours_{label}"] = ours(
+                CONVERT, str(h5ad), str(out / f"ours_{label}"), top_k, values, str(args.repeat)
             )
-        for label in ("full", "full_no_values", "top200"):
-            ref = conv["ref_top200" if label == "top200" else "ref_full"]
-            conv[f"speedup_{label}"] = conv[f"ours_{label}"]["cells_per_s"] / ref["cells_per_s"]
-    results["convert"] = conv
+        if have_ref:
+            for label, extra in (("full", []), ("top200", ["--top-k", "200"])):
+                print(f"reference: convert {label} ...", file=sys.stderr)
+                script = str(ROOT / "benchmarks" / "ref_convert.py")
+                dest = str(out / f"ref_{label}")
+                conv[f"ref_{label}"] = run_json(
+                    [str(REF_PY), script, str(h5ad), dest, *extra, "--repeat", "1"]
+                )
+            for label, _, _ in runs:
+                ref = conv["ref_top200" if label == "top200" else "ref_full"]
+                conv[f"speedup_{label}"] = conv[f"ours_{label}"]["cells_per_s"] / ref["cells_per_s"]
+        results["convert"] = conv
+        save()
 
     # 2. reconstruction, side by side --------------------------------------------------
-    print("ours: reconstruct ...", file=sys.stderr)
-    rec = {"ours": ours(RECONSTRUCT, str(out / "ours_full"))}
-    if have_ref:
-        print("reference: reconstruct ...", file=sys.stderr)
-        rec["ref"] = run_json(
-            [str(REF_PY), str(ROOT / "benchmarks" / "ref_reconstruct.py"), str(h5ad)]
-        )
-        rec["speedup_linear"] = rec["ours"]["linear"]["cells_per_s"] / rec["ref"]["cells_per_s"]
-    results["reconstruct"] = rec
+    if "reconstruct" in sections:
+        print("ours: reconstruct ...", file=sys.stderr)
+        results["reconstruct"] = {"ours": ours(RECONSTRUCT, str(out / "ours_full"))}
+        save()
+        if have_ref:
+            print("reference: reconstruct ...", file=sys.stderr)
+            rec = results["reconstruct"]
+            rec["ref"] = run_json(
+                [str(REF_PY), str(ROOT / "benchmarks" / "ref_reconstruct.py"), str(h5ad)]
+            )
+            rec["speedup_linear"] = rec["ours"]["linear"]["cells_per_s"] / rec["ref"]["cells_per_s"]
+            save()
 
     # 3. inverse-model quality -----------------------------------------------------------
-    print("inverse quality ...", file=sys.stderr)
-    results["inverse_quality"] = ours(QUALITY, str(out), str(out / "ours_full"))
+    if "quality" in sections:
+        print("inverse quality ...", file=sys.stderr)
+        results["inverse_quality"] = ours(QUALITY, str(out), str(out / "ours_full"))
+        save()
 
     # 4. streaming a large backed file -----------------------------------------------------
-    if not args.skip_stream:
+    if "stream" in sections:
         big = out / f"synth_{args.stream_cells}x{args.genes}_{args.genes_per_cell}.h5ad"
         if not big.exists():
             print(f"writing {big} (chunked) ...", file=sys.stderr)
@@ -235,17 +247,8 @@ def main() -> int:
             dest = out / f"stream_c{chunk}_w{workers}"
             print(f"ours: stream convert chunk={chunk} workers={workers} ...", file=sys.stderr)
             secs, peak, _ = tree_peak_rss(
-                [
-                    c2s_bin,
-                    "convert",
-                    str(big),
-                    str(dest),
-                    "--chunk-size",
-                    str(chunk),
-                    "--workers",
-                    str(workers),
-                    "--overwrite",
-                ],
+                [c2s_bin, "convert", str(big), str(dest), "--workers", str(workers), "--overwrite"]
+                + (["--chunk-size", str(chunk)] if chunk else []),
                 env=env,
             )
             runs.append(
@@ -264,7 +267,7 @@ def main() -> int:
             "runs": runs,
             "identical_outputs": len({r["digest"] for r in runs}) == 1,
         }
-    (out / "core.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    save()
     print(json.dumps(results, indent=2, sort_keys=True))
     return 0
 

@@ -216,6 +216,19 @@ def test_round_trip_on_pbmc(pbmc, pbmc_dataset):
     assert r2_score(X.ravel(), R.ravel()) > 0.8
 
 
+def test_round_trip_through_text(pbmc, pbmc_dataset):
+    """AnnData -> dataset -> text -> parsed sentences -> reconstructed expression."""
+    fit = fit_inverse(pbmc_dataset.sentences())
+    texts = pbmc_dataset.texts()
+    parsed = CellSentences.from_text(texts, pbmc_dataset.vocab, obs=pbmc.obs)
+    stored = pbmc_dataset.sentences()
+    np.testing.assert_array_equal(parsed.genes, stored.genes)
+    rec = reconstruct(parsed, fit.model).X.toarray()
+    X = pbmc.X.toarray()
+    np.testing.assert_array_equal(rec > 0, X > 0)
+    assert r2_score(X[X > 0], rec[X > 0]) > 0.8
+
+
 # ---------------------------------------------------------------------------------------
 # metrics
 # ---------------------------------------------------------------------------------------

@@ -111,6 +111,8 @@ class _ShardWriter:
             compression=_COMPRESSION,
             compression_level=1,
             use_dictionary=[f.name for f in schema if f.name not in ("genes", "values")],
+            # Min/max statistics of the gene and value lists are never used for filtering.
+            write_statistics=[f.name for f in schema if f.name not in ("genes", "values")],
             use_byte_stream_split=["values.list.element"] if with_values else False,
         )
         self.schema = schema
