@@ -132,22 +132,28 @@ def rank_csr(
     n_threads = numba.get_num_threads()
     expressed = np.zeros((n_threads, n_genes), dtype=np.int32)
     n_bad = np.zeros(n_threads, dtype=np.int64)
-    _kernel.rank_rows(
-        indptr,
-        indices,
-        bits,
-        signbit,
-        badbits,
-        nbits,
-        np.uint64(seed),
-        np.int64(row_offset),
-        npos,
-        offsets,
-        genes,
-        out_bits,
-        expressed,
-        n_bad,
-    )
+    # Hand out rows in small chunks: when another thread (the Parquet writer) holds a core,
+    # a static split would leave the whole call waiting on the slowed half.
+    previous = numba.set_parallel_chunksize(64)
+    try:
+        _kernel.rank_rows(
+            indptr,
+            indices,
+            bits,
+            signbit,
+            badbits,
+            nbits,
+            np.uint64(seed),
+            np.int64(row_offset),
+            npos,
+            offsets,
+            genes,
+            out_bits,
+            expressed,
+            n_bad,
+        )
+    finally:
+        numba.set_parallel_chunksize(previous)
     if n_bad.any():
         _raise_bad(data)
     values = out_bits.view(data.dtype).astype(np.float32, copy=False)

@@ -13,6 +13,7 @@ import pandas as pd
 from c2s._errors import C2SError
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+_WHITESPACE = re.compile(r"\s")
 
 
 def check_gene_names(names: Sequence[str], *, where: str = "adata.var_names") -> np.ndarray:
@@ -20,31 +21,34 @@ def check_gene_names(names: Sequence[str], *, where: str = "adata.var_names") ->
 
     Refuses duplicates, empty names and names containing whitespace (a sentence is split on
     spaces), and warns when most names look like Ensembl IDs (released models were trained on
-    gene symbols).
+    gene symbols) or when names differ only by case.
     """
     names = np.asarray([str(n) for n in names], dtype=object)
     if len(names) == 0:
         raise C2SError(f"{where} is empty: the data has no genes.")
-    s = pd.Series(names)
-    dup = s[s.duplicated()].unique()
-    if len(dup):
+    index = pd.Index(names)
+    if index.has_duplicates:
+        dup = index[index.duplicated()].unique()
         raise C2SError(
             f"{len(dup)} gene names in {where} are duplicated (e.g. {', '.join(map(repr, dup[:5]))}). "
             "Each gene must have one name; run adata.var_names_make_unique() or aggregate the "
             "duplicated genes first."
         )
-    empty = s[s.str.len() == 0]
-    if len(empty):
-        raise C2SError(f"{len(empty)} gene names in {where} are empty strings; name every gene.")
-    spaced = s[s.str.contains(r"\s", regex=True)]
-    if len(spaced):
+    # One regex over the joined names is much faster than per-name string methods.
+    joined = "\x00".join(names)
+    if "\x00\x00" in f"\x00{joined}\x00":
+        n_empty = int(sum(len(n) == 0 for n in names))
+        raise C2SError(f"{n_empty} gene names in {where} are empty strings; name every gene.")
+    if _WHITESPACE.search(joined):
+        spaced = [n for n in names if _WHITESPACE.search(n)]
         raise C2SError(
             f"{len(spaced)} gene names in {where} contain whitespace "
-            f"(e.g. {', '.join(map(repr, spaced.iloc[:3]))}), which would split them in a cell "
+            f"(e.g. {', '.join(map(repr, spaced[:3]))}), which would split them in a cell "
             "sentence. Replace it, e.g. adata.var_names = adata.var_names.str.replace(r'\\s+', '_', "
             "regex=True)."
         )
-    ens = s.str.match(_ENSEMBL.pattern).mean()
+    sample = names[:: max(1, len(names) // 1000)]
+    ens = np.mean([bool(_ENSEMBL.match(n)) for n in sample])
     if ens > 0.5:
         warnings.warn(
             f"{ens:.0%} of the gene names in {where} look like Ensembl IDs (e.g. {names[0]!r}). "
@@ -52,9 +56,9 @@ def check_gene_names(names: Sequence[str], *, where: str = "adata.var_names") ->
             "(--var-names COLUMN, or var_names='COLUMN' in Python).",
             stacklevel=3,
         )
-    upper = s.str.upper()
-    clash = upper[upper.duplicated()].unique()
-    if len(clash):
+    upper = pd.Index(joined.upper().split("\x00"))
+    if upper.has_duplicates:
+        clash = upper[upper.duplicated()].unique()
         warnings.warn(
             f"{len(clash)} gene names differ only by case (e.g. {clash[0]!r}) and share one "
             "upper-cased display name in sentences; their text is ambiguous.",
