@@ -85,7 +85,6 @@ def export_reference(
 
     def rows():
         cs = ds.sentences(values=False, obs_columns=keys)
-        texts_done = 0
         bar = progress(total=cs.n_cells, desc="export", unit="cells", enabled=progress_bar)
         for a in range(0, cs.n_cells, batch_size):
             part = cs.take(np.arange(a, min(a + batch_size, cs.n_cells)))
@@ -94,7 +93,6 @@ def export_reference(
             cols = {k: obs[k].astype(str).tolist() for k in keys}
             for i, (name, text) in enumerate(zip(obs.index.astype(str), texts, strict=True)):
                 yield {"cell_name": name, "cell_sentence": text} | {k: cols[k][i] for k in keys}
-            texts_done += part.n_cells
             bar.update(part.n_cells)
         bar.close()
 

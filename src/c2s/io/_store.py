@@ -405,35 +405,23 @@ def convert(
         hist = np.sum(
             [np.pad(r.length_hist, (0, hist_len - len(r.length_hist))) for r in results], axis=0
         )
-        vocab = Vocab.from_names(names, n_expressed)
-        pq.write_table(
-            pa.Table.from_pandas(vocab.to_frame(), preserve_index=False), tmp / VOCAB_FILE
-        )
-        meta = {
-            "format": "c2s-dataset",
-            "schema_version": SCHEMA_VERSION,
-            "package_version": __version__,
-            "vocab_file": VOCAB_FILE,
-            "n_cells": int(n_cells),
-            "n_genes": int(n_genes),
-            "shards": [
-                {"file": shard_name(i), "n_cells": b - a} for i, (a, b) in enumerate(bounds)
-            ],
-            "source": {
+        _finish(
+            tmp,
+            Vocab.from_names(names, n_expressed),
+            bounds,
+            source={
                 "file": None if src.path is None else os.path.basename(src.path),
                 "matrix": src.label,
                 "var_names": var_names,
                 "expression": check.kind,
             },
-            "normalization": _normalization_note(check.kind, normalize),
-            "ranking": {"seed": int(seed), "top_k": top_k, "tie_rule": TIE_RULE},
-            "has_values": bool(with_values),
-            "obs_columns": obs_keys,
-            "split": _split_meta(codes, fractions, seed, stratify),
-            "lengths": _length_stats(hist),
-            "inverse": None,
-        }
-        _write_meta(tmp, meta)
+            normalization=_normalization_note(check.kind, normalize),
+            ranking={"seed": int(seed), "top_k": top_k, "tie_rule": TIE_RULE},
+            has_values=bool(with_values),
+            obs_columns=obs_keys,
+            split=_split_meta(codes, fractions, seed, stratify),
+            lengths=_length_stats(hist),
+        )
     return C2SDataset(out_dir)
 
 
@@ -517,6 +505,25 @@ def _length_stats(hist: np.ndarray) -> dict:
     }
 
 
+def _finish(directory: Path, vocab: Vocab, bounds, **fields) -> None:
+    """Write vocab.parquet and c2s_dataset.json next to the shards in ``directory``."""
+    pq.write_table(
+        pa.Table.from_pandas(vocab.to_frame(), preserve_index=False), directory / VOCAB_FILE
+    )
+    meta = {
+        "format": "c2s-dataset",
+        "schema_version": SCHEMA_VERSION,
+        "package_version": __version__,
+        "vocab_file": VOCAB_FILE,
+        "n_cells": int(bounds[-1][1]),
+        "n_genes": len(vocab),
+        "shards": [{"file": shard_name(i), "n_cells": b - a} for i, (a, b) in enumerate(bounds)],
+        **fields,
+        "inverse": None,
+    }
+    _write_meta(directory, meta)
+
+
 def _write_meta(directory: Path, meta: dict) -> None:
     """Write c2s_dataset.json atomically (temp file + rename)."""
     path = Path(directory) / META_FILE
@@ -564,30 +571,18 @@ def write_sentences(
                 sentences.offsets[a : b + 1] - lo,
             )
             w.close()
-        vocab = sentences.vocab
-        pq.write_table(
-            pa.Table.from_pandas(vocab.to_frame(), preserve_index=False), tmp / VOCAB_FILE
+        _finish(
+            tmp,
+            sentences.vocab,
+            bounds,
+            source=source or {"file": None, "matrix": "CellSentences"},
+            normalization={"values": "as given" if with_values else None},
+            ranking={"seed": int(seed), "top_k": None, "tie_rule": TIE_RULE},
+            has_values=with_values,
+            obs_columns=obs_keys,
+            split=_split_meta(codes, fractions, seed, None),
+            lengths=_length_stats(np.bincount(sentences.lengths)),
         )
-        meta = {
-            "format": "c2s-dataset",
-            "schema_version": SCHEMA_VERSION,
-            "package_version": __version__,
-            "vocab_file": VOCAB_FILE,
-            "n_cells": int(n),
-            "n_genes": len(vocab),
-            "shards": [
-                {"file": shard_name(i), "n_cells": b - a} for i, (a, b) in enumerate(bounds)
-            ],
-            "source": source or {"file": None, "matrix": "CellSentences"},
-            "normalization": {"values": "as given" if with_values else None},
-            "ranking": {"seed": int(seed), "top_k": None, "tie_rule": TIE_RULE},
-            "has_values": with_values,
-            "obs_columns": obs_keys,
-            "split": _split_meta(codes, fractions, seed, None),
-            "lengths": _length_stats(np.bincount(sentences.lengths)),
-            "inverse": None,
-        }
-        _write_meta(tmp, meta)
     return C2SDataset(out_dir)
 
 
@@ -685,7 +680,7 @@ class C2SDataset:
         split
             Only ``"train"``, ``"validation"`` or ``"test"`` cells.
         rows
-            Only these row indices (applied after ``split``... use one or the other).
+            Only these row indices (use either ``split`` or ``rows``).
         top_k
             Keep only the first ``top_k`` genes of each cell.
         values
@@ -703,7 +698,7 @@ class C2SDataset:
         want_values = values and self.has_values
         read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
         tables = []
-        for f in progress(self.files, desc="reading shards", unit="shard", enabled=False):
+        for f in self.files:
             tables.append(pq.read_table(f, columns=read))
         tab = pa.concat_tables(tables)
         if rows is not None:
