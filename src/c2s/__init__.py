@@ -5,6 +5,7 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.pp` - expression checks, normalization and QC.
 - :mod:`c2s.sentences` - the rank kernel and :class:`~c2s.sentences.CellSentences`.
 - :mod:`c2s.io` - the Parquet dataset store, Hugging Face and reference-format interop.
+- :mod:`c2s.prompts` - prompt tasks and templates (the released models' formats and more).
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
 - :mod:`c2s.metrics` - reconstruction metrics.
 - :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING
 from c2s._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from c2s import datasets, inverse, io, metrics, pl, pp, sentences
+    from c2s import datasets, inverse, io, metrics, pl, pp, prompts, sentences
 
-_SUBMODULES = ("pp", "sentences", "io", "inverse", "metrics", "datasets", "pl")
+_SUBMODULES = ("pp", "sentences", "io", "prompts", "inverse", "metrics", "datasets", "pl")
 
 __all__ = [
     "__version__",
@@ -31,6 +32,7 @@ __all__ = [
     "metrics",
     "pl",
     "pp",
+    "prompts",
     "sentences",
 ]
 

@@ -141,3 +141,24 @@ def test_quickstart_writes_report(capsys, tmp_path):
     # A second run without --overwrite refuses and keeps the report.
     code, _, err = run(capsys, "quickstart", "--out", qs)
     assert code == 2 and "--overwrite" in err and (qs / "report.md").exists()
+
+
+def test_prompt_prints_what_the_model_sees(capsys, tmp_path, lognorm_adata):
+    c2s.io.convert(lognorm_adata, tmp_path / "ds", obs_keys=["cell_type", "organism"])
+    out = run_json(
+        capsys,
+        "prompt",
+        tmp_path / "ds",
+        "--task",
+        "cell_type_prediction",
+        "--n",
+        "2",
+        "--n-genes",
+        "5",
+    )
+    assert len(out["examples"]) == 2
+    first = out["examples"][0]
+    assert first["prompt"].startswith("The following is a list of 5 gene names")
+    assert first["response"].endswith(".")
+    code, _, err = run(capsys, "prompt", tmp_path / "ds", "--task", "nope")
+    assert code == 2 and "known tasks" in err

@@ -1,0 +1,342 @@
+"""The task registry: what each task renders from cells, and how answers are read back.
+
+A task is single-cell (one cell per example), multi-cell (a group of cells per example,
+grouped by obs keys) or paired (a perturbed cell with a control from the same context).
+Cell sentences are rendered as text only here, and only for the ``n_genes`` genes used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from c2s._errors import C2SError
+from c2s.prompts._templates import Template, load_profile
+from c2s.sentences import CellSentences
+
+# Placeholders a task fills itself; every other placeholder is an obs column (or a constant).
+COMPUTED = {
+    "num_genes",
+    "num_cells",
+    "cell_sentence",
+    "multi_cell_sentences",
+    "control_cell_sentence",
+    "perturbed_cell_sentence",
+    "perturbation_name",
+}
+
+
+@dataclass
+class Example:
+    """One rendered example: the prompt, the expected response, and where it came from."""
+
+    prompt: str
+    response: str
+    task: str
+    cells: tuple[int, ...]  # row indices of the cells used (control first for pairs)
+    n_genes: int
+    template: int = 0
+
+    @property
+    def text(self) -> str:
+        """Training text without EOS: ``prompt + " " + response``."""
+        return f"{self.prompt} {self.response}"
+
+
+def sentence_texts(cs: CellSentences, rows: Sequence[int], k: int) -> list[str]:
+    """Top-``k`` sentences of ``rows`` as upper-cased gene names joined by spaces."""
+    names = cs.vocab.display_names
+    out = []
+    for i in rows:
+        a = cs.offsets[i]
+        b = min(cs.offsets[i + 1], a + k)
+        out.append(" ".join(names[cs.genes[a:b]].tolist()))
+    return out
+
+
+def multi_cell_text(sentences: Sequence[str]) -> str:
+    """``Cell 1:\\n{s1}.\\nCell 2:\\n{s2}.\\n...``: the released models' multi-cell layout."""
+    return "".join(f"Cell {i}:\n{s}.\n" for i, s in enumerate(sentences, start=1))
+
+
+_TRAILING = re.compile(r"[\s.]+$")
+
+
+@dataclass
+class Task:
+    """A prompt task.
+
+    Parameters
+    ----------
+    name
+        Registry name.
+    kind
+        ``"single"``, ``"multi"`` or ``"pair"``.
+    answer
+        What the response holds: ``"label"`` (an obs value), ``"cells"`` (generated
+        sentences) or ``"text"`` (free text).
+    label
+        The obs column the answer comes from (label and text answers).
+    templates
+        Templates per profile; defaults to the packaged profiles under ``name``.
+    """
+
+    name: str
+    kind: Literal["single", "multi", "pair"]
+    answer: Literal["label", "cells", "text"]
+    label: str | None = None
+    templates: dict[str, tuple[Template, ...]] = field(default_factory=dict)
+
+    def templates_for(self, profile: str) -> tuple[Template, ...]:
+        if profile in self.templates:
+            return self.templates[profile]
+        found = load_profile(profile).get(self.name)
+        if not found:
+            raise C2SError(f"Task {self.name!r} has no templates in profile {profile!r}.")
+        return found
+
+    def columns(self, profile: str = "compat") -> set[str]:
+        """obs columns (or constants) the task's templates need."""
+        need = set()
+        for t in self.templates_for(profile):
+            need |= t.fields - COMPUTED
+        return need
+
+    def parse(self, text: str):
+        """Read a model answer back: a label string, a list of gene names, or free text."""
+        body = text.strip()
+        if self.answer == "label":
+            return _TRAILING.sub("", body.splitlines()[0] if body else "")
+        if self.answer == "cells":
+            if self.kind == "multi":
+                cells = re.split(r"Cell \d+:\s*", body)
+                return [_TRAILING.sub("", c).split() for c in cells if _TRAILING.sub("", c)]
+            return _TRAILING.sub("", body).split()
+        return _TRAILING.sub("", body)
+
+
+def _check_fields(task: Task, profile: str, obs: pd.DataFrame, constants: dict) -> None:
+    missing = sorted(
+        c for c in task.columns(profile) if c not in obs.columns and c not in constants
+    )
+    if missing:
+        have = ", ".join(map(str, obs.columns)) or "none"
+        raise C2SError(
+            f"Task {task.name!r} needs {missing} for its {profile!r} templates, but the data has no "
+            f"such obs column (columns: {have}). Add the column, or pass it as a constant "
+            f"(e.g. organism='Homo sapiens' / --organism)."
+        )
+
+
+def _clean_labels(obs: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Rows whose needed columns are all present; warns with the count of dropped rows."""
+    keep = np.ones(len(obs), dtype=bool)
+    for c in columns:
+        if c in obs.columns:
+            col = obs[c]
+            keep &= ~(col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy())
+    dropped = int((~keep).sum())
+    if dropped:
+        import warnings
+
+        warnings.warn(
+            f"{dropped} of {len(obs)} cells have no value in {list(columns)} and are left out.",
+            stacklevel=3,
+        )
+    return np.flatnonzero(keep)
+
+
+class Renderer:
+    """Renders a task's examples from :class:`~c2s.sentences.CellSentences`.
+
+    Parameters
+    ----------
+    task
+        The task (or its registry name).
+    profile
+        ``"compat"`` (released-model formats, the default) or ``"paraphrase"``.
+    n_genes
+        Genes per cell sentence (``num_genes`` in the prompt says this number even when a cell
+        has fewer genes, as the released models saw in training).
+    seed
+        Seed of the template choice, grouping and pairing.
+    constants
+        Values for placeholders that are not obs columns (e.g. ``organism``).
+    group_by, min_cells, max_cells
+        Multi-cell tasks: cells are grouped by these obs columns (default: the label column)
+        and cut into groups of ``min_cells`` to ``max_cells`` cells.
+    perturbation_key, control_value, context_keys
+        Paired tasks: the obs column naming the perturbation, its value for control cells, and
+        the columns a control must share with the perturbed cell.
+    """
+
+    def __init__(
+        self,
+        task: Task | str,
+        *,
+        profile: str = "compat",
+        n_genes: int = 200,
+        seed: int = 0,
+        constants: dict | None = None,
+        group_by: Sequence[str] | None = None,
+        min_cells: int = 5,
+        max_cells: int = 20,
+        perturbation_key: str = "perturbation",
+        control_value: str = "control",
+        context_keys: Sequence[str] = ("cell_type",),
+    ):
+        from c2s.prompts._registry import get_task
+
+        self.task = get_task(task) if isinstance(task, str) else task
+        self.profile = profile
+        self.templates = self.task.templates_for(profile)
+        if n_genes < 1:
+            raise C2SError(f"n_genes must be a positive number of genes, got {n_genes}.")
+        if not 1 <= min_cells <= max_cells:
+            raise C2SError("Need 1 <= min_cells <= max_cells.")
+        self.n_genes = n_genes
+        self.seed = seed
+        self.constants = dict(constants or {})
+        self.group_by = list(group_by) if group_by else None
+        self.min_cells, self.max_cells = min_cells, max_cells
+        self.perturbation_key = perturbation_key
+        self.control_value = control_value
+        self.context_keys = list(context_keys)
+
+    # -- template choice -----------------------------------------------------------------
+    def _template(self, key: int) -> tuple[int, Template]:
+        if len(self.templates) == 1:
+            return 0, self.templates[0]
+        j = int(np.random.default_rng([self.seed, 1, key]).integers(len(self.templates)))
+        return j, self.templates[j]
+
+    def _values(self, obs_row: dict) -> dict:
+        v = {
+            **{k: str(x) for k, x in obs_row.items()},
+            **{k: str(x) for k, x in self.constants.items()},
+        }
+        v["num_genes"] = str(self.n_genes)
+        return v
+
+    # -- examples --------------------------------------------------------------------------
+    def examples(self, cs: CellSentences, rows: Sequence[int] | None = None) -> Iterator[Example]:
+        """Rendered examples over ``rows`` (default: all cells), in a deterministic order."""
+        obs = cs.obs
+        _check_fields(self.task, self.profile, obs, self.constants)
+        rows = np.arange(cs.n_cells) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            raise C2SError("There are no cells to build prompts from.")
+        if self.task.kind == "single":
+            yield from self._single(cs, rows)
+        elif self.task.kind == "multi":
+            yield from self._multi(cs, rows)
+        else:
+            yield from self._pairs(cs, rows)
+
+    def _need_label(self, obs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        cols = [c for c in self.task.columns(self.profile) if c in obs.columns]
+        keep = _clean_labels(obs.iloc[rows], cols)
+        if len(keep) == 0:
+            raise C2SError(f"No cell has a value for {cols}: nothing to build prompts from.")
+        return rows[keep]
+
+    def _single(self, cs, rows):
+        rows = self._need_label(cs.obs, rows)
+        cols = list(self.task.columns(self.profile) & set(cs.obs.columns))
+        records = cs.obs.iloc[rows][cols].to_dict("records") if cols else [{}] * len(rows)
+        for i, rec in zip(rows, records, strict=True):
+            j, t = self._template(int(i))
+            v = self._values(rec)
+            v["cell_sentence"] = sentence_texts(cs, [i], self.n_genes)[0]
+            p, r = t.render(v)
+            yield Example(p, r, self.task.name, (int(i),), self.n_genes, j)
+
+    def groups(self, cs: CellSentences, rows: np.ndarray) -> list[np.ndarray]:
+        """Multi-cell groups: cells sharing ``group_by`` values, shuffled (seeded) and cut into
+        runs of ``min_cells``-``max_cells`` cells; a remainder too small is left out."""
+        keys = self.group_by or ([self.task.label] if self.task.label else [])
+        missing = [k for k in keys if k not in cs.obs.columns]
+        if missing:
+            raise C2SError(f"Cannot group cells by {missing}: no such obs column.")
+        rng = np.random.default_rng([self.seed, 2])
+        out = []
+        if keys:
+            frame = cs.obs.iloc[rows][keys].astype(str)
+            parts = [rows[idx] for _, idx in frame.groupby(keys, sort=True).indices.items()]
+        else:
+            parts = [rows]
+        for part in parts:
+            part = part[rng.permutation(len(part))]
+            start = 0
+            while len(part) - start >= self.min_cells:
+                size = int(rng.integers(self.min_cells, self.max_cells + 1))
+                out.append(part[start : start + size])
+                start += size
+        return out
+
+    def _multi(self, cs, rows):
+        rows = self._need_label(cs.obs, rows)
+        cols = list(self.task.columns(self.profile) & set(cs.obs.columns))
+        for g, group in enumerate(self.groups(cs, rows)):
+            j, t = self._template(g)
+            rec = cs.obs.iloc[int(group[0])][cols].to_dict() if cols else {}
+            v = self._values(rec)
+            v["num_cells"] = str(len(group))
+            v["multi_cell_sentences"] = multi_cell_text(sentence_texts(cs, group, self.n_genes))
+            p, r = t.render(v)
+            yield Example(p, r, self.task.name, tuple(int(x) for x in group), self.n_genes, j)
+
+    def pairs(self, cs: CellSentences, rows: np.ndarray) -> list[tuple[int, int]]:
+        """(control, perturbed) row pairs: each perturbed cell with a seeded random control
+        from the same context (``context_keys``)."""
+        obs = cs.obs
+        for k in [self.perturbation_key, *self.context_keys]:
+            if k not in obs.columns:
+                raise C2SError(f"Perturbation pairing needs the obs column {k!r}.")
+        pert = obs[self.perturbation_key].astype(str).to_numpy()
+        is_ctrl = pert == str(self.control_value)
+        if not is_ctrl.any():
+            raise C2SError(
+                f"No control cells: no cell has {self.perturbation_key} == {self.control_value!r} "
+                "(set control_value / --control-value)."
+            )
+        ctx = obs[self.context_keys].astype(str).agg("\x1f".join, axis=1).to_numpy()
+        controls: dict[str, np.ndarray] = {}
+        for c in np.unique(ctx[is_ctrl]):
+            controls[c] = np.flatnonzero(is_ctrl & (ctx == c))
+        out, unmatched = [], 0
+        for i in rows:
+            if is_ctrl[i]:
+                continue
+            pool = controls.get(ctx[i])
+            if pool is None:
+                unmatched += 1
+                continue
+            rng = np.random.default_rng([self.seed, 3, int(i)])
+            out.append((int(pool[rng.integers(len(pool))]), int(i)))
+        if unmatched:
+            import warnings
+
+            warnings.warn(
+                f"{unmatched} perturbed cells have no control cell in the same "
+                f"{self.context_keys} and are left out.",
+                stacklevel=3,
+            )
+        return out
+
+    def _pairs(self, cs, rows):
+        cols = list(self.task.columns(self.profile) & set(cs.obs.columns))
+        for ctrl, cell in self.pairs(cs, rows):
+            j, t = self._template(cell)
+            v = self._values(cs.obs.iloc[cell][cols].to_dict() if cols else {})
+            v["perturbation_name"] = str(cs.obs.iloc[cell][self.perturbation_key])
+            ctrl_s, pert_s = sentence_texts(cs, [ctrl, cell], self.n_genes)
+            v["control_cell_sentence"] = ctrl_s
+            v["perturbed_cell_sentence"] = pert_s
+            p, r = t.render(v)
+            yield Example(p, r, self.task.name, (ctrl, cell), self.n_genes, j)
