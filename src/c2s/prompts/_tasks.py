@@ -215,28 +215,62 @@ class Renderer:
         j = int(np.random.default_rng([self.seed, 1, key]).integers(len(self.templates)))
         return j, self.templates[j]
 
-    def _values(self, obs_row: dict) -> dict:
+    def _values(self, obs_row: dict, n_genes: int) -> dict:
         v = {
             **{k: str(x) for k, x in obs_row.items()},
             **{k: str(x) for k, x in self.constants.items()},
         }
-        v["num_genes"] = str(self.n_genes)
+        v["num_genes"] = str(n_genes)
         return v
 
+    def render(
+        self, cs: CellSentences, cells: Sequence[int], template: int, n_genes: int | None = None
+    ) -> Example:
+        """Render one example: ``cells`` (one cell, a group, or ``(control, perturbed)``) with
+        template number ``template`` and ``n_genes`` genes per sentence (default: the
+        renderer's). Training code calls this again with fewer genes to shorten an example."""
+        k = self.n_genes if n_genes is None else n_genes
+        t = self.templates[template]
+        cols = [c for c in t.fields - COMPUTED if c in cs.obs.columns]
+        kind = self.task.kind
+        anchor = int(cells[-1]) if kind == "pair" else int(cells[0])
+        v = self._values(cs.obs.iloc[anchor][cols].to_dict() if cols else {}, k)
+        if kind == "single":
+            v["cell_sentence"] = sentence_texts(cs, cells, k)[0]
+        elif kind == "multi":
+            v["num_cells"] = str(len(cells))
+            v["multi_cell_sentences"] = multi_cell_text(sentence_texts(cs, cells, k))
+        else:
+            v["perturbation_name"] = str(cs.obs.iloc[anchor][self.perturbation_key])
+            v["control_cell_sentence"], v["perturbed_cell_sentence"] = sentence_texts(cs, cells, k)
+        p, r = t.render(v)
+        return Example(p, r, self.task.name, tuple(int(c) for c in cells), k, template)
+
     # -- examples --------------------------------------------------------------------------
-    def examples(self, cs: CellSentences, rows: Sequence[int] | None = None) -> Iterator[Example]:
-        """Rendered examples over ``rows`` (default: all cells), in a deterministic order."""
+    def plan(
+        self, cs: CellSentences, rows: Sequence[int] | None = None
+    ) -> list[tuple[tuple[int, ...], int]]:
+        """What :meth:`examples` renders, as ``(cells, template)`` pairs, without rendering."""
         obs = cs.obs
         _check_fields(self.task, self.profile, obs, self.constants)
         rows = np.arange(cs.n_cells) if rows is None else np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             raise C2SError("There are no cells to build prompts from.")
         if self.task.kind == "single":
-            yield from self._single(cs, rows)
+            units = [(int(i),) for i in self._need_label(obs, rows)]
+            keys = [u[0] for u in units]
         elif self.task.kind == "multi":
-            yield from self._multi(cs, rows)
+            units = [tuple(int(x) for x in g) for g in self.groups(cs, self._need_label(obs, rows))]
+            keys = list(range(len(units)))
         else:
-            yield from self._pairs(cs, rows)
+            units = self.pairs(cs, rows)
+            keys = [u[1] for u in units]
+        return [(u, self._template(key)[0]) for u, key in zip(units, keys, strict=True)]
+
+    def examples(self, cs: CellSentences, rows: Sequence[int] | None = None) -> Iterator[Example]:
+        """Rendered examples over ``rows`` (default: all cells), in a deterministic order."""
+        for cells, template in self.plan(cs, rows):
+            yield self.render(cs, cells, template)
 
     def _need_label(self, obs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         cols = [c for c in self.task.columns(self.profile) if c in obs.columns]
@@ -244,17 +278,6 @@ class Renderer:
         if len(keep) == 0:
             raise C2SError(f"No cell has a value for {cols}: nothing to build prompts from.")
         return rows[keep]
-
-    def _single(self, cs, rows):
-        rows = self._need_label(cs.obs, rows)
-        cols = list(self.task.columns(self.profile) & set(cs.obs.columns))
-        records = cs.obs.iloc[rows][cols].to_dict("records") if cols else [{}] * len(rows)
-        for i, rec in zip(rows, records, strict=True):
-            j, t = self._template(int(i))
-            v = self._values(rec)
-            v["cell_sentence"] = sentence_texts(cs, [i], self.n_genes)[0]
-            p, r = t.render(v)
-            yield Example(p, r, self.task.name, (int(i),), self.n_genes, j)
 
     def groups(self, cs: CellSentences, rows: np.ndarray) -> list[np.ndarray]:
         """Multi-cell groups: cells sharing ``group_by`` values, shuffled (seeded) and cut into
@@ -278,18 +301,6 @@ class Renderer:
                 out.append(part[start : start + size])
                 start += size
         return out
-
-    def _multi(self, cs, rows):
-        rows = self._need_label(cs.obs, rows)
-        cols = list(self.task.columns(self.profile) & set(cs.obs.columns))
-        for g, group in enumerate(self.groups(cs, rows)):
-            j, t = self._template(g)
-            rec = cs.obs.iloc[int(group[0])][cols].to_dict() if cols else {}
-            v = self._values(rec)
-            v["num_cells"] = str(len(group))
-            v["multi_cell_sentences"] = multi_cell_text(sentence_texts(cs, group, self.n_genes))
-            p, r = t.render(v)
-            yield Example(p, r, self.task.name, tuple(int(x) for x in group), self.n_genes, j)
 
     def pairs(self, cs: CellSentences, rows: np.ndarray) -> list[tuple[int, int]]:
         """(control, perturbed) row pairs: each perturbed cell with a seeded random control
@@ -328,15 +339,3 @@ class Renderer:
                 stacklevel=3,
             )
         return out
-
-    def _pairs(self, cs, rows):
-        cols = list(self.task.columns(self.profile) & set(cs.obs.columns))
-        for ctrl, cell in self.pairs(cs, rows):
-            j, t = self._template(cell)
-            v = self._values(cs.obs.iloc[cell][cols].to_dict() if cols else {})
-            v["perturbation_name"] = str(cs.obs.iloc[cell][self.perturbation_key])
-            ctrl_s, pert_s = sentence_texts(cs, [ctrl, cell], self.n_genes)
-            v["control_cell_sentence"] = ctrl_s
-            v["perturbed_cell_sentence"] = pert_s
-            p, r = t.render(v)
-            yield Example(p, r, self.task.name, (ctrl, cell), self.n_genes, j)

@@ -1,0 +1,160 @@
+"""Turning rendered prompts into training tokens.
+
+Training text is ``prompt + " " + response`` followed by the tokenizer's EOS token, encoded
+in one call so that a tokenizer that adds BOS adds it once, at the start. Labels are -100 on
+the prompt (when the loss is on the response only) and on padding; EOS is attended and
+trained. An example longer than the context is shortened by rendering it again with fewer
+genes per cell sentence (``num_genes`` in the prompt follows), never by cutting the response.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from c2s._errors import C2SError
+
+IGNORE = -100
+
+
+@dataclass
+class EncodeStats:
+    """What :func:`encode_examples` did."""
+
+    n_examples: int = 0
+    n_shortened: int = 0
+    n_dropped: int = 0
+    n_tokens: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def encode_text(
+    tokenizer, prompt: str, response: str, *, loss_on_response_only: bool = True
+) -> dict:
+    """Tokens of one example: ``input_ids``, ``attention_mask`` and ``labels`` (lists).
+
+    The prompt/response boundary is found from the character offsets of the tokens, so it
+    is exact even when the tokenizer merges the joining space into the response's first token.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise C2SError("The tokenizer has no EOS token; set tokenizer.eos_token first.")
+    enc = tokenizer(f"{prompt} {response}", add_special_tokens=True, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    cut = len(prompt)
+    boundary = next((i for i, (_, end) in enumerate(enc["offset_mapping"]) if end > cut), len(ids))
+    ids.append(eos)
+    labels = list(ids)
+    if loss_on_response_only:
+        labels[:boundary] = [IGNORE] * boundary
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def encode_examples(
+    renderer,
+    sentences,
+    tokenizer,
+    *,
+    max_length: int,
+    loss_on_response_only: bool = True,
+    rows: Sequence[int] | None = None,
+) -> tuple[list[dict], EncodeStats]:
+    """Render and encode every example of ``renderer`` over ``sentences``.
+
+    Returns the encoded examples (dicts of lists, plus ``n_genes``) and counts of examples
+    shortened to fit ``max_length`` and dropped because even one gene per cell does not fit.
+    """
+    if max_length < 8:
+        raise C2SError(f"max_length {max_length} is too small for any prompt.")
+    out, stats = [], EncodeStats()
+    for cells, template in renderer.plan(sentences, rows):
+        ex = renderer.render(sentences, cells, template)
+        enc = encode_text(
+            tokenizer, ex.prompt, ex.response, loss_on_response_only=loss_on_response_only
+        )
+        k = ex.n_genes
+        if len(enc["input_ids"]) > max_length:
+            enc, k = _shorten(
+                renderer,
+                sentences,
+                cells,
+                template,
+                tokenizer,
+                max_length,
+                loss_on_response_only,
+                ex.n_genes,
+            )
+            if enc is None:
+                stats.n_dropped += 1
+                continue
+            stats.n_shortened += 1
+        enc["n_genes"] = k
+        out.append(enc)
+        stats.n_examples += 1
+        stats.n_tokens += len(enc["input_ids"])
+    if stats.n_shortened or stats.n_dropped:
+        warnings.warn(
+            f"{stats.n_shortened} examples were longer than {max_length} tokens and were shortened "
+            f"by dropping genes from the end of their cell sentences; {stats.n_dropped} did not fit "
+            "even with one gene and were left out.",
+            stacklevel=2,
+        )
+    if not out:
+        raise C2SError(f"No example fits in {max_length} tokens; raise max_length.")
+    return out, stats
+
+
+def _shorten(renderer, cs, cells, template, tokenizer, max_length, loss_on_response_only, k_max):
+    """The largest gene count whose example fits (binary search: length grows with k)."""
+    best = None
+    lo, hi = 1, k_max - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ex = renderer.render(cs, cells, template, n_genes=mid)
+        enc = encode_text(
+            tokenizer, ex.prompt, ex.response, loss_on_response_only=loss_on_response_only
+        )
+        if len(enc["input_ids"]) <= max_length:
+            best = (enc, mid)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return best if best is not None else (None, 0)
+
+
+class PromptCollator:
+    """Pads encoded examples into a batch of tensors (right padding for training).
+
+    Padding positions get ``attention_mask`` 0 and label -100, so they add no loss.
+    """
+
+    def __init__(self, pad_token_id: int, *, pad_to_multiple_of: int | None = None):
+        if pad_token_id is None:
+            raise C2SError("A pad token id is needed to batch examples.")
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        n = max(len(f["input_ids"]) for f in features)
+        m = self.pad_to_multiple_of
+        if m:
+            n = (n + m - 1) // m * m
+        batch = {
+            k: torch.full((len(features), n), v, dtype=torch.long)
+            for k, v in (
+                ("input_ids", self.pad_token_id),
+                ("attention_mask", 0),
+                ("labels", IGNORE),
+            )
+        }
+        for i, f in enumerate(features):
+            L = len(f["input_ids"])
+            batch["input_ids"][i, :L] = torch.tensor(f["input_ids"])
+            batch["attention_mask"][i, :L] = torch.tensor(f["attention_mask"])
+            batch["labels"][i, :L] = torch.tensor(f["labels"])
+        return batch
