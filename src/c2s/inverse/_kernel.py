@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from c2s.sentences._kernel import _radix_sort_desc
+
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def fill_values(offsets, lo, w, tables, out):
@@ -25,39 +27,20 @@ def fill_values(offsets, lo, w, tables, out):
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def sort_rows(offsets, genes, values, out_genes, out_values):
-    """Per row, (gene, value) pairs in ascending gene order (LSD radix, 11-bit digits)."""
+    """Per row, (gene, value) pairs in ascending gene order.
+
+    Reuses the ranking kernel's stable radix sort: ascending gene index is descending
+    ``0xFFFFFFFF - gene``, and the sort skips the digits that are constant in a row.
+    """
     n_cells = offsets.shape[0] - 1
     for i in numba.prange(n_cells):
         a, b = offsets[i], offsets[i + 1]
-        n = b - a
-        if n == 0:
+        if b == a:
             continue
-        g = genes[a:b].copy()
-        v = values[a:b].copy()
-        hi = 0
-        for q in range(n):
-            hi = max(hi, g[q])
-        g2 = np.empty_like(g)
-        v2 = np.empty_like(v)
-        counts = np.empty(2048, dtype=np.int64)
-        shift = 0
-        while (hi >> shift) > 0 or shift == 0:
-            counts[:] = 0
-            for q in range(n):
-                counts[(g[q] >> shift) & 2047] += 1
-            total = 0
-            for d in range(2048):
-                c = counts[d]
-                counts[d] = total
-                total += c
-            for q in range(n):
-                d = (g[q] >> shift) & 2047
-                dst = counts[d]
-                counts[d] = dst + 1
-                g2[dst] = g[q]
-                v2[dst] = v[q]
-            g, g2 = g2, g
-            v, v2 = v2, v
-            shift += 11
-        out_genes[a:b] = g
-        out_values[a:b] = v
+        keys = np.empty(b - a, dtype=np.uint32)
+        for q in range(b - a):
+            keys[q] = np.uint32(0xFFFFFFFF) - np.uint32(genes[a + q])
+        order = _radix_sort_desc(keys, np.arange(b - a), 32)
+        for q in range(b - a):
+            out_genes[a + q] = genes[a + order[q]]
+            out_values[a + q] = values[a + order[q]]
