@@ -422,3 +422,21 @@ def test_failed_convert_creates_no_parent_folders(tmp_path, scaled_adata):
     with pytest.raises(C2SError):
         c2s.io.convert(scaled_adata, dest)
     assert not (tmp_path / "new").exists()
+
+
+def test_rows_are_read_per_shard_in_the_order_asked(tmp_path, lognorm_adata):
+    ds = convert(lognorm_adata, tmp_path / "ds", shard_size=70)
+    assert len(ds.files) > 3
+    full = ds.sentences()
+    rows = np.array([250, 3, 71, 71, 399, 0])
+    part = ds.sentences(rows=rows)
+    assert list(part.obs.index) == [full.obs.index[i] for i in rows]
+    for j, i in enumerate(rows):
+        np.testing.assert_array_equal(part.cell(j), full.cell(i))
+        np.testing.assert_array_equal(part.cell_values(j), full.cell_values(i))
+    test = ds.sentences(split="test")
+    assert (test.obs["split"] == "test").all() and test.n_cells == (
+        full.obs["split"] == "test"
+    ).sum()
+    with pytest.raises(C2SError, match="Row indices"):
+        ds.sentences(rows=[400])

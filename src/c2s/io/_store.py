@@ -647,6 +647,31 @@ class C2SDataset:
     def _read(self, columns: list[str]) -> pa.Table:
         return pa.concat_tables([pq.read_table(f, columns=columns) for f in self.files])
 
+    def _read_rows(self, columns: list[str], rows) -> pa.Table:
+        """``columns`` of the cells ``rows`` (all when ``None``), in the order given; each shard
+        is read only if it holds a requested cell, and only its requested rows are kept."""
+        if rows is None:
+            return self._read(columns)
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_cells):
+            raise C2SError(f"Row indices must lie in [0, {self.n_cells}).")
+        order = np.argsort(rows, kind="stable")
+        wanted = rows[order]
+        parts, start = [], 0
+        for f, shard in zip(self.files, self.meta["shards"], strict=True):
+            stop = start + shard["n_cells"]
+            lo, hi = np.searchsorted(wanted, [start, stop])
+            if hi > lo:
+                t = pq.read_table(f, columns=columns)
+                parts.append(t.take(pa.array(wanted[lo:hi] - start)))
+            start = stop
+        if not parts:
+            return self._read(columns).slice(0, 0)
+        tab = pa.concat_tables(parts)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return tab.take(pa.array(back))
+
     def obs(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The carried obs columns plus ``split``, indexed by cell id (no gene lists read)."""
         cols = self.obs_columns if columns is None else list(columns)
@@ -697,12 +722,7 @@ class C2SDataset:
         cols = self.obs_columns if obs_columns is None else list(obs_columns)
         want_values = values and self.has_values
         read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
-        tables = []
-        for f in self.files:
-            tables.append(pq.read_table(f, columns=read))
-        tab = pa.concat_tables(tables)
-        if rows is not None:
-            tab = tab.take(pa.array(np.asarray(rows, dtype=np.int64)))
+        tab = self._read_rows(read, rows)
         genes_col = tab.column("genes").combine_chunks()
         offsets = np.asarray(genes_col.offsets, dtype=np.int64)
         genes = np.asarray(genes_col.values, dtype=np.int32)
@@ -743,11 +763,9 @@ class C2SDataset:
             "parquet", data_files=[str(f) for f in self.files], split="train"
         )
         if split is not None:
-            code = SPLITS.index(split) if split in SPLITS else None
-            if code is None:
+            if split not in SPLITS:
                 raise C2SError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
-            idx = self.split_indices()[split]
-            ds = ds.select(idx)
+            ds = ds.select(self.split_indices()[split])
         return ds
 
     def update_meta(self, **fields) -> None:
