@@ -6,6 +6,8 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.sentences` - the rank kernel and :class:`~c2s.sentences.CellSentences`.
 - :mod:`c2s.io` - the Parquet dataset store, Hugging Face and reference-format interop.
 - :mod:`c2s.prompts` - prompt tasks and templates (the released models' formats and more).
+- :mod:`c2s.train` - training tokens (response-only labels, shortening) and batching.
+- :mod:`c2s.model` - tokenizers (and, next, models).
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
 - :mod:`c2s.metrics` - reconstruction metrics.
 - :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
@@ -20,9 +22,20 @@ from typing import TYPE_CHECKING
 from c2s._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from c2s import datasets, inverse, io, metrics, pl, pp, prompts, sentences
+    from c2s import datasets, inverse, io, metrics, model, pl, pp, prompts, sentences, train
 
-_SUBMODULES = ("pp", "sentences", "io", "prompts", "inverse", "metrics", "datasets", "pl")
+_SUBMODULES = (
+    "pp",
+    "sentences",
+    "io",
+    "prompts",
+    "train",
+    "model",
+    "inverse",
+    "metrics",
+    "datasets",
+    "pl",
+)
 
 __all__ = [
     "__version__",
@@ -30,10 +43,12 @@ __all__ = [
     "inverse",
     "io",
     "metrics",
+    "model",
     "pl",
     "pp",
     "prompts",
     "sentences",
+    "train",
 ]
 
 
