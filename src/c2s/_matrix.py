@@ -97,10 +97,6 @@ class MatrixSource:
                 b = min(a + chunk_size, stop)
                 yield (a, b, *_h5_rows(f, self.where, a, b, self.shape[1]))
 
-    def without_matrix(self) -> MatrixSource:
-        """A picklable handle for worker processes (files only)."""
-        return self
-
 
 def _h5_group_path(where: str) -> str:
     return "raw/X" if where == "raw" else where

@@ -13,10 +13,7 @@ import time
 from pathlib import Path
 
 from c2s._atomic import atomic_dir
-from c2s._logging import get_logger
 from c2s._version import __version__
-
-log = get_logger(__name__)
 
 
 class _Stages:

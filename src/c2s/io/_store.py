@@ -17,7 +17,7 @@ import json
 import os
 import warnings
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +28,10 @@ import scipy.sparse as sp
 
 from c2s._atomic import atomic_dir
 from c2s._errors import C2SError
-from c2s._logging import get_logger, progress
+from c2s._logging import progress
 from c2s._version import __version__
 from c2s.io._split import SPLITS, assign_splits, parse_fractions
 from c2s.sentences import CellSentences, Vocab
-
-log = get_logger(__name__)
 
 SCHEMA_VERSION = 1
 META_FILE = "c2s_dataset.json"
@@ -174,7 +172,6 @@ class _ShardResult:
     n_cells: int
     n_expressed: np.ndarray
     length_hist: np.ndarray  # histogram of sentence lengths (bincount)
-    extra: dict = field(default_factory=dict)
 
 
 def _check_counts(data: np.ndarray, label: str):
@@ -342,8 +339,9 @@ def convert(
     names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
     sample = src.read_rows(0, min(n_cells, 256))
     check = check_expression(sample, n_rows=None)
-    alternatives = _alternatives(data, src)
-    require_rankable(check, label=src.label, alternatives=alternatives)
+    if check.kind == "scaled":  # the alternatives are only needed for the error message
+        require_rankable(check, label=src.label, alternatives=_alternatives(data, src))
+    require_rankable(check, label=src.label, alternatives=[])
     if normalize and check.kind not in ("counts", "empty"):
         raise C2SError(
             f"--normalize expects raw counts, but {src.label} looks {check.describe()}. "

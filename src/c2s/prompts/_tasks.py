@@ -209,11 +209,11 @@ class Renderer:
         self.context_keys = list(context_keys)
 
     # -- template choice -----------------------------------------------------------------
-    def _template(self, key: int) -> tuple[int, Template]:
+    def _template(self, key: int) -> int:
+        """Index of the template for an example, drawn with (seed, key) when there are several."""
         if len(self.templates) == 1:
-            return 0, self.templates[0]
-        j = int(np.random.default_rng([self.seed, 1, key]).integers(len(self.templates)))
-        return j, self.templates[j]
+            return 0
+        return int(np.random.default_rng([self.seed, 1, key]).integers(len(self.templates)))
 
     def _values(self, obs_row: dict, n_genes: int) -> dict:
         v = {
@@ -265,7 +265,7 @@ class Renderer:
         else:
             units = self.pairs(cs, rows)
             keys = [u[1] for u in units]
-        return [(u, self._template(key)[0]) for u, key in zip(units, keys, strict=True)]
+        return [(u, self._template(key)) for u, key in zip(units, keys, strict=True)]
 
     def examples(self, cs: CellSentences, rows: Sequence[int] | None = None) -> Iterator[Example]:
         """Rendered examples over ``rows`` (default: all cells), in a deterministic order."""
