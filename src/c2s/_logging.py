@@ -48,3 +48,12 @@ def progress(
         dynamic_ncols=True,
         unit_scale=unit != "it",
     )
+
+
+def quiet_hf_progress() -> None:
+    """Silence the Hugging Face libraries' own bars (loading and saving weights) when c2s
+    progress is off."""
+    if not progress_enabled(None):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()

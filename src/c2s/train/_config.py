@@ -1,0 +1,180 @@
+"""Training options: one dataclass for the Python API, the CLI flags and ``--config run.yaml``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from c2s._errors import C2SError
+
+
+def _help(text: str, **kw) -> dict:
+    return {"help": text, **kw}
+
+
+@dataclass
+class TrainConfig:
+    """Options of :func:`c2s.train.fine_tune` and ``c2s train`` (one flag per field)."""
+
+    tasks: list[str] = field(
+        default_factory=lambda: ["cell_type_prediction"],
+        metadata=_help(
+            "tasks to train on, each NAME or NAME:WEIGHT; a weight is how many times each of the "
+            "task's examples is used per epoch (0.5: a seeded half, 2: twice)"
+        ),
+    )
+    profile: str = field(
+        default="compat", metadata=_help("prompt profile: compat (released formats) or paraphrase")
+    )
+    n_genes: int = field(default=200, metadata=_help("genes per cell sentence in prompts"))
+    max_length: int | None = field(
+        default=None,
+        metadata=_help("context length in tokens (default: the model's, at most 1024)"),
+    )
+    loss_on_response_only: bool = field(
+        default=True, metadata=_help("train on the response only (prompt labels -100)")
+    )
+    organism: str | None = field(
+        default=None, metadata=_help("organism for prompts when the data has no organism column")
+    )
+    group_by: list[str] | None = field(
+        default=None, metadata=_help("multi-cell tasks: obs columns that form groups")
+    )
+    min_cells: int = field(default=5, metadata=_help("multi-cell tasks: fewest cells per prompt"))
+    max_cells: int = field(default=20, metadata=_help("multi-cell tasks: most cells per prompt"))
+    perturbation_key: str = field(
+        default="perturbation", metadata=_help("perturbation task: obs column of the perturbation")
+    )
+    control_value: str = field(
+        default="control", metadata=_help("perturbation task: the control cells' value")
+    )
+    epochs: float = field(default=1.0, metadata=_help("passes over the training examples"))
+    max_steps: int = field(
+        default=-1,
+        metadata=_help("stop after this many optimizer steps (overrides epochs when > 0)"),
+    )
+    batch_size: int = field(default=8, metadata=_help("examples per device per step"))
+    eval_batch_size: int | None = field(
+        default=None, metadata=_help("examples per device in evaluation (default: batch_size)")
+    )
+    grad_accum: int = field(default=1, metadata=_help("gradient accumulation steps"))
+    learning_rate: float = field(
+        default=5e-5, metadata=_help("peak learning rate (1e-3 suits tiny from-scratch models)")
+    )
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
+    warmup: float = field(
+        default=0.0, metadata=_help("warmup: steps (>= 1) or a fraction of all steps (< 1)")
+    )
+    scheduler: str = field(
+        default="cosine", metadata=_help("learning-rate schedule (any transformers SchedulerType)")
+    )
+    logging_steps: int = field(default=10, metadata=_help("log the training loss every N steps"))
+    eval_steps: int | None = field(
+        default=None, metadata=_help("evaluate every N steps (default: at the end of each epoch)")
+    )
+    save_steps: int | None = field(
+        default=None, metadata=_help("checkpoint every N steps (default: each epoch)")
+    )
+    save_total_limit: int = field(default=2, metadata=_help("checkpoints to keep"))
+    max_train_examples: int | None = field(
+        default=None, metadata=_help("use at most this many training examples (seeded)")
+    )
+    max_eval_examples: int | None = field(
+        default=500, metadata=_help("evaluate on at most this many examples (seeded)")
+    )
+    train_split: str = field(default="train", metadata=_help("dataset split to train on"))
+    eval_split: str | None = field(
+        default="validation", metadata=_help("dataset split for the evaluation loss ('' for none)")
+    )
+    sampling: str = field(
+        default="group_by_length",
+        metadata=_help(
+            "batch order: group_by_length (little padding) or random",
+            choices=("group_by_length", "random"),
+        ),
+    )
+    seed: int = field(
+        default=0, metadata=_help("seed of prompts, example order and initialization")
+    )
+    lora: bool = field(default=False, metadata=_help("train LoRA adapters instead of all weights"))
+    lora_r: int = field(default=8, metadata=_help("LoRA rank"))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA alpha"))
+    lora_dropout: float = field(default=0.05, metadata=_help("LoRA dropout"))
+    lora_targets: list[str] | None = field(
+        default=None, metadata=_help("module names to adapt (default: chosen per architecture)")
+    )
+    merge: bool = field(default=False, metadata=_help("save LoRA adapters merged into the weights"))
+    gradient_checkpointing: bool = field(
+        default=False, metadata=_help("recompute activations to save memory")
+    )
+    num_workers: int = field(default=0, metadata=_help("data loader worker processes"))
+    resume: str | None = field(
+        default=None,
+        metadata=_help("continue an interrupted run: 'latest' or a checkpoint directory"),
+    )
+
+    def __post_init__(self):
+        if self.n_genes < 1:
+            raise C2SError(f"n_genes must be positive, got {self.n_genes}.")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise C2SError("batch_size and grad_accum must be at least 1.")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise C2SError("Train for a positive number of epochs or max_steps.")
+        if self.sampling not in ("group_by_length", "random"):
+            raise C2SError(f"sampling must be group_by_length or random, not {self.sampling!r}.")
+        if self.eval_split == "":
+            self.eval_split = None
+        task_weights(self.tasks)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
+        """Options from a YAML file (keys are field names; ``-`` or ``_`` both work)."""
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise C2SError(f"Cannot read the config file {path}: {e}") from e
+        if not isinstance(data, dict):
+            raise C2SError(f"{path} must hold a mapping of option: value.")
+        return cls.from_dict({**data, **overrides}, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "options") -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        clean = {str(k).replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(clean) - names)
+        if unknown:
+            raise C2SError(
+                f"Unknown training option(s) {unknown} in {source}; known: {', '.join(sorted(names))}."
+            )
+        if isinstance(clean.get("tasks"), str):
+            clean["tasks"] = [clean["tasks"]]
+        return cls(**clean)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def task_weights(tasks: list[str]) -> list[tuple[str, float]]:
+    """``["a", "b:0.5"]`` -> ``[("a", 1.0), ("b", 0.5)]`` (task names checked)."""
+    from c2s.prompts import get_task
+
+    if not tasks:
+        raise C2SError("Give at least one task.")
+    out = []
+    for spec in tasks:
+        name, _, w = str(spec).partition(":")
+        try:
+            weight = float(w) if w else 1.0
+        except ValueError:
+            raise C2SError(
+                f"Bad task weight in {spec!r}; write NAME:WEIGHT, e.g. {name}:0.5."
+            ) from None
+        if weight <= 0:
+            raise C2SError(f"Task weight must be positive in {spec!r}.")
+        get_task(name)
+        out.append((name, weight))
+    return out
