@@ -80,3 +80,12 @@ def assert_no_output(out: Path) -> None:
     assert not out.exists()
     leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
     assert leftovers == []
+
+
+@pytest.fixture(scope="session")
+def pbmc_dataset(_pbmc, tmp_path_factory):
+    """The PBMC cells converted once per session (cell_type-stratified split, seed 0)."""
+    out = tmp_path_factory.mktemp("pbmc") / "pbmc"
+    return c2s.io.convert(
+        _pbmc, out, obs_keys=["cell_type", "organism", "tissue"], seed=0, stratify="cell_type"
+    )

@@ -374,18 +374,16 @@ def fix_pad_token(model, tokenizer) -> None:
     """Give the tokenizer a pad token when it has none (Pythia, GPT-2, Llama).
 
     EOS doubles as the pad token; training masks padding by the attention mask and labels,
-    never by token id, so EOS is still attended and trained.
+    never by token id, so EOS is still attended and trained. The model's config follows the
+    tokenizer.
     """
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
             raise C2SError("The tokenizer has neither a pad nor an EOS token; set one first.")
         tokenizer.pad_token = tokenizer.eos_token
-    cfg = getattr(model, "config", None)
-    if cfg is not None and getattr(cfg, "pad_token_id", None) is None:
-        cfg.pad_token_id = tokenizer.pad_token_id
-    gen = getattr(model, "generation_config", None)
-    if gen is not None and gen.pad_token_id is None:
-        gen.pad_token_id = tokenizer.pad_token_id
+    for cfg in (getattr(model, "config", None), getattr(model, "generation_config", None)):
+        if cfg is not None:
+            cfg.pad_token_id = tokenizer.pad_token_id
 
 
 def obs_words(obs, max_values: int = 10_000) -> list[str]:

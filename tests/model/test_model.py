@@ -1,0 +1,118 @@
+"""C2SModel: from-scratch presets per architecture, save/load, pad fix, devices, LoRA targets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from c2s._errors import C2SError, OutputExistsError  # noqa: E402
+from c2s.model import (  # noqa: E402
+    ARCHITECTURES,
+    CONFIG_FILE,
+    C2SConfig,
+    C2SModel,
+    lora_targets,
+    resolve_device,
+    resolve_dtype,
+    vocab_hash,
+)
+
+GENES = ["CD74", "HLA-DRA", "LYZ", "MALAT1", "RP11-34P13.7", "S100A8"]
+
+
+def logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_scratch_model_saves_as_plain_hf_directory(arch, tmp_path):
+    m = C2SModel.from_scratch(genes=GENES, architecture=arch, max_length=128, device="cpu")
+    assert m.model.config.model_type == arch
+    assert m.tokenizer.pad_token_id is not None
+    ids = m.tokenizer("CD74 LYZ RP11-34P13.7 S100A8.")["input_ids"]
+    assert len(ids) == 5  # one token per gene, plus the full stop
+    out = m.save(tmp_path / "m")
+    plain = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok("CD74 LYZ RP11-34P13.7 S100A8.")["input_ids"] == ids
+    torch.testing.assert_close(logits(plain, ids), logits(m.model.eval(), ids))
+    cfg = json.loads((out / CONFIG_FILE).read_text())
+    assert cfg["genes"] == GENES and cfg["vocab_sha256"] == vocab_hash(GENES)
+    assert cfg["profile"] == "compat" and cfg["package_version"]
+
+
+def test_scratch_from_dataset_knows_labels_and_inverse(pbmc_dataset):
+    m = C2SModel.from_scratch(pbmc_dataset, device="cpu", max_length=256)
+    unk = m.tokenizer.unk_token_id
+    for label in pbmc_dataset.obs()["cell_type"].unique():
+        assert unk not in m.tokenizer(f" {label}.")["input_ids"], label
+    assert m.config.genes == pbmc_dataset.vocab.display_names.tolist()
+    assert m.config.inverse == pbmc_dataset.meta.get("inverse")
+
+
+def test_plain_model_without_pad_token_gets_eos_as_pad(tmp_path):
+    m = C2SModel.from_scratch(genes=GENES, architecture="gpt2", max_length=64, device="cpu")
+    m.model.config.pad_token_id = None
+    m.model.save_pretrained(tmp_path / "plain")
+    m.tokenizer.pad_token = None
+    m.tokenizer.save_pretrained(tmp_path / "plain")
+    assert AutoTokenizer.from_pretrained(tmp_path / "plain").pad_token is None
+    loaded = C2SModel.from_pretrained(tmp_path / "plain", device="cpu")
+    assert loaded.tokenizer.pad_token_id == loaded.tokenizer.eos_token_id
+    assert loaded.model.config.pad_token_id == loaded.tokenizer.eos_token_id
+    assert loaded.config == C2SConfig()  # no c2s_config.json: the defaults
+
+
+def test_save_refuses_to_overwrite(tmp_path):
+    m = C2SModel.from_scratch(genes=GENES, max_length=64, device="cpu")
+    m.save(tmp_path / "m")
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        m.save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+    m.save(tmp_path / "m", overwrite=True)
+
+
+def test_bad_paths_and_devices(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(C2SError, match="not a model directory"):
+        C2SModel.from_pretrained(tmp_path / "empty")
+    (tmp_path / "f.bin").write_bytes(b"x")
+    with pytest.raises(C2SError, match="is a file"):
+        C2SModel.from_pretrained(tmp_path / "f.bin")
+    with pytest.raises(C2SError, match="Unknown preset"):
+        C2SModel.from_scratch(genes=GENES, preset="huge")
+    if not torch.cuda.is_available():
+        with pytest.raises(C2SError, match="CUDA"):
+            resolve_device("cuda")
+        m = C2SModel.from_scratch(genes=GENES, max_length=64, device="cpu")
+        m.save(tmp_path / "m")
+        with pytest.raises(C2SError, match=r"4-bit.*CUDA"):
+            C2SModel.from_pretrained(tmp_path / "m", load_in_4bit=True)
+    cpu = torch.device("cpu")
+    assert resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(C2SError, match="Unknown dtype"):
+        resolve_dtype("float7", cpu)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_default_lora_targets_exist_in_each_architecture(arch):
+    m = C2SModel.from_scratch(genes=GENES, architecture=arch, max_length=64, device="cpu")
+    targets = lora_targets(m.model)
+    names = {n.rsplit(".", 1)[-1] for n, _ in m.model.named_modules()}
+    assert targets and set(targets) <= names
+
+
+def test_wrong_lora_target_is_refused_with_the_real_names():
+    m = C2SModel.from_scratch(genes=GENES, architecture="gpt_neox", max_length=64, device="cpu")
+    # q_proj/v_proj do not exist in GPT-NeoX (its attention is one query_key_value layer).
+    with pytest.raises(C2SError, match="query_key_value"):
+        lora_targets(m.model, ["q_proj", "v_proj"])

@@ -1,0 +1,225 @@
+"""fine_tune: the loss falls, splits and batches are seeded, LoRA trains only adapters and
+reloads exactly, runs resume, and bad input is refused."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from transformers import AutoModelForCausalLM, TrainerCallback  # noqa: E402
+
+import c2s  # noqa: E402
+import c2s.train._trainer as trainer_mod  # noqa: E402
+from c2s._errors import C2SError, OutputExistsError  # noqa: E402
+from c2s.model import CONFIG_FILE, C2SModel  # noqa: E402
+from c2s.train import IGNORE, TrainConfig, build_examples  # noqa: E402
+
+FAST = {"n_genes": 12, "batch_size": 8, "logging_steps": 1, "max_eval_examples": 16}
+
+
+def tiny(ds, **kw):
+    return C2SModel.from_scratch(ds, max_length=128, device="cpu", **kw)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory, _pbmc):
+    """24 PBMC cells of 3 types: small enough to memorize."""
+    keep = _pbmc.obs["cell_type"].isin(["CD14+ Monocyte", "CD19+ B", "CD56+ NK"]).to_numpy()
+    idx = np.flatnonzero(keep)[::9][:24]
+    out = tmp_path_factory.mktemp("toy") / "toy"
+    return c2s.io.convert(
+        _pbmc[idx].copy(), out, obs_keys=["cell_type", "organism"], split=(1, 0, 0)
+    )
+
+
+def logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits
+
+
+def test_loss_falls_on_a_memorizable_set(toy):
+    m = tiny(toy)
+    r = m.fine_tune(toy, max_steps=60, learning_rate=3e-3, eval_split=None, **FAST)
+    steps, losses, _, _ = r.loss_curve()
+    assert steps[0] == 1 and len(losses) == 60
+    assert np.mean(losses[-5:]) < 0.35 * np.mean(losses[:3])
+    assert r.tokens > 0 and 0 <= r.padded_fraction < 0.5
+    assert m.config.tasks == ["cell_type_prediction"]
+    assert set(m.config.labels["cell_type"]) == {"CD14+ Monocyte", "CD19+ B", "CD56+ NK"}
+
+
+def test_mixing_weights_and_limits(pbmc_dataset):
+    m = tiny(pbmc_dataset)
+    n_train = len(pbmc_dataset.split_indices()["train"])
+
+    def count(tasks, **kw):
+        cfg = TrainConfig(tasks=tasks, n_genes=8, **kw)
+        ex, _, _ = build_examples(
+            pbmc_dataset,
+            m.tokenizer,
+            cfg,
+            split="train",
+            max_length=128,
+            limit=cfg.max_train_examples,
+            weighted=True,
+        )
+        return ex
+
+    one = count(["cell_type_prediction"])
+    assert len(one) == n_train
+    mixed = count(["cell_type_prediction:2", "cell_type_generation:0.5"])
+    assert len(mixed) == 2 * n_train + round(0.5 * n_train)
+    assert sum(e["task"] == 1 for e in mixed) == round(0.5 * n_train)
+    assert len(count(["cell_type_prediction"], max_train_examples=50)) == 50
+    # Labels are -100 exactly on the prompt; EOS is the last trained token.
+    e = one[0]
+    first = next(i for i, v in enumerate(e["labels"]) if v != IGNORE)
+    assert all(v == IGNORE for v in e["labels"][:first])
+    assert e["labels"][first:] == e["input_ids"][first:]
+    assert e["input_ids"][-1] == m.tokenizer.eos_token_id
+
+
+class _Recorder(trainer_mod.CountingCollator):
+    batches: ClassVar[list] = []
+
+    def __call__(self, features):
+        batch = super().__call__(features)
+        _Recorder.batches.append(batch["input_ids"].clone())
+        return batch
+
+
+def first_batch(ds, tmp_path, name, seed, monkeypatch):
+    _Recorder.batches = []
+    monkeypatch.setattr(trainer_mod, "CountingCollator", _Recorder)
+    m = tiny(ds)
+    m.fine_tune(ds, output_dir=tmp_path / name, max_steps=1, seed=seed, eval_split=None, **FAST)
+    return _Recorder.batches[0], json.loads((tmp_path / name / "split.json").read_text())
+
+
+def test_same_seed_same_split_and_first_batch(pbmc_dataset, tmp_path, monkeypatch):
+    b1, s1 = first_batch(pbmc_dataset, tmp_path, "a", 0, monkeypatch)
+    b2, s2 = first_batch(pbmc_dataset, tmp_path, "b", 0, monkeypatch)
+    b3, _ = first_batch(pbmc_dataset, tmp_path, "c", 1, monkeypatch)
+    assert torch.equal(b1, b2)
+    assert not torch.equal(b1, b3)
+    assert s1["train"] == s2["train"] == pbmc_dataset.split_indices()["train"].tolist()
+    assert set(s1["train"]).isdisjoint(s1["validation"]) and set(s1["train"]).isdisjoint(s1["test"])
+
+
+def test_lora_trains_only_adapters_and_reloads_exactly(toy, tmp_path):
+    tiny(toy).save(tmp_path / "base")
+    m = C2SModel.from_pretrained(tmp_path / "base", device="cpu")
+    before = {k: v.clone() for k, v in m.model.state_dict().items()}
+    r = m.fine_tune(
+        toy,
+        output_dir=tmp_path / "run",
+        lora=True,
+        lora_r=4,
+        max_steps=15,
+        learning_rate=1e-2,
+        eval_split=None,
+        **FAST,
+    )
+    assert r.trainable_parameters < 0.2 * r.total_parameters
+    changed_base, changed_lora = [], []
+    for k, v in m.model.state_dict().items():
+        if "lora_" in k:
+            changed_lora.append(k)
+            continue
+        k0 = k.replace("base_model.model.", "").replace(".base_layer", "")
+        if not torch.equal(v, before[k0]):
+            changed_base.append(k)
+    assert changed_base == [] and changed_lora
+    assert (tmp_path / "run" / "adapter_config.json").exists()
+    cfg = json.loads((tmp_path / "run" / CONFIG_FILE).read_text())
+    assert cfg["adapter"] and cfg["base_model"] == str(tmp_path / "base")
+    ids = m.tokenizer("CD74 LYZ S100A8.")["input_ids"]
+    again = C2SModel.from_pretrained(tmp_path / "run", device="cpu")
+    torch.testing.assert_close(logits(again.model, ids), logits(m.model, ids))
+    assert not torch.equal(
+        logits(again.model, ids),
+        logits(C2SModel.from_pretrained(tmp_path / "base", device="cpu").model, ids),
+    )
+    # Merged: a plain transformers model with the same outputs.
+    m.save(tmp_path / "merged", merge=True)
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    torch.testing.assert_close(logits(plain, ids), logits(again.model, ids), rtol=1e-4, atol=1e-4)
+
+
+def test_lora_on_unsaved_base_needs_merge(toy, tmp_path):
+    with pytest.raises(C2SError, match="merge"):
+        tiny(toy).fine_tune(toy, output_dir=tmp_path / "r", lora=True, max_steps=1, **FAST)
+
+
+class _Interrupt(TrainerCallback):
+    def on_save(self, args, state, control, **kw):
+        if state.global_step == 2:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes(toy, tmp_path):
+    out = tmp_path / "run"
+    opts = dict(max_steps=4, save_steps=2, eval_split=None, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        tiny(toy).fine_tune(toy, output_dir=out, callbacks=[_Interrupt()], **opts)
+    assert not (out / CONFIG_FILE).exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
+    with pytest.raises(OutputExistsError, match="resume"):
+        tiny(toy).fine_tune(toy, output_dir=out, **opts)
+    # Another architecture cannot resume this run.
+    with pytest.raises(C2SError, match="different architecture"):
+        tiny(toy, architecture="llama").fine_tune(toy, output_dir=out, resume="latest", **opts)
+    r = tiny(toy).fine_tune(toy, output_dir=out, resume="latest", **opts)
+    assert r.steps == 4 and (out / CONFIG_FILE).exists()
+    trained = [h["step"] for h in r.log_history if "loss" in h]
+    assert trained[-1] == 4
+    assert C2SModel.from_pretrained(out, device="cpu").config.training["steps"] == 4
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        tiny(toy).fine_tune(toy, output_dir=out, **opts)
+    with pytest.raises(C2SError, match="finished run"):
+        tiny(toy).fine_tune(toy, output_dir=out, resume="latest", **opts)
+    r = tiny(toy).fine_tune(toy, output_dir=out, overwrite=True, **{**opts, "max_steps": 2})
+    assert json.loads((out / CONFIG_FILE).read_text())["training"]["steps"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".c2s-tmp")] == []
+
+
+def test_bad_training_input(toy, tmp_path):
+    m = tiny(toy)
+    with pytest.raises(C2SError, match=r"known tasks: .*cell_type_prediction"):
+        m.fine_tune(toy, tasks=["cell_typing"])
+    with pytest.raises(C2SError, match="Unknown training option"):
+        m.fine_tune(toy, epochz=2)
+    with pytest.raises(C2SError, match="WEIGHT"):
+        m.fine_tune(toy, tasks=["cell_type_prediction:x"])
+    with pytest.raises(C2SError, match=r"'validation' split .* no cells"):
+        m.fine_tune(toy, train_split="validation")
+    with pytest.raises(C2SError, match="needs \\['tissue'\\]"):
+        m.fine_tune(toy, tasks=["tissue_prediction"])
+
+
+def test_missing_labels_are_dropped_and_counted(pbmc, tmp_path):
+    pbmc = pbmc[:60].copy()
+    pbmc.obs["cell_type"] = pbmc.obs["cell_type"].astype(object)
+    pbmc.obs.iloc[:7, pbmc.obs.columns.get_loc("cell_type")] = np.nan
+    ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=["cell_type", "organism"], split=(1, 0, 0))
+    with pytest.warns(UserWarning, match="7 of 60 cells have no value"):
+        r = tiny(ds).fine_tune(ds, max_steps=1, eval_split=None, **FAST)
+    assert r.n_train_examples == 53
+
+
+def test_dataset_without_usable_cells_is_refused(pbmc, tmp_path):
+    pbmc = pbmc[:20].copy()
+    pbmc.obs["cell_type"] = pd.Series([None] * 20, index=pbmc.obs_names, dtype=object)
+    ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=["cell_type", "organism"], split=(1, 0, 0))
+    with (
+        pytest.warns(UserWarning, match="20 of 20"),
+        pytest.raises(C2SError, match="No cell has a value"),
+    ):
+        tiny(ds).fine_tune(ds, max_steps=1, **FAST)
