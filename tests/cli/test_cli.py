@@ -162,3 +162,30 @@ def test_prompt_prints_what_the_model_sees(capsys, tmp_path, lognorm_adata):
     assert first["response"].endswith(".")
     code, _, err = run(capsys, "prompt", tmp_path / "ds", "--task", "nope")
     assert code == 2 and "known tasks" in err
+
+
+def test_train_from_config_file_and_flags(capsys, tmp_path, pbmc_dataset):
+    pytest.importorskip("torch")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "tasks: [cell_type_prediction, 'cell_type_generation:0.5']\n"
+        "n-genes: 16\nmax_steps: 50\nbatch_size: 8\npreset: tiny\nmax_eval_examples: 16\n"
+    )
+    out = tmp_path / "model"
+    res = run_json(
+        capsys, "train", pbmc_dataset.path, "--out", out, "--config", cfg, "--max-steps", 3
+    )
+    assert res["steps"] == 3  # the flag overrides the file
+    saved = json.loads((out / "c2s_config.json").read_text())
+    assert saved["tasks"] == ["cell_type_prediction", "cell_type_generation"]
+    assert saved["n_genes"] == 16 and saved["training"]["options"]["max_steps"] == 3
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2  # tiny
+    code, _, err = run(capsys, "train", pbmc_dataset.path, "--out", out, "--max-steps", 1)
+    assert code == 2 and "--overwrite" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochz: 3\n")
+    code, _, err = run(
+        capsys, "train", pbmc_dataset.path, "--out", tmp_path / "m2", "--config", bad
+    )
+    assert code == 2 and "epochz" in err
+    assert_no_output(tmp_path / "m2")

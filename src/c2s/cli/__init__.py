@@ -13,7 +13,16 @@ import warnings
 
 from c2s._version import __version__
 
-_COMMANDS = ("convert", "info", "inverse", "export", "import_reference", "prompt", "quickstart")
+_COMMANDS = (
+    "convert",
+    "info",
+    "inverse",
+    "export",
+    "import_reference",
+    "prompt",
+    "train",
+    "quickstart",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

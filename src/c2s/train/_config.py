@@ -131,15 +131,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
         """Options from a YAML file (keys are field names; ``-`` or ``_`` both work)."""
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise C2SError(f"Cannot read the config file {path}: {e}") from e
-        if not isinstance(data, dict):
-            raise C2SError(f"{path} must hold a mapping of option: value.")
-        return cls.from_dict({**data, **overrides}, source=str(path))
+        return cls.from_dict({**read_yaml(path), **overrides}, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "options") -> TrainConfig:
@@ -156,6 +148,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """A YAML file of ``option: value`` pairs (``-`` in keys read as ``_``)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise C2SError(f"Cannot read the config file {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise C2SError(f"{path} must hold a mapping of option: value.")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def task_weights(tasks: list[str]) -> list[tuple[str, float]]:

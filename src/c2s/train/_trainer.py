@@ -197,13 +197,14 @@ def _unk_warning(examples: list[dict], tokenizer) -> None:
 
 
 # -- run directory ----------------------------------------------------------------------------
-def _prepare_run_dir(out: Path, *, overwrite: bool, resume: str | None) -> Path | None:
-    """Check the run directory; returns where a replaced old output was moved (to delete at
-    the end) or None."""
+def check_run_dir(out: str | os.PathLike, *, overwrite: bool, resume: str | None) -> None:
+    """Refuse a run directory that would lose work: a finished run without ``overwrite``, an
+    interrupted run without ``resume`` or ``overwrite``, a resume with nothing to resume."""
+    out = Path(out)
     if not out.exists():
         if resume:
             raise C2SError(f"Nothing to resume: {out} does not exist.")
-        return None
+        return
     finished = (out / CONFIG_FILE).exists()
     if resume:
         if finished:
@@ -211,17 +212,26 @@ def _prepare_run_dir(out: Path, *, overwrite: bool, resume: str | None) -> Path 
                 f"{out} holds a finished run; resume continues interrupted runs. Train into a "
                 "new directory (or pass --overwrite to start over)."
             )
-        return None
-    if not overwrite:
-        if finished:
-            raise OutputExistsError(
-                f"Output {str(out)!r} already exists. Choose another path, or pass "
-                "overwrite=True (--overwrite) to replace it."
-            )
+        return
+    if overwrite:
+        return
+    if finished:
         raise OutputExistsError(
-            f"{out} holds an interrupted training run. Pass resume='latest' (--resume latest) "
-            "to continue it, or overwrite=True (--overwrite) to start over."
+            f"Output {str(out)!r} already exists. Choose another path, or pass "
+            "overwrite=True (--overwrite) to replace it."
         )
+    raise OutputExistsError(
+        f"{out} holds an interrupted training run. Pass resume='latest' (--resume latest) "
+        "to continue it, or overwrite=True (--overwrite) to start over."
+    )
+
+
+def _prepare_run_dir(out: Path, *, overwrite: bool, resume: str | None) -> Path | None:
+    """Check the run directory; with ``overwrite``, move the old one aside and return where
+    (deleted when the new run completes)."""
+    check_run_dir(out, overwrite=overwrite, resume=resume)
+    if not out.exists() or resume:
+        return None
     old = _tmp_sibling(out)
     os.replace(out, old)
     log.info("Moved the previous output aside to %s until this run completes.", old)

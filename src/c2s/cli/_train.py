@@ -1,0 +1,154 @@
+"""c2s train DATASET --out DIR [--model M | --preset P] [--config run.yaml] [options]
+
+One flag per field of :class:`c2s.train.TrainConfig` (generated, so the CLI, the YAML file and
+the Python API always agree). Precedence: defaults < ``--config`` file < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+
+from c2s.cli._common import add_json, emit
+
+# Keys a --config file may hold besides the TrainConfig fields (the model to start from).
+MODEL_KEYS = ("model", "preset", "architecture", "device", "dtype")
+
+
+def _flag_kwargs(tp) -> dict:
+    """argparse options for a field type (``int | None`` -> ``type=int`` ...)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        tp = args[0]
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(tp) is list:
+        return {"nargs": "+", "type": typing.get_args(tp)[0], "metavar": "X"}
+    return {"type": tp}
+
+
+def add_config_flags(parser, cls) -> None:
+    """One ``--flag`` per dataclass field, with its help; unset flags stay absent."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group("training options (also valid as keys of --config)")
+    for f in dataclasses.fields(cls):
+        kw = _flag_kwargs(hints[f.name])
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        help_text = f.metadata.get("help", "")
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            help=f"{help_text} (default: {default})",
+            **kw,
+        )
+
+
+def register(sub) -> None:
+    from c2s.train._config import TrainConfig
+
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a model, or train one from scratch, on a c2s dataset",
+        description=(
+            "Train on the dataset's train split with the evaluation loss on its validation "
+            "split. The output directory is a plain Hugging Face model directory plus "
+            "c2s_config.json, checkpoints/, split.json and train_log.json. Under torchrun or "
+            "accelerate launch, runs data-parallel."
+        ),
+    )
+    p.add_argument("dataset", help="c2s dataset directory")
+    p.add_argument("--out", required=True, help="run / model directory to create")
+    src = p.add_argument_group("model to train (default: a new model, --preset small)")
+    src.add_argument("--model", help="hub id or directory of a causal LM to fine-tune")
+    src.add_argument("--preset", choices=["tiny", "small", "base"], help="from-scratch size")
+    src.add_argument(
+        "--architecture",
+        choices=["gpt_neox", "gpt2", "llama", "gemma2"],
+        help="from-scratch architecture (default gpt_neox, as the released models)",
+    )
+    src.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    src.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
+    src.add_argument(
+        "--load-in-4bit", action="store_true", help="QLoRA: load the model in 4 bits (CUDA only)"
+    )
+    p.add_argument("--config", help="YAML file of training options (flags override it)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    add_config_flags(p, TrainConfig)
+    add_json(p)
+    p.set_defaults(run=run)
+
+
+def _options(args) -> tuple[dict, dict]:
+    """(training options, model options) from --config and the flags."""
+    from c2s.train._config import TrainConfig, read_yaml
+
+    file_opts = read_yaml(args.config) if args.config else {}
+    model_opts = {k: file_opts.pop(k) for k in MODEL_KEYS if k in file_opts}
+    for k in MODEL_KEYS:
+        if getattr(args, k, None) is not None:
+            model_opts[k] = getattr(args, k)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return {**file_opts, **flags}, model_opts
+
+
+def run(args) -> int:
+    from c2s._errors import C2SError
+    from c2s._logging import progress
+    from c2s.io import read_dataset
+    from c2s.model import C2SModel
+    from c2s.train import TrainConfig, fine_tune
+    from c2s.train._trainer import check_run_dir
+
+    train_opts, model_opts = _options(args)
+    cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
+    check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume)
+    ds = read_dataset(args.dataset)
+    device = model_opts.get("device", "auto")
+    if "model" in model_opts:
+        if "preset" in model_opts or "architecture" in model_opts:
+            raise C2SError(
+                "Give either --model (fine-tune) or --preset/--architecture (new model)."
+            )
+        model = C2SModel.from_pretrained(
+            model_opts["model"],
+            device=device,
+            dtype=model_opts.get("dtype", "auto"),
+            load_in_4bit=args.load_in_4bit,
+        )
+    else:
+        with progress(total=1, desc="building the model", unit="model") as bar:
+            model = C2SModel.from_scratch(
+                ds,
+                preset=model_opts.get("preset", "small"),
+                architecture=model_opts.get("architecture", "gpt_neox"),
+                max_length=cfg.max_length or 1024,
+                seed=cfg.seed,
+                device=device,
+            )
+            bar.update()
+    try:
+        result = fine_tune(model, ds, cfg, output_dir=args.out, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: checkpoints so far are in {args.out}/checkpoints; continue with the "
+            "same command plus --resume latest.",
+            file=sys.stderr,
+        )
+        return 130
+    out = {k: v for k, v in result.to_dict().items() if k != "log_history"}
+    human = (
+        f"Trained {result.steps} steps ({result.epochs:.2f} epochs) on {result.n_train_examples} "
+        f"examples in {result.seconds:.1f} s: training loss {result.train_loss:.4f}"
+        + (f", validation loss {result.eval_loss:.4f}" if result.eval_loss is not None else "")
+        + f"; {result.tokens_per_second:,.0f} tokens/s, {result.padded_fraction:.1%} padding.\n"
+        f"Model saved in {args.out}"
+    )
+    emit(out, args.json, human)
+    return 0
