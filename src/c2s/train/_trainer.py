@@ -454,6 +454,8 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
             "(c2s convert ... creates one) or choose --train-split."
         )
     _unk_warning(train, tok)
+    for i, it in enumerate(train):
+        it["example"] = i  # position in the training set (the collator ignores it)
     evals: list[dict] = []
     if cfg.eval_split:
         evals, _, _ = build_examples(

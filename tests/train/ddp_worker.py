@@ -1,0 +1,40 @@
+"""Run by tests/train/test_ddp.py under ``torchrun --nproc_per_node 2``: trains one epoch
+and records, per rank, which training examples its batches held."""
+
+import json
+import os
+import sys
+
+import torch
+
+import c2s.train._trainer as trainer_mod
+from c2s.model import C2SModel
+
+dataset, out = sys.argv[1], sys.argv[2]
+rank = int(os.environ["RANK"])
+seen: list[int] = []
+
+
+class Recording(trainer_mod.CountingCollator):
+    def __call__(self, features):
+        seen.extend(int(f["example"]) for f in features)
+        return super().__call__(features)
+
+
+trainer_mod.CountingCollator = Recording
+model = C2SModel.from_scratch(dataset, max_length=128, device="cpu", seed=0)
+result = model.fine_tune(
+    dataset, output_dir=out, epochs=1, n_genes=12, batch_size=8, eval_split=None, logging_steps=5
+)
+digest = float(sum(p.detach().double().sum() for p in model.model.parameters()))
+record = {
+    "rank": rank,
+    "world_size": int(os.environ["WORLD_SIZE"]),
+    "seen": seen,
+    "n_train": result.n_train_examples,
+    "steps": result.steps,
+    "digest": digest,
+    "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+}
+with open(os.path.join(os.path.dirname(out), f"rank{rank}.json"), "w") as f:
+    json.dump(record, f)
