@@ -140,3 +140,35 @@ def test_collator_pads_with_no_loss(tokenizer):
         assert batch["attention_mask"][i, :L].all() and not batch["attention_mask"][i, L:].any()
         assert (batch["labels"][i, L:] == IGNORE).all()
         assert batch["labels"][i, :L].tolist() == e["labels"]
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
+def test_left_padding_with_trimmed_logits_keeps_each_examples_loss(arch):
+    """The training batch layout (left padding, position ids, logits only where labels are
+    trained) gives exactly the loss of the examples computed one by one without padding."""
+    from c2s.model import C2SModel
+
+    m = C2SModel.from_scratch(genes=GENES, architecture=arch, max_length=256, device="cpu")
+    tok = m.tokenizer
+    r = Renderer("cell_type_prediction", n_genes=30)
+    cs = cells(6)
+    feats = []
+    for k, ex in zip((30, 5, 17, 30, 1, 9), r.examples(cs), strict=True):
+        ex = r.render(cs, ex.cells, ex.template, n_genes=k)  # very different lengths
+        feats.append(encode_text(tok, ex.prompt, ex.response))
+    model = m.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for f in feats:
+            logits = model(torch.tensor([f["input_ids"]])).logits[0, :-1]
+            target = torch.tensor(f["labels"][1:])
+            use = target != IGNORE
+            total += torch.nn.functional.cross_entropy(logits[use], target[use], reduction="sum")
+            count += int(use.sum())
+        batch = PromptCollator(
+            tok.pad_token_id, padding_side="left", position_ids=True, trim_logits=True
+        )(feats)
+        assert batch["logits_to_keep"] < batch["input_ids"].shape[1] // 2
+        out = model(**batch)
+    assert out.logits.shape[1] == batch["logits_to_keep"]
+    torch.testing.assert_close(out.loss, total / count, rtol=1e-5, atol=1e-5)

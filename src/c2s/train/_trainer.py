@@ -238,6 +238,11 @@ def _prepare_run_dir(out: Path, *, overwrite: bool, resume: str | None) -> Path 
     return old
 
 
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch job (or a single process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
     found = []
     for p in ckpt_dir.glob("checkpoint-*"):
@@ -313,13 +318,31 @@ def _apply_lora(c2s_model, cfg: TrainConfig) -> None:
         c2s_model.model.peft_config["default"].base_model_name_or_path = base_name
 
 
+def _collator_options(model) -> dict:
+    """Left padding with position ids and trimmed logits when the model's forward accepts
+    ``position_ids`` and ``logits_to_keep`` (GPT-NeoX, GPT-2, Llama, Gemma and most others in
+    transformers 5); plain right padding otherwise."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    if "position_ids" in params and "logits_to_keep" in params:
+        return {"padding_side": "left", "position_ids": True, "trim_logits": True}
+    return {}
+
+
 def _trainer_class(Trainer):
     class C2STrainer(Trainer):
         """Evaluates with a plain collator, so that the counts are of training batches only."""
 
         def get_eval_dataloader(self, eval_dataset=None):
             counting = self.data_collator
-            self.data_collator = PromptCollator(counting.pad_token_id)
+            self.data_collator = PromptCollator(
+                counting.pad_token_id,
+                padding_side=counting.padding_side,
+                position_ids=counting.position_ids,
+                trim_logits=counting.trim_logits,
+            )
             try:
                 return super().get_eval_dataloader(eval_dataset)
             finally:
@@ -424,7 +447,11 @@ def fine_tune(
         run_dir, old = Path(tmp_run.name), None
     else:
         run_dir = Path(output_dir)
-        old = _prepare_run_dir(run_dir, overwrite=overwrite, resume=cfg.resume)
+        # Under torchrun / accelerate launch only the main process checks and prepares the
+        # directory (the others would see it half-made); a failure there stops every rank.
+        old = None
+        if _is_main_process():
+            old = _prepare_run_dir(run_dir, overwrite=overwrite, resume=cfg.resume)
     try:
         return _run(model, ds, cfg, max_length, run_dir, tmp_run is None, old, callbacks)
     finally:
@@ -476,7 +503,9 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
     elif model.is_peft:
         raise C2SError("This model carries LoRA adapters; train it with lora=True (--lora).")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = _is_main_process()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / CHECKPOINTS
     resume_from = None
     if cfg.resume:
@@ -484,7 +513,8 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
         if resume_from is None or not resume_from.is_dir():
             raise C2SError(f"No checkpoint to resume from in {ckpt_dir} ({cfg.resume!r}).")
         _check_resume(model, resume_from)
-    _write_split(run_dir / "split.json", ds, cfg)
+    if main:
+        _write_split(run_dir / "split.json", ds, cfg)
 
     on_gpu = torch.cuda.is_available()
     dtype = next(model.model.parameters()).dtype
@@ -526,7 +556,7 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
         ddp_find_unused_parameters=False,
         **({"activation_checkpointing": True} if cfg.gradient_checkpointing else {}),
     )
-    collator = CountingCollator(tok.pad_token_id)
+    collator = CountingCollator(tok.pad_token_id, **_collator_options(model.model))
     trainer = _trainer_class(Trainer)(
         model=model.model,
         args=args,
