@@ -128,10 +128,25 @@ def test_scaled_input_points_at_raw(capsys, tmp_path, scaled_adata):
 
 
 def test_quickstart_writes_report(capsys, tmp_path):
-    m = run_json(capsys, "quickstart", "--out", tmp_path / "qs")
+    # A tiny model and a short run: the full recipe is what `make quickstart` runs.
+    m = run_json(
+        capsys, "quickstart", "--out", tmp_path / "qs", "--preset", "tiny", "--epochs", 0.3
+    )
     qs = tmp_path / "qs"
-    for name in ("report.md", "metrics.json", "inverse_fit.png", "reconstruction.png"):
+    for name in (
+        "report.md",
+        "metrics.json",
+        "inverse_fit.png",
+        "reconstruction.png",
+        "loss_curve.png",
+    ):
         assert (qs / name).exists(), name
+    t = m["training"]
+    assert t["steps"] > 0 and t["train_loss"] < t["first_loss"]
+    assert "## Training a small model" in (qs / "report.md").read_text()
+    model = c2s.model.C2SModel.from_pretrained(qs / "model", device="cpu")
+    assert model.config.tasks == ["cell_type_prediction", "cell_type_generation"]
+    assert not (qs / "model" / "checkpoints").exists()
     saved = json.loads((qs / "metrics.json").read_text())
     assert saved["data"]["n_cells"] == 700 and saved["data"]["n_cell_types"] == 10
     assert m["inverse"]["selected"] == saved["inverse"]["selected"]

@@ -43,6 +43,9 @@ def test_scratch_model_saves_as_plain_hf_directory(arch, tmp_path):
     tok = AutoTokenizer.from_pretrained(out)
     assert tok("CD74 LYZ RP11-34P13.7 S100A8.")["input_ids"] == ids
     torch.testing.assert_close(logits(plain, ids), logits(m.model.eval(), ids))
+    # A class name older transformers releases know too (the reference package pins 4.x).
+    tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert tok_cfg["tokenizer_class"] == "PreTrainedTokenizerFast"
     cfg = json.loads((out / CONFIG_FILE).read_text())
     assert cfg["genes"] == GENES and cfg["vocab_sha256"] == vocab_hash(GENES)
     assert cfg["profile"] == "compat" and cfg["package_version"]

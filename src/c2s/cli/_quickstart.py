@@ -10,12 +10,17 @@ def register(sub) -> None:
         "quickstart",
         help="run the end-to-end demo on scanpy's bundled PBMC data",
         description="Convert the bundled PBMC data, fit and evaluate the inverse transform, "
-        "and write a report (metrics.json, PNG plots, report.md). Nothing is downloaded.",
+        "train a small model from scratch, and write a report (metrics.json, PNG plots, "
+        "report.md). Nothing is downloaded.",
     )
     p.add_argument(
         "--out", default="c2s-quickstart", help="report directory (default c2s-quickstart)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--preset", default="small", choices=["tiny", "small", "base"], help="model size"
+    )
+    p.add_argument("--epochs", type=float, default=5.0, help="training epochs (0 skips training)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
     add_json(p)
     p.set_defaults(run=run)
@@ -24,14 +29,27 @@ def register(sub) -> None:
 def run(args) -> int:
     from c2s._quickstart import run_quickstart
 
-    m = run_quickstart(args.out, overwrite=args.overwrite, seed=args.seed, verbose=not args.json)
+    m = run_quickstart(
+        args.out,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        verbose=not args.json,
+        preset=args.preset,
+        epochs=args.epochs,
+    )
     inv = m["inverse"]
     best = inv["heldout"][inv["selected"]]
     human = (
         f"quickstart done in {m['timing_s']['total']:.1f} s\n"
         f"inverse transform: {inv['selected']} held-out R^2 {best['r2']:.3f} "
         f"(linear {inv['heldout']['linear']['r2']:.3f})\n"
-        f"report: {args.out}/report.md"
+        + (
+            f"model: {m['training']['steps']} steps, validation loss "
+            f"{m['training']['eval_loss']:.3f}, saved in {args.out}/model\n"
+            if "training" in m
+            else ""
+        )
+        + f"report: {args.out}/report.md"
     )
     emit(m, args.json, human)
     return 0

@@ -342,6 +342,7 @@ class C2SModel:
         with atomic_dir(path, overwrite=overwrite) as tmp:
             model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
+            _portable_tokenizer_class(tmp)
             config.save(tmp)
         if merge and self.is_peft:
             self.model = model
@@ -352,6 +353,17 @@ class C2SModel:
         from c2s.train import fine_tune
 
         return fine_tune(self, data, **kwargs)
+
+
+def _portable_tokenizer_class(directory: Path) -> None:
+    """transformers 5 records a generic fast tokenizer as ``TokenizersBackend``, a class older
+    releases lack; ``PreTrainedTokenizerFast`` loads the same tokenizer.json in both."""
+    path = directory / "tokenizer_config.json"
+    if path.exists():
+        cfg = json.loads(path.read_text())
+        if cfg.get("tokenizer_class") == "TokenizersBackend":
+            cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+            path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 def _looks_like_hub_id(name: str) -> bool:
