@@ -44,6 +44,7 @@ bench-ref: .venv-ref/.installed
 
 bench: $(STAMP) .venv-ref/.installed
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) .venv-ref build dist .pytest_cache .ruff_cache

