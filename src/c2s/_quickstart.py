@@ -154,6 +154,7 @@ def _train(ds, tmp: Path, preset: str, epochs: float, seed: int, verbose: bool) 
         "n_train_examples": r.n_train_examples,
         "train_loss": r.train_loss,
         "eval_loss": r.eval_loss,
+        "eval_loss_per_task": r.eval_loss_per_task,
         "first_loss": r.loss_curve()[1][0],
         "tokens": r.tokens,
         "tokens_per_s": r.tokens_per_second,
@@ -166,6 +167,9 @@ def _training_section(t: dict | None, plots: dict) -> str:
     if t is None:
         return ""
     tasks = ", ".join(f"`{x}`" for x in t["tasks"])
+    per_task = "".join(
+        f"| validation loss (end), `{k}` |  {v:.3f} |\n" for k, v in t["eval_loss_per_task"].items()
+    )
     o = t["options"]
     return f"""
 ## Training a small model from scratch
@@ -178,9 +182,13 @@ example 4 times per epoch), {o["n_genes"]} genes per sentence, {o["epochs"]:g} e
 |---|---|
 | loss at step 1 | {t["first_loss"]:.3f} |
 | mean training loss | {t["train_loss"]:.3f} |
-| validation loss (end) | {t["eval_loss"]:.3f} |
-| tokens/s (non-pad) | {t["tokens_per_s"]:,.0f} |
+| validation loss (end), all answer tokens | {t["eval_loss"]:.3f} |
+{per_task}| tokens/s (non-pad) | {t["tokens_per_s"]:,.0f} |
 | padded positions | {t["padded_fraction"]:.2%} |
+
+Losses are nats per answer token. The training curve alternates because batches are grouped
+by length, so prediction batches (a few answer tokens, easy once learned) and generation
+batches (50 genes to order, hard) take turns.
 
 ![loss curve]({plots["loss_curve"]})
 

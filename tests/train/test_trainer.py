@@ -223,3 +223,20 @@ def test_dataset_without_usable_cells_is_refused(pbmc, tmp_path):
         pytest.raises(C2SError, match="No cell has a value"),
     ):
         tiny(ds).fine_tune(ds, max_steps=1, **FAST)
+
+
+def test_validation_loss_per_task(pbmc_dataset):
+    m = tiny(pbmc_dataset)
+    r = m.fine_tune(
+        pbmc_dataset,
+        tasks=["cell_type_prediction", "cell_type_generation"],
+        max_steps=4,
+        eval_steps=2,
+        **FAST,
+    )
+    per = r.eval_loss_per_task
+    assert set(per) == {"cell_type_prediction", "cell_type_generation"}
+    assert min(per.values()) <= r.eval_loss <= max(per.values())
+    curves = r.eval_curves()
+    assert curves["cell_type_prediction"][0] == [2, 4]
+    assert r.loss_curve()[2] == [2, 4]

@@ -104,11 +104,12 @@ def run(args) -> int:
     from c2s.io import read_dataset
     from c2s.model import C2SModel
     from c2s.train import TrainConfig, fine_tune
-    from c2s.train._trainer import check_run_dir
+    from c2s.train._trainer import _is_main_process, check_run_dir
 
     train_opts, model_opts = _options(args)
     cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
-    check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume)
+    if _is_main_process():
+        check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume)
     ds = read_dataset(args.dataset)
     device = model_opts.get("device", "auto")
     if "model" in model_opts:
@@ -142,6 +143,8 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 130
+    if not _is_main_process():
+        return 0  # under torchrun / accelerate launch, rank 0 reports
     out = {k: v for k, v in result.to_dict().items() if k != "log_history"}
     human = (
         f"Trained {result.steps} steps ({result.epochs:.2f} epochs) on {result.n_train_examples} "

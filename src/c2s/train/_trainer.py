@@ -37,13 +37,14 @@ class TrainResult:
     steps: int = 0
     epochs: float = 0.0
     train_loss: float | None = None
-    eval_loss: float | None = None
+    eval_loss: float | None = None  # over all validation answer tokens
+    eval_loss_per_task: dict[str, float] = field(default_factory=dict)
     n_train_examples: int = 0
     n_eval_examples: int = 0
     n_shortened: int = 0
     n_dropped: int = 0
     seconds: float = 0.0
-    tokens: int = 0  # non-padding tokens processed in training
+    tokens: int = 0  # non-padding tokens in this process's training batches (per rank under DDP)
     padded_fraction: float = 0.0
     trainable_parameters: int = 0
     total_parameters: int = 0
@@ -60,10 +61,23 @@ class TrainResult:
         return d
 
     def loss_curve(self) -> tuple[list[int], list[float], list[int], list[float]]:
-        """(steps, training losses, eval steps, eval losses) from the log history."""
+        """(steps, training losses, eval steps, eval losses) from the log history; with
+        several tasks the eval loss is their token-weighted mean (see ``eval_curves``)."""
         tr = [(h["step"], h["loss"]) for h in self.log_history if "loss" in h]
-        ev = [(h["step"], h["eval_loss"]) for h in self.log_history if "eval_loss" in h]
+        ev = [(h["step"], h["c2s_eval_loss"]) for h in self.log_history if "c2s_eval_loss" in h]
         return [s for s, _ in tr], [v for _, v in tr], [s for s, _ in ev], [v for _, v in ev]
+
+    def eval_curves(self) -> dict[str, tuple[list[int], list[float]]]:
+        """Validation loss per task: ``{task: (steps, losses)}``."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for h in self.log_history:
+            for task in self.eval_loss_per_task:
+                key = _eval_key(task, len(self.eval_loss_per_task))
+                if key in h:
+                    out.setdefault(task, ([], []))
+                    out[task][0].append(h["step"])
+                    out[task][1].append(h[key])
+        return out
 
 
 class ExampleSet:
@@ -318,6 +332,59 @@ def _apply_lora(c2s_model, cfg: TrainConfig) -> None:
         c2s_model.model.peft_config["default"].base_model_name_or_path = base_name
 
 
+def _eval_key(task: str, n_tasks: int) -> str:
+    return f"eval_{task}_loss" if n_tasks > 1 else "eval_loss"
+
+
+def _eval_sets(evals: list[dict], names: list[str]):
+    """The evaluation set (one per task when there are several, so each gets its own loss)
+    and the trained-token count of each."""
+    if not evals:
+        return None, {}
+    tokens = {
+        n: sum(sum(1 for v in e["labels"][1:] if v != IGNORE) for e in evals if e["task"] == i)
+        for i, n in enumerate(names)
+    }
+    if len(names) == 1:
+        return ExampleSet(evals), tokens
+    sets = {n: ExampleSet([e for e in evals if e["task"] == i]) for i, n in enumerate(names)}
+    return {n: v for n, v in sets.items() if len(v)}, tokens
+
+
+def _combine_eval_class():
+    from transformers import TrainerCallback
+
+    class CombineEval(TrainerCallback):
+        """After each evaluation, log the token-weighted validation loss over all tasks."""
+
+        def __init__(self, names: list[str], tokens: dict[str, int]):
+            self.names, self.tokens = names, tokens
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            per = {}
+            for h in reversed(state.log_history):
+                if h.get("step") != state.global_step:
+                    break
+                for n in self.names:
+                    key = _eval_key(n, len(self.names))
+                    if key in h and n not in per:
+                        per[n] = h[key]
+            if metrics:
+                for n in self.names:
+                    key = _eval_key(n, len(self.names))
+                    if key in metrics:
+                        per[n] = metrics[key]
+            if len(per) < len([n for n in self.names if self.tokens.get(n)]):
+                return  # more task evaluations of this step to come
+            total = sum(self.tokens[n] for n in per)
+            mean = sum(per[n] * self.tokens[n] for n in per) / max(total, 1)
+            state.log_history.append(
+                {"step": state.global_step, "c2s_eval_loss": mean, "c2s_eval_per_task": per}
+            )
+
+    return CombineEval
+
+
 def _collator_options(model) -> dict:
     """Left padding with position ids and trimmed logits when the model's forward accepts
     ``position_ids`` and ``logits_to_keep`` (GPT-NeoX, GPT-2, Llama, Gemma and most others in
@@ -375,7 +442,7 @@ def _own_progress(trainer) -> None:
         def on_log(self, args, state, control, logs=None, **kw):
             if self.bar is None or not logs:
                 return
-            shown = {k: round(v, 4) for k, v in logs.items() if k in ("loss", "eval_loss")}
+            shown = {k: round(v, 4) for k, v in logs.items() if k == "loss" or k.endswith("_loss")}
             if shown:
                 self.bar.set_postfix(shown)
             log.info("step %d: %s", state.global_step, logs)
@@ -557,27 +624,31 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
         **({"activation_checkpointing": True} if cfg.gradient_checkpointing else {}),
     )
     collator = CountingCollator(tok.pad_token_id, **_collator_options(model.model))
+    names = [name for name, _ in task_weights(cfg.tasks)]
+    eval_sets, eval_tokens = _eval_sets(evals, names)
+    combine = _combine_eval_class()(names, eval_tokens)
     trainer = _trainer_class(Trainer)(
         model=model.model,
         args=args,
         train_dataset=ExampleSet(train),
-        eval_dataset=ExampleSet(evals) if evals else None,
+        eval_dataset=eval_sets,
         data_collator=collator,
         processing_class=tok,
-        callbacks=callbacks,
+        callbacks=[combine, *(callbacks or [])],
     )
     trainer.c2s_collator = collator  # for tests and benchmarks that inspect batches
     _own_progress(trainer)
     t_train = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - t_train
-    eval_loss = None
+    eval_loss, per_task = None, {}
     if evals:
-        last = [h for h in trainer.state.log_history if "eval_loss" in h]
-        if last and last[-1].get("step") == trainer.state.global_step:
-            eval_loss = float(last[-1]["eval_loss"])
-        else:
-            eval_loss = float(trainer.evaluate()["eval_loss"])
+        last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
+        if not last or last[-1].get("step") != trainer.state.global_step:
+            trainer.evaluate()
+            last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
+        eval_loss = float(last[-1]["c2s_eval_loss"])
+        per_task = dict(last[-1]["c2s_eval_per_task"])
     model.model.eval()
 
     result = TrainResult(
@@ -585,6 +656,7 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
         epochs=float(trainer.state.epoch or 0.0),
         train_loss=float(out.training_loss),
         eval_loss=eval_loss,
+        eval_loss_per_task=per_task,
         n_train_examples=len(train),
         n_eval_examples=len(evals),
         n_shortened=stats.get("n_shortened", 0),
@@ -638,6 +710,7 @@ def _update_config(
         "steps": result.steps,
         "train_loss": result.train_loss,
         "eval_loss": result.eval_loss,
+        "eval_loss_per_task": result.eval_loss_per_task,
         "n_train_examples": result.n_train_examples,
     }
 
