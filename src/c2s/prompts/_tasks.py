@@ -223,14 +223,8 @@ class Renderer:
         v["num_genes"] = str(n_genes)
         return v
 
-    def render(
-        self, cs: CellSentences, cells: Sequence[int], template: int, n_genes: int | None = None
-    ) -> Example:
-        """Render one example: ``cells`` (one cell, a group, or ``(control, perturbed)``) with
-        template number ``template`` and ``n_genes`` genes per sentence (default: the
-        renderer's). Training code calls this again with fewer genes to shorten an example."""
-        k = self.n_genes if n_genes is None else n_genes
-        t = self.templates[template]
+    def _fill(self, cs: CellSentences, cells: Sequence[int], t: Template, k: int) -> dict:
+        """Placeholder values for ``cells`` with ``k`` genes per sentence."""
         cols = [c for c in t.fields - COMPUTED if c in cs.obs.columns]
         kind = self.task.kind
         anchor = int(cells[-1]) if kind == "pair" else int(cells[0])
@@ -243,8 +237,52 @@ class Renderer:
         else:
             v["perturbation_name"] = str(cs.obs.iloc[anchor][self.perturbation_key])
             v["control_cell_sentence"], v["perturbed_cell_sentence"] = sentence_texts(cs, cells, k)
-        p, r = t.render(v)
+        return v
+
+    def render(
+        self, cs: CellSentences, cells: Sequence[int], template: int, n_genes: int | None = None
+    ) -> Example:
+        """Render one example: ``cells`` (one cell, a group, or ``(control, perturbed)``) with
+        template number ``template`` and ``n_genes`` genes per sentence (default: the
+        renderer's). Training code calls this again with fewer genes to shorten an example."""
+        k = self.n_genes if n_genes is None else n_genes
+        t = self.templates[template]
+        p, r = t.render(self._fill(cs, cells, t, k))
         return Example(p, r, self.task.name, tuple(int(c) for c in cells), k, template)
+
+    def prompt(
+        self,
+        cs: CellSentences | None = None,
+        cells: Sequence[int] = (),
+        *,
+        template: int = 0,
+        n_genes: int | None = None,
+        values: dict | None = None,
+    ) -> str:
+        """The prompt alone, for inference: the answer's placeholders need no value.
+
+        ``cells`` fill the sentence placeholders (none for generation from a label); ``values``
+        give or override any other placeholder (e.g. ``{"cell_type": "B cell"}``).
+        """
+        k = self.n_genes if n_genes is None else n_genes
+        t = self.templates[template]
+        v = self._fill(cs, cells, t, k) if cs is not None and len(cells) else self._values({}, k)
+        v.update({key: str(x) for key, x in (values or {}).items()})
+        missing = sorted(Template(t.prompt, "").fields - set(v))
+        if missing:
+            raise C2SError(
+                f"The {self.task.name!r} prompt needs {missing}: add the obs column(s) or pass "
+                "the value (e.g. organism='Homo sapiens' / --organism)."
+            )
+        return t.prompt.format_map(v)
+
+    def answer(self, value: str, *, template: int = 0) -> str:
+        """The response text for an answer value (e.g. a candidate label): ``"B cell."``."""
+        t = self.templates[template]
+        fields = Template(t.response, "").fields
+        if len(fields) != 1:
+            raise C2SError(f"The {self.task.name!r} answer has no single placeholder to fill.")
+        return t.response.format_map({fields.pop(): value})
 
     # -- examples --------------------------------------------------------------------------
     def plan(

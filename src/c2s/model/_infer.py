@@ -1,0 +1,534 @@
+"""Inference kernels: label scoring with a shared prompt cache, trie-constrained decoding,
+gene-constrained cell generation, and pooled embeddings.
+
+Every batch is sorted by length, left-padded with position ids counting real tokens only (so
+a sequence's result does not depend on its batch-mates), and run under
+``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from c2s._errors import C2SError
+from c2s._logging import progress
+from c2s.train._encode import IGNORE, encode_text
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first)."""
+    if batch_size < 1:
+        raise C2SError("batch_size must be at least 1.")
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> dict:
+    """``input_ids``, ``attention_mask`` and ``position_ids`` (0 at each first real token)."""
+    import torch
+
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if len(s):
+            ids[i, n - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+            mask[i, n - len(s) :] = 1
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": pos.to(device),
+    }
+
+
+def _repeat_cache(cache, n: int):
+    """A new cache with every batch row repeated ``n`` times (the original is untouched)."""
+    from transformers import DynamicCache
+
+    layers = [
+        (layer.keys.repeat_interleave(n, 0), layer.values.repeat_interleave(n, 0))
+        for layer in cache.layers
+    ]
+    return DynamicCache(ddp_cache_data=layers)
+
+
+# -- scoring -----------------------------------------------------------------------------------
+@dataclass
+class _Scored:
+    prefix: list[int]  # tokens shared by every candidate (the prompt)
+    conts: list[list[int]]  # per candidate: the tokens after the prefix
+    first: list[int]  # per candidate: index in cont of the first scored token
+
+
+def _split_candidates(tokenizer, prompt: str, answers: Sequence[str]) -> _Scored:
+    encs = [encode_text(tokenizer, prompt, a) for a in answers]
+    bounds = [next(i for i, v in enumerate(e["labels"]) if v != IGNORE) for e in encs]
+    ids = [e["input_ids"] for e in encs]
+    p = min(bounds)
+    for s in ids[1:]:  # the longest common prefix within the prompt part
+        k = 0
+        while k < p and s[k] == ids[0][k]:
+            k += 1
+        p = k
+    if p == 0:
+        raise C2SError("The prompt and its answers share no tokens; cannot score them.")
+    return _Scored(ids[0][:p], [s[p:] for s in ids], [b - p for b in bounds])
+
+
+def score_answers(
+    model,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_pairs: int = 512,
+    progress_bar: bool | None = None,
+) -> np.ndarray:
+    """Log-likelihood of each answer (its tokens and EOS) after each prompt.
+
+    The prompt is run once; its key/value cache is repeated for the candidate answers, which
+    are scored together (in chunks of at most ``max_pairs`` prompt-answer pairs).
+
+    Returns
+    -------
+    ``(n_prompts, n_answers)`` float64 array of summed log-probabilities.
+    """
+    import torch
+
+    tok, lm = model.tokenizer, model.model
+    dev = model.device
+    if not answers:
+        raise C2SError("No candidate answers to score (the label set is empty).")
+    parts = [_split_candidates(tok, p, answers) for p in prompts]
+    out = np.empty((len(prompts), len(answers)))
+    n_ans = len(answers)
+    chunk = max(1, max_pairs // max(1, min(batch_size, len(prompts))))
+    batches = length_batches([len(x.prefix) for x in parts], batch_size)
+    with torch.inference_mode():
+        for rows in progress(batches, desc="scoring", unit="batch", enabled=progress_bar):
+            enc = left_pad([parts[i].prefix for i in rows], tok.pad_token_id, dev)
+            res = lm(**enc, use_cache=True, logits_to_keep=1)
+            last = torch.log_softmax(res.logits[:, -1].float(), -1)  # (B, V)
+            B = len(rows)
+            for a0 in range(0, n_ans, chunk):
+                a1 = min(n_ans, a0 + chunk)
+                C = a1 - a0
+                conts = [parts[i].conts[j] for i in rows for j in range(a0, a1)]
+                Lc = max(len(c) for c in conts)
+                cont = torch.full((B * C, Lc), tok.pad_token_id, dtype=torch.long)
+                cmask = torch.zeros((B * C, Lc), dtype=torch.long)
+                for r, c in enumerate(conts):
+                    cont[r, : len(c)] = torch.as_tensor(c)
+                    cmask[r, : len(c)] = 1
+                cont, cmask = cont.to(dev), cmask.to(dev)
+                pmask = enc["attention_mask"].repeat_interleave(C, 0)
+                start = pmask.sum(1, keepdim=True)
+                pos = start + torch.arange(Lc, device=dev)[None, :]
+                cache = _repeat_cache(res.past_key_values, C)
+                logits = lm(
+                    input_ids=cont,
+                    attention_mask=torch.cat([pmask, cmask], 1),
+                    position_ids=pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                ).logits
+                logp = torch.log_softmax(logits.float(), -1)  # (B*C, Lc, V)
+                # token t of a continuation is predicted by the prompt (t = 0) or by t - 1
+                pred = torch.cat([last.repeat_interleave(C, 0)[:, None, :], logp[:, :-1]], 1)
+                tok_lp = pred.gather(2, cont[:, :, None])[:, :, 0]  # (B*C, Lc)
+                firsts = torch.as_tensor(
+                    [parts[i].first[j] for i in rows for j in range(a0, a1)], device=dev
+                )
+                t = torch.arange(Lc, device=dev)[None, :]
+                use = (t >= firsts[:, None]) & (cmask == 1)
+                totals = (tok_lp * use).sum(1).view(B, C).double().cpu().numpy()
+                out[rows, a0:a1] = totals
+    return out
+
+
+# -- constrained label decoding ---------------------------------------------------------------
+def decode_constrained(
+    model,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    *,
+    batch_size: int = 8,
+    progress_bar: bool | None = None,
+) -> list[int]:
+    """Greedy decoding restricted to a trie of the candidate answers (tokens and EOS).
+
+    Returns the index of the answer each prompt's decoding ends in.
+    """
+    import torch
+
+    tok, lm, dev = model.tokenizer, model.model, model.device
+    parts = [_split_candidates(tok, p, answers) for p in prompts]
+    result = [0] * len(prompts)
+    batches = length_batches([len(x.prefix) for x in parts], batch_size)
+    with torch.inference_mode():
+        for rows in progress(batches, desc="decoding", unit="batch", enabled=progress_bar):
+            enc = left_pad([parts[i].prefix for i in rows], tok.pad_token_id, dev)
+            res = lm(**enc, use_cache=True, logits_to_keep=1)
+            cache, logits = res.past_key_values, res.logits[:, -1]
+            mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
+            alive = [list(range(len(answers))) for _ in rows]  # candidates still matching
+            step = 0
+            done = [False] * len(rows)
+            while not all(done):
+                nxt = []
+                for b, i in enumerate(rows):
+                    if done[b]:
+                        nxt.append(tok.pad_token_id)
+                        continue
+                    conts = parts[i].conts
+                    options = {conts[j][step] for j in alive[b] if step < len(conts[j])}
+                    allowed = torch.as_tensor(sorted(options), device=dev)
+                    choice = int(allowed[logits[b, allowed].argmax()])
+                    alive[b] = [
+                        j for j in alive[b] if step < len(conts[j]) and conts[j][step] == choice
+                    ]
+                    finished = [j for j in alive[b] if len(conts[j]) == step + 1]
+                    if finished:
+                        result[i], done[b] = finished[0], True
+                    nxt.append(choice)
+                step += 1
+                if all(done):
+                    break
+                ids = torch.as_tensor(nxt, device=dev)[:, None]
+                mask = torch.cat(
+                    [mask, torch.as_tensor([[0 if d else 1] for d in done], device=dev)], 1
+                )
+                pos = pos + 1
+                out = lm(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache, logits = out.past_key_values, out.logits[:, -1]
+    return result
+
+
+def generate_free(
+    model,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 32,
+    batch_size: int = 8,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    seed: int = 0,
+    progress_bar: bool | None = None,
+) -> list[str]:
+    """Plain decoding (greedy unless ``temperature > 0``), stopping at EOS; the new text."""
+    import torch
+
+    tok, lm, dev = model.tokenizer, model.model, model.device
+    ids = [tok(p)["input_ids"] for p in prompts]
+    out = [""] * len(prompts)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        for rows in progress(
+            length_batches([len(x) for x in ids], batch_size),
+            desc="generating",
+            unit="batch",
+            enabled=progress_bar,
+        ):
+            enc = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)
+            enc.pop("position_ids")
+            kw = {"do_sample": temperature > 0}
+            if temperature > 0:
+                kw["temperature"] = temperature
+                if top_p:
+                    kw["top_p"] = top_p
+            gen = lm.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+                **kw,
+            )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            for b, i in enumerate(rows):
+                out[i] = tok.decode(new[b], skip_special_tokens=True)
+    return out
+
+
+# -- gene-constrained generation ----------------------------------------------------------------
+class GeneTrie:
+    """Token sequences of ``" " + gene`` for every gene, as a trie.
+
+    Works for one-token-per-gene tokenizers (every gene a child of the root) and for
+    pretrained tokenizers where a gene spans several tokens.
+    """
+
+    def __init__(self, tokenizer, genes: Sequence[str], anchor: str = "Cell sentence:"):
+        import warnings
+
+        enc = tokenizer(
+            [f"{anchor} {g}" for g in genes], add_special_tokens=False, return_offsets_mapping=True
+        )
+        cut = len(anchor)
+        self.children: list[dict[int, int]] = [{}]
+        self.parent = [-1]
+        self.token = [-1]
+        terminal = [-1]
+        clashes = 0
+        for gi, (ids, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], strict=True)):
+            seq = [t for t, (_, end) in zip(ids, offs, strict=True) if end > cut]
+            if not seq:
+                continue
+            node = 0
+            for t in seq:
+                nxt = self.children[node].get(t)
+                if nxt is None:
+                    nxt = len(self.children)
+                    self.children[node][t] = nxt
+                    self.children.append({})
+                    self.parent.append(node)
+                    self.token.append(t)
+                    terminal.append(-1)
+                node = nxt
+            if terminal[node] >= 0:
+                clashes += 1
+                continue
+            terminal[node] = gi
+        if clashes:
+            warnings.warn(
+                f"{clashes} genes tokenize exactly like another gene and cannot be generated "
+                "(unknown tokens?).",
+                stacklevel=3,
+            )
+        self.terminal = np.asarray(terminal, dtype=np.int64)
+        self.n_nodes = len(self.children)
+        total = (self.terminal >= 0).astype(np.int64)
+        for node in range(self.n_nodes - 1, 0, -1):  # children are numbered after parents
+            total[self.parent[node]] += total[node]
+        self.total = total
+        self.n_genes = int((self.terminal >= 0).sum())
+        self.root_tokens = np.fromiter(self.children[0].keys(), dtype=np.int64)
+        self.root_nodes = np.fromiter(self.children[0].values(), dtype=np.int64)
+        self.single_token = all(not self.children[n] for n in self.root_nodes)
+
+    def path(self, node: int) -> list[int]:
+        out = []
+        while node > 0:
+            out.append(node)
+            node = self.parent[node]
+        return out
+
+
+class _Row:
+    """Decoding state of one cell: where it is in the trie and which genes it has used."""
+
+    __slots__ = ("done", "genes", "node", "seen", "used")
+
+    def __init__(self, n_nodes: int):
+        self.node = 0
+        self.genes: list[int] = []
+        self.seen: set[int] = set()
+        self.used = np.zeros(n_nodes, dtype=np.int64)  # completed genes under each node
+        self.done = False
+
+    def open_children(self, trie: GeneTrie, node: int) -> list[tuple[int, int]]:
+        """(token, child) pairs leading to at least one gene not used yet."""
+        return [(t, ch) for t, ch in trie.children[node].items() if self.used[ch] < trie.total[ch]]
+
+    def complete(self, trie: GeneTrie, node: int, root_ok, b: int, n_genes: int) -> None:
+        """The gene ending at ``node`` is done: count it, close exhausted root branches."""
+        g = int(trie.terminal[node])
+        self.genes.append(g)
+        self.seen.add(g)
+        for x in trie.path(node):
+            self.used[x] += 1
+            if trie.parent[x] == 0 and self.used[x] >= trie.total[x]:
+                root_ok[b, trie.token[x]] = False
+        self.node = 0
+        self.done = len(self.genes) >= n_genes
+
+
+def _sample(logits, temperature: float, top_k: int | None, top_p: float | None, gen):
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), -1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        srt, idx = torch.sort(logits, -1, descending=True)
+        cum = torch.softmax(srt, -1).cumsum(-1)
+        drop = cum - torch.softmax(srt, -1) > top_p  # keep the smallest set reaching top_p
+        srt = srt.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, srt)
+    probs = torch.softmax(logits.float(), -1)
+    return torch.multinomial(probs, 1, generator=gen)[:, 0]
+
+
+def generate_genes(
+    model,
+    prompts: Sequence[str],
+    trie: GeneTrie,
+    n_genes: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress_bar: bool | None = None,
+) -> list[list[int]]:
+    """Sample exactly ``n_genes`` distinct, valid genes after each prompt.
+
+    At every step only tokens that continue a gene not yet used by that cell are allowed, so
+    each sentence holds valid genes without repeats, by construction. Returns, per prompt,
+    indices into the gene list the trie was built from.
+    """
+    import torch
+
+    if n_genes < 1:
+        raise C2SError("n_genes must be at least 1.")
+    if n_genes > trie.n_genes:
+        raise C2SError(
+            f"Cannot generate {n_genes} distinct genes from a vocabulary of {trie.n_genes}."
+        )
+    tok, lm, dev = model.tokenizer, model.model, model.device
+    V = lm.get_output_embeddings().weight.shape[0]
+    eos = tok.eos_token_id
+    ids = [tok(p)["input_ids"] for p in prompts]
+    out: list[list[int]] = [[] for _ in prompts]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    root_tok = torch.as_tensor(trie.root_tokens, device=dev)
+    with torch.inference_mode():
+        batches = length_batches([len(x) for x in ids], batch_size)
+        for rows in progress(batches, desc="generating cells", unit="batch", enabled=progress_bar):
+            B = len(rows)
+            enc = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)
+            res = lm(**enc, use_cache=True, logits_to_keep=1)
+            cache, logits = res.past_key_values, res.logits[:, -1]
+            mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
+            root_ok = torch.zeros((B, V), dtype=torch.bool, device=dev)
+            root_ok[:, root_tok] = True
+            state = [_Row(trie.n_nodes) for _ in rows]
+
+            while not all(s.done for s in state):
+                allowed = torch.zeros((B, V), dtype=torch.bool, device=dev)
+                for b, st in enumerate(state):
+                    if st.done:
+                        allowed[b, tok.pad_token_id] = True
+                        continue
+                    if st.node == 0:
+                        allowed[b] = root_ok[b]
+                        continue
+                    for t, _ in st.open_children(trie, st.node):
+                        allowed[b, t] = True
+                    g = int(trie.terminal[st.node])
+                    if g >= 0 and g not in st.seen:  # may end this gene here
+                        if len(st.genes) + 1 >= n_genes:
+                            allowed[b, eos] = True
+                        else:
+                            allowed[b] |= root_ok[b]
+                choice = _sample(
+                    logits.masked_fill(~allowed, float("-inf")), temperature, top_k, top_p, gen
+                )
+                feed = []
+                for b, st in enumerate(state):
+                    t = int(choice[b])
+                    if st.done:
+                        feed.append(tok.pad_token_id)
+                        continue
+                    feed.append(t)
+                    if st.node != 0 and t not in trie.children[st.node]:
+                        # the gene ended here; t starts the next one (or is EOS)
+                        st.complete(trie, st.node, root_ok, b, n_genes)
+                        if st.done:
+                            continue
+                    st.node = node = trie.children[st.node][t]
+                    g = int(trie.terminal[node])
+                    if g >= 0 and g not in st.seen and not st.open_children(trie, node):
+                        st.complete(trie, node, root_ok, b, n_genes)
+                if all(s.done for s in state):
+                    break
+                step_mask = torch.as_tensor([[1] for _ in state], device=dev)
+                mask = torch.cat([mask, step_mask], 1)
+                pos = pos + 1
+                res = lm(
+                    input_ids=torch.as_tensor(feed, device=dev)[:, None],
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache, logits = res.past_key_values, res.logits[:, -1]
+            for b, i in enumerate(rows):
+                out[i] = state[b].genes
+    return out
+
+
+# -- embeddings -------------------------------------------------------------------------------
+POOLING = ("genes", "prompt", "last")
+
+
+def embed_prompts(
+    model,
+    prompts: Sequence[str],
+    spans: Sequence[tuple[int, int]] | None = None,
+    *,
+    pool: str = "genes",
+    layer: int = -1,
+    batch_size: int = 8,
+    progress_bar: bool | None = None,
+) -> np.ndarray:
+    """Pooled hidden states of ``layer``: the mean over the tokens inside each prompt's
+    character span ``spans[i]`` (``pool="genes"``: the cell sentence), over all prompt tokens
+    (``"prompt"``), or the last token (``"last"``). Padding is never included.
+
+    Returns ``(n_prompts, hidden_size)`` float32.
+    """
+    import torch
+
+    if pool not in POOLING:
+        raise C2SError(f"pool must be one of {POOLING}, not {pool!r}.")
+    if pool == "genes" and spans is None:
+        raise C2SError("pool='genes' needs the character span of each cell sentence.")
+    tok, lm, dev = model.tokenizer, model.model, model.device
+    enc = tok(list(prompts), return_offsets_mapping=True)
+    weights = []
+    for i, offs in enumerate(enc["offset_mapping"]):
+        n = len(offs)
+        if pool == "genes":
+            a, b = spans[i]
+            w = [1.0 if (e > a and s < b and e > s) else 0.0 for s, e in offs]
+            if not any(w):
+                raise C2SError(f"Prompt {i} has no tokens inside its cell sentence.")
+        elif pool == "prompt":
+            w = [1.0] * n
+        else:
+            w = [0.0] * (n - 1) + [1.0]
+        weights.append(w)
+    n_layers = lm.config.num_hidden_layers
+    if not -n_layers - 1 <= layer <= n_layers:
+        raise C2SError(f"layer must lie in [-{n_layers + 1}, {n_layers}] for this model.")
+    out = None
+    ids = enc["input_ids"]
+    with torch.inference_mode():
+        batches = length_batches([len(x) for x in ids], batch_size)
+        for rows in progress(batches, desc="embedding", unit="batch", enabled=progress_bar):
+            batch = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)
+            res = lm(**batch, output_hidden_states=True, logits_to_keep=1)
+            h = res.hidden_states[layer].float()  # (B, L, H)
+            L = h.shape[1]
+            w = torch.zeros((len(rows), L), device=dev)
+            for b, i in enumerate(rows):
+                w[b, L - len(weights[i]) :] = torch.as_tensor(weights[i], device=dev)
+            pooled = (h * w[:, :, None]).sum(1) / w.sum(1, keepdim=True)
+            if out is None:
+                out = np.zeros((len(prompts), h.shape[-1]), dtype=np.float32)
+            out[rows] = pooled.cpu().numpy()
+    return out
