@@ -7,7 +7,8 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.io` - the Parquet dataset store, Hugging Face and reference-format interop.
 - :mod:`c2s.prompts` - prompt tasks and templates (the released models' formats and more).
 - :mod:`c2s.train` - training tokens (response-only labels, shortening) and batching.
-- :mod:`c2s.model` - tokenizers (and, next, models).
+- :mod:`c2s.model` - :class:`~c2s.model.C2SModel`: load, build from scratch, save, fine-tune.
+- :mod:`c2s.tl` - AnnData verbs running a model: predict, embed, generate, perturb, describe.
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
 - :mod:`c2s.metrics` - reconstruction metrics.
 - :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from c2s._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from c2s import datasets, inverse, io, metrics, model, pl, pp, prompts, sentences, train
+    from c2s import datasets, inverse, io, metrics, model, pl, pp, prompts, sentences, tl, train
 
 _SUBMODULES = (
     "pp",
@@ -35,6 +36,7 @@ _SUBMODULES = (
     "metrics",
     "datasets",
     "pl",
+    "tl",
 )
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "pp",
     "prompts",
     "sentences",
+    "tl",
     "train",
 ]
 
