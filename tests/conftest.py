@@ -84,8 +84,33 @@ def assert_no_output(out: Path) -> None:
 
 @pytest.fixture(scope="session")
 def pbmc_dataset(_pbmc, tmp_path_factory):
-    """The PBMC cells converted once per session (cell_type-stratified split, seed 0)."""
+    """The PBMC cells converted once per session (cell_type-stratified split, seed 0), with
+    a fitted inverse model."""
     out = tmp_path_factory.mktemp("pbmc") / "pbmc"
-    return c2s.io.convert(
+    ds = c2s.io.convert(
         _pbmc, out, obs_keys=["cell_type", "organism", "tissue"], seed=0, stratify="cell_type"
     )
+    ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
+    return ds
+
+
+@pytest.fixture(scope="session")
+def trained_model(pbmc_dataset, tmp_path_factory):
+    """A tiny GPT-NeoX trained briefly on PBMC for cell-type prediction and generation
+    (30 genes per sentence); the saved directory."""
+    pytest.importorskip("torch")
+    from c2s.model import C2SModel
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    m = C2SModel.from_scratch(pbmc_dataset, max_length=512, device="cpu")
+    m.fine_tune(
+        pbmc_dataset,
+        output_dir=out,
+        tasks=["cell_type_prediction:2", "cell_type_generation"],
+        n_genes=30,
+        max_steps=60,
+        batch_size=16,
+        learning_rate=3e-3,
+        eval_split=None,
+    )
+    return out

@@ -28,7 +28,7 @@ class C2SConfig:
     profile
         Prompt profile the model was trained with (``"compat"`` for the released formats).
     n_genes
-        Genes per cell sentence in training prompts.
+        Genes per cell sentence in training prompts (``None``: unknown, e.g. a plain LM).
     organism
         Organism named in prompts (``None``: taken from the data).
     tasks
@@ -53,7 +53,7 @@ class C2SConfig:
     """
 
     profile: str = "compat"
-    n_genes: int = 200
+    n_genes: int | None = None
     organism: str | None = None
     tasks: list[str] = field(default_factory=list)
     labels: dict[str, list[str]] = field(default_factory=dict)

@@ -84,10 +84,12 @@ def _renderer(model, task, k, organism, profile=None, **kw):
     )
 
 
-def _prompts(r, cs, units):
-    """Prompts for units (tuples of cell rows), with a clear error for missing fields."""
+def _prompts(r, cs, units, model, reserve: int = 16):
+    """Prompts for units (tuples of cell rows) and the genes per sentence each uses. A prompt
+    longer than the model's context (less ``reserve`` tokens for the answer) is rendered again
+    with fewer genes (warned)."""
     try:
-        return [r.prompt(cs, u) for u in units]
+        prompts = [r.prompt(cs, u) for u in units]
     except C2SError as e:
         if "organism" in str(e):
             raise C2SError(
@@ -95,6 +97,32 @@ def _prompts(r, cs, units):
                 "(--organism)."
             ) from None
         raise
+    ks = [r.n_genes] * len(prompts)
+    context = getattr(model.model.config, "max_position_embeddings", None)
+    if not context:
+        return prompts, ks
+    limit = context - reserve
+    lengths = [len(x) for x in model.tokenizer(prompts)["input_ids"]]
+    long = [i for i, n in enumerate(lengths) if n > limit]
+    for i in long:
+        lo, hi, best = 1, r.n_genes - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            p = r.prompt(cs, units[i], n_genes=mid)
+            if len(model.tokenizer(p)["input_ids"]) <= limit:
+                best, lo = p, mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            raise C2SError(f"Even one gene per cell does not fit the model's {context} tokens.")
+        prompts[i], ks[i] = best, lo - 1
+    if long:
+        warnings.warn(
+            f"{len(long)} prompts were longer than the model's context ({context} tokens, "
+            f"{reserve} kept for the answer) and lost genes from the end of their sentences.",
+            stacklevel=3,
+        )
+    return prompts, ks
 
 
 def _label_set(model, task, labels):
@@ -184,7 +212,7 @@ def predict(
             "Pass labels= (--labels A B ...) or use mode='free'."
         )
     units = _units(r, cs, group_by)
-    prompts = _prompts(r, cs, units)
+    prompts, _ = _prompts(r, cs, units, m, reserve=max_new_tokens or 16)
     t0 = time.perf_counter()
     probs = answers = None
     if mode == "score":
@@ -289,10 +317,10 @@ def embed(
     r = _renderer(m, task, k, org)
     if r.task.kind != "single":
         raise C2SError("embed uses a single-cell prompt task (e.g. cell_type_prediction).")
-    prompts = _prompts(r, cs, [(i,) for i in range(cs.n_cells)])
+    prompts, ks = _prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
     spans = []
     for i, p in enumerate(prompts):
-        s = sentence_texts(cs, [i], k)[0]
+        s = sentence_texts(cs, [i], ks[i])[0]
         a = p.find(s)
         spans.append((a, a + len(s)))
     X = embed_prompts(
@@ -399,12 +427,7 @@ def generate(
     if not conds:
         raise C2SError("No labels to generate cells for.")
     col = r.task.label or "label"
-    prompts = []
-    for lab in conds:
-        try:
-            prompts.append(r.prompt(values={col: lab}))
-        except C2SError as e:
-            raise C2SError(f"{e} (pass organism= / --organism)") from None
+    prompts = [r.prompt(values={col: lab}) for lab in conds]
     trie, genes = _trie(m, genes)
     t0 = time.perf_counter()
     sents = generate_genes(
@@ -498,7 +521,7 @@ def describe(
     cs = cells_of(data, m, n_genes=k, split=split, use_raw=use_raw)
     r = _renderer(m, "natural_language_interpretation", k, org, max_cells=max_cells, min_cells=1)
     units = _units(r, cs, group_by)
-    prompts = _prompts(r, cs, units)
+    prompts, _ = _prompts(r, cs, units, m, reserve=max_new_tokens)
     texts = generate_free(
         m, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
         batch_size=batch_size, progress_bar=progress_bar,

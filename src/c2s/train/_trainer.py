@@ -165,7 +165,9 @@ def build_examples(
     )
     rng = np.random.default_rng([cfg.seed, 7, len(split)])
     out: list[dict] = []
-    stats = {"n_shortened": 0, "n_dropped": 0}
+    stats: dict = {"n_shortened": 0, "n_dropped": 0}
+    if "organism" in cs.obs.columns:
+        stats["organisms"] = sorted(cs.obs["organism"].dropna().astype(str).unique())
     labels: dict[str, set] = {}
     for ti, (renderer, weight) in enumerate(renderers):
         items, st = encode_examples(
@@ -669,7 +671,7 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
         log_history=list(trainer.state.log_history),
         output_dir=str(run_dir) if save else None,
     )
-    _update_config(model.config, ds, cfg, labels, max_length, result)
+    _update_config(model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result)
     if save and trainer.is_world_process_zero():
         _write_json(run_dir / "train_log.json", result.to_dict())
         _save_into(model, run_dir, merge=cfg.merge)
@@ -686,7 +688,7 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
 
 
 def _update_config(
-    c: C2SConfig, ds, cfg: TrainConfig, labels: dict, max_length: int, result
+    c: C2SConfig, ds, cfg: TrainConfig, labels: dict, organisms: list, max_length: int, result
 ) -> None:
     c.profile = cfg.profile
     c.n_genes = cfg.n_genes
@@ -698,8 +700,8 @@ def _update_config(
         c.add_labels(col, values)
     if cfg.organism:
         c.organism = cfg.organism
-    elif "organism" in labels and len(labels["organism"]) == 1:
-        c.organism = labels["organism"][0]
+    elif len(organisms) == 1:
+        c.organism = organisms[0]
     if c.genes is None:
         c.set_genes(ds.vocab.display_names.tolist())
     if ds.meta.get("inverse"):

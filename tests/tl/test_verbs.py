@@ -1,0 +1,174 @@
+"""Inference verbs on a tiny trained model: exact scoring, batch independence, valid and
+unique generated genes, documented outputs, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import c2s  # noqa: E402
+from c2s._errors import C2SError  # noqa: E402
+from c2s.model import C2SModel  # noqa: E402
+from c2s.model._infer import GeneTrie, generate_genes  # noqa: E402
+from c2s.prompts import Renderer  # noqa: E402
+from c2s.train import encode_text  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(trained_model):
+    return C2SModel.from_pretrained(trained_model, device="cpu")
+
+
+def loglik(m, prompt, answer):
+    """Independent reference: one full forward pass, unpadded, sum over the answer tokens."""
+    e = encode_text(m.tokenizer, prompt, answer)
+    with torch.no_grad():
+        lp = m.model(torch.tensor([e["input_ids"]])).logits[0].double().log_softmax(-1)
+    ids = e["input_ids"]
+    return sum(float(lp[k - 1, ids[k]]) for k in range(1, len(ids)) if e["labels"][k] != -100)
+
+
+def test_score_is_the_exact_argmax_of_label_likelihoods(model, pbmc):
+    cells = pbmc[:12].copy()
+    c2s.tl.predict(cells, model, batch_size=5)
+    labels = model.config.labels["cell_type"]
+    probs = cells.obsm["c2s_prediction_probabilities"]
+    assert list(probs.columns) == labels
+    np.testing.assert_allclose(probs.to_numpy().sum(1), 1.0, rtol=1e-9)
+    cs = c2s.sentences.from_anndata(cells, top_k=model.config.n_genes)
+    r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
+    for i in range(4):
+        prompt = r.prompt(cs, [i])
+        ll = np.array([loglik(model, prompt, r.answer(lab)) for lab in labels])
+        p = np.exp(ll - ll.max())
+        np.testing.assert_allclose(probs.iloc[i].to_numpy(), p / p.sum(), atol=1e-4)
+        assert cells.obs["c2s_prediction"].iloc[i] == labels[int(ll.argmax())]
+    assert cells.uns["c2s_prediction"]["mode"] == "score"
+    assert cells.obs["c2s_prediction_probability"].between(0, 1).all()
+
+
+def test_predictions_do_not_depend_on_batch_size(model, pbmc_dataset):
+    a = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=1)
+    b = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=7)
+    assert (a["c2s_prediction"] == b["c2s_prediction"]).all()
+    np.testing.assert_allclose(a.filter(like="p_"), b.filter(like="p_"), atol=1e-5)
+    c = c2s.tl.predict(pbmc_dataset, model, split="test", mode="constrained", batch_size=3)
+    d = c2s.tl.predict(pbmc_dataset, model, split="test", mode="constrained", batch_size=8)
+    assert (c["c2s_prediction"] == d["c2s_prediction"]).all()
+    assert set(c["c2s_prediction"]) <= set(model.config.labels["cell_type"])
+    f = c2s.tl.predict(pbmc_dataset, model, split="test", mode="free")
+    assert "c2s_prediction_answer" in f and f["c2s_prediction"].notna().all()
+
+
+def test_embeddings_do_not_depend_on_batch_mates(model, pbmc):
+    cells = pbmc[:9].copy()
+    # 300 genes: these cells' sentences differ in length, so batches carry padding
+    c2s.tl.embed(cells, model, n_genes=300, batch_size=1, key_added="one")
+    c2s.tl.embed(cells, model, n_genes=300, batch_size=4, key_added="four")
+    lengths = np.diff(c2s.sentences.from_anndata(cells, top_k=300).offsets)
+    assert len(set(lengths)) > 1
+    np.testing.assert_allclose(cells.obsm["one"], cells.obsm["four"], atol=1e-5)
+    assert cells.obsm["one"].shape == (9, model.model.config.hidden_size)
+    c2s.tl.embed(cells, model, pool="last", key_added="last")
+    assert not np.allclose(cells.obsm["last"], cells.obsm["one"])
+
+
+def test_generated_cells_are_valid_unique_and_exact(model):
+    out = c2s.tl.generate(model, ["CD19+ B", "CD14+ Monocyte"], n_per_label=3, n_genes=25, seed=1)
+    genes = set(model.config.genes)
+    assert out.n_obs == 6 and list(out.obs["cell_type"]) == ["CD19+ B"] * 3 + ["CD14+ Monocyte"] * 3
+    for s in out.obs["c2s_sentence"]:
+        g = s.split()
+        assert len(g) == 25 and len(set(g)) == 25 and set(g) <= genes
+    assert (out.X.getnnz(axis=1) <= 25).all() and out.n_vars == len(model.config.genes)
+    again = c2s.tl.generate(model, ["CD19+ B", "CD14+ Monocyte"], n_per_label=3, n_genes=25, seed=1)
+    assert list(again.obs["c2s_sentence"]) == list(out.obs["c2s_sentence"])
+    other = c2s.tl.generate(model, ["CD19+ B", "CD14+ Monocyte"], n_per_label=3, n_genes=25, seed=2)
+    assert list(other.obs["c2s_sentence"]) != list(out.obs["c2s_sentence"])
+    greedy = c2s.tl.generate(model, {"CD19+ B": 2}, n_genes=10, temperature=0)
+    assert greedy.obs["c2s_sentence"].iloc[0] == greedy.obs["c2s_sentence"].iloc[1]
+
+
+def test_multi_token_genes_with_shared_prefixes():
+    """A byte-level BPE tokenizer (genes span several tokens; CD4 is a prefix of CD44)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    genes = [
+        "CD4",
+        "CD44",
+        "CD40LG",
+        "CD8A",
+        "HLA-DRA",
+        "HLA-DRB1",
+        "MT-CO1",
+        "LYZ",
+        "S100A8",
+        "S100A9",
+    ]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(["Cell sentence: " + " ".join(genes[:4]) + "."] * 3, trainer)
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    cfg = AutoConfig.for_model(
+        "gpt_neox", vocab_size=len(hf_tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=256,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    m = C2SModel(AutoModelForCausalLM.from_config(cfg).eval(), hf_tok)
+    trie = GeneTrie(hf_tok, genes)
+    assert not trie.single_token and trie.n_genes == len(genes)
+    prompts = ["Cell sentence:"] * 6
+    for temperature in (0.0, 1.5):
+        out = generate_genes(
+            m, prompts, trie, len(genes), temperature=temperature, seed=3, batch_size=4
+        )
+        for s in out:
+            assert sorted(s) == list(range(len(genes)))  # all genes, each exactly once
+        out = generate_genes(m, prompts, trie, 4, temperature=temperature, seed=3)
+        assert all(len(s) == 4 and len(set(s)) == 4 for s in out)
+
+
+def test_bad_inference_input(model, trained_model, tmp_path, pbmc):
+    with pytest.raises(C2SError, match="No candidate labels"):
+        c2s.tl.predict(pbmc[:3].copy(), model, labels=[], mode="score")
+    # A plain model directory (no c2s_config.json): asks for what it cannot know.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in trained_model.iterdir():
+        if f.is_file() and f.name != "c2s_config.json":
+            (plain / f.name).write_bytes(f.read_bytes())
+    bare = C2SModel.from_pretrained(plain, device="cpu")
+    with pytest.raises(C2SError, match="n_genes"):
+        c2s.tl.predict(pbmc[:3].copy(), bare)
+    cells = pbmc[:3].copy()
+    del cells.obs["organism"]
+    with pytest.raises(C2SError, match="organism"):
+        c2s.tl.predict(cells, bare, n_genes=20, labels=["CD19+ B"])
+    c2s.tl.predict(cells, bare, n_genes=20, labels=["CD19+ B", "CD56+ NK"], organism="Homo sapiens")
+    assert set(cells.obs["c2s_prediction"]) <= {"CD19+ B", "CD56+ NK"}
+    with pytest.raises(C2SError, match="genes"):
+        c2s.tl.generate(bare, ["CD19+ B"], n_genes=5, organism="Homo sapiens")
+    # Genes the model never saw are counted and warned about.
+    odd = pbmc[:4].copy()
+    odd.var_names = [f"NEW{i}" if i < 5 else n for i, n in enumerate(odd.var_names)]
+    with pytest.warns(UserWarning, match="not in the model's vocabulary"):
+        c2s.tl.predict(odd, model, n_genes=765)
+
+
+def test_prompts_longer_than_the_context_lose_genes(model, pbmc):
+    small = C2SModel.from_pretrained(model.name_or_path, device="cpu")
+    small.model.config.max_position_embeddings = 120  # pretend the context is short
+    cells = pbmc[:3].copy()
+    with pytest.warns(UserWarning, match="lost genes"):
+        c2s.tl.embed(cells, small, n_genes=300)
+    assert np.isfinite(cells.obsm["X_c2s"]).all()
