@@ -204,3 +204,41 @@ def test_train_from_config_file_and_flags(capsys, tmp_path, pbmc_dataset):
     )
     assert code == 2 and "epochz" in err
     assert_no_output(tmp_path / "m2")
+
+
+def test_inference_verbs(capsys, tmp_path, trained_model, pbmc_dataset, pbmc):
+    pytest.importorskip("torch")
+    import anndata as ad
+    import pandas as pd
+
+    res = run_json(
+        capsys,
+        "predict",
+        trained_model,
+        pbmc_dataset.path,
+        "--split",
+        "test",
+        "--out",
+        tmp_path / "p.csv",
+    )
+    table = pd.read_csv(tmp_path / "p.csv", index_col=0)
+    assert res["cells"] == len(table) == len(pbmc_dataset.split_indices()["test"])
+    assert 0 <= res["accuracy"] <= 1 and "c2s_prediction" in table
+    h5 = tmp_path / "cells.h5ad"
+    pbmc[:20].copy().write_h5ad(h5)
+    res = run_json(
+        capsys, "embed", trained_model, h5, "--out", tmp_path / "e.h5ad", "--batch-size", 3
+    )
+    emb = ad.read_h5ad(tmp_path / "e.h5ad")
+    assert res["cells"] == 20 and emb.obsm["X_c2s"].shape[0] == 20 and emb.n_vars == pbmc.n_vars
+    res = run_json(
+        capsys, "generate", trained_model, "--labels", "CD19+ B", "--n-per-label", 3,
+        "--n-genes", 15, "--out", tmp_path / "g.h5ad",
+    )  # fmt: skip
+    assert res["cells"] == 3 and res["valid_gene_rate"] == 1.0 and res["unique_gene_rate"] == 1.0
+    assert list(ad.read_h5ad(tmp_path / "g.h5ad").obs["cell_type"]) == ["CD19+ B"] * 3
+    code, _, err = run(capsys, "generate", trained_model, "--out", tmp_path / "g.h5ad")
+    assert code == 2 and "--overwrite" in err
+    code, _, err = run(capsys, "predict", trained_model, h5, "--out", tmp_path / "p.txt")
+    assert code == 2 and ".csv" in err
+    assert_no_output(tmp_path / "p.txt")

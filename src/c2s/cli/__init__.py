@@ -21,6 +21,7 @@ _COMMANDS = (
     "import_reference",
     "prompt",
     "train",
+    "run_model",
     "quickstart",
 )
 

@@ -1,0 +1,303 @@
+"""c2s predict | embed | generate | perturb | describe MODEL [INPUT] --out OUT
+
+INPUT is an ``.h5ad`` or a c2s dataset directory (``--split`` to pick one split); OUT is an
+``.h5ad`` (the input's cells with the results in ``obs``/``obsm``) or a ``.csv`` (one row per
+cell). ``--json`` prints a summary: cells, seconds, cells/s.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from c2s.cli._common import add_json, emit
+
+SUFFIXES = (".h5ad", ".csv")
+
+
+def _common(p, *, with_input: bool = True) -> None:
+    p.add_argument("model", help="model directory or hub id")
+    if with_input:
+        p.add_argument("input", help=".h5ad file or c2s dataset directory")
+    p.add_argument("--out", required=True, help="output .h5ad or .csv")
+    if with_input:
+        p.add_argument("--split", choices=["train", "validation", "test"], help="dataset split")
+        p.add_argument("--raw", action="store_true", help=".h5ad input: rank adata.raw.X")
+        p.add_argument("--layer", help=".h5ad input: rank this layer")
+    p.add_argument("--n-genes", type=int, help="genes per sentence (default: the model's)")
+    p.add_argument("--organism", help="organism for prompts (default: the model's / obs)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_json(p)
+
+
+def _sampling(p) -> None:
+    p.add_argument("--temperature", type=float, default=1.0, help="0 for greedy decoding")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="predict cell types (or tissues) with a model")
+    _common(p)
+    p.add_argument("--task", default="cell_type_prediction")
+    p.add_argument("--mode", default="auto", choices=["auto", "score", "constrained", "free"])
+    p.add_argument("--labels", nargs="+", help="candidate labels (default: the model's)")
+    p.add_argument("--key-added", default="c2s_prediction")
+    p.add_argument("--group-by", nargs="+", metavar="COL", help="multi-cell tasks: grouping")
+    p.add_argument("--max-new-tokens", type=int, help="free mode: token budget")
+    p.set_defaults(run=run_predict)
+
+    p = sub.add_parser("embed", help="embed cells with a model's hidden states")
+    _common(p)
+    p.add_argument("--pool", default="genes", choices=["genes", "prompt", "last"])
+    p.add_argument("--hidden-layer", type=int, default=-1, help="layer index (-1: the last)")
+    p.add_argument("--key-added", default="X_c2s")
+    p.set_defaults(run=run_embed)
+
+    p = sub.add_parser("generate", help="generate cells conditioned on labels")
+    _common(p, with_input=False)
+    p.add_argument("--labels", nargs="+", help="labels to condition on (default: the model's)")
+    p.add_argument("--n-per-label", type=int, default=10)
+    _sampling(p)
+    p.set_defaults(run=run_generate)
+
+    p = sub.add_parser("perturb", help="predict perturbed cells from control cells")
+    _common(p)
+    p.add_argument("--perturbations", nargs="+", required=True)
+    _sampling(p)
+    p.set_defaults(run=run_perturb)
+
+    p = sub.add_parser("describe", help="describe groups of cells in words")
+    _common(p)
+    p.add_argument("--group-by", nargs="+", metavar="COL")
+    p.add_argument("--max-cells", type=int, default=20)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.set_defaults(run=run_describe)
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+def _check_out(args) -> Path:
+    from c2s._atomic import check_output
+    from c2s._errors import C2SError
+
+    out = Path(args.out)
+    if out.suffix not in SUFFIXES:
+        raise C2SError(f"--out must end in .h5ad or .csv, not {out.name!r}.")
+    return check_output(out, overwrite=args.overwrite)
+
+
+def _read_input(args):
+    """An AnnData (for .h5ad input) or a C2SDataset."""
+    from c2s._errors import C2SError
+
+    path = Path(args.input)
+    if path.suffix == ".h5ad":
+        if args.split:
+            raise C2SError("--split applies to c2s datasets, not .h5ad files.")
+        import anndata as ad
+
+        if not path.exists():
+            raise C2SError(f"{path} does not exist.")
+        return ad.read_h5ad(path)
+    from c2s.io import C2SDataset
+
+    return C2SDataset(path)
+
+
+def _rank_kw(args) -> dict:
+    return {"use_raw": args.raw, **({"layer": args.layer} if args.layer else {})}
+
+
+def _write(out: Path, *, overwrite: bool, adata=None, frame=None) -> None:
+    from c2s._atomic import atomic_file
+
+    with atomic_file(out, overwrite=overwrite) as tmp:  # the temporary name keeps the suffix
+        if out.suffix == ".csv":
+            frame.to_csv(tmp, index_label="cell_id")
+            return
+        if adata is None:  # dataset input: the results as obs of an AnnData without X
+            import anndata as ad
+
+            obs = frame.copy()
+            for c in obs.columns:
+                if obs[c].dtype == object:
+                    obs[c] = obs[c].astype(str)
+            adata = ad.AnnData(obs=obs)
+        adata.write_h5ad(tmp)
+
+
+def _summary(n: int, seconds: float, out: Path, **extra) -> tuple[dict, str]:
+    rate = n / seconds if seconds else 0.0
+    d = {"cells": n, "seconds": round(seconds, 3), "cells_per_s": rate, "out": str(out), **extra}
+    human = f"{n} cells in {seconds:.1f} s ({rate:.1f} cells/s) -> {out}"
+    return d, human
+
+
+# -- verbs ------------------------------------------------------------------------------------------
+def run_predict(args) -> int:
+    from c2s.model import C2SModel
+    from c2s.tl import predict
+
+    out = _check_out(args)
+    model = C2SModel.from_pretrained(args.model, device=args.device)
+    data = _read_input(args)
+    t0 = time.perf_counter()
+    kw = {
+        "task": args.task, "mode": args.mode, "labels": args.labels, "key_added": args.key_added,
+        "n_genes": args.n_genes, "organism": args.organism, "group_by": args.group_by,
+        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+    }  # fmt: skip
+    if hasattr(data, "obs_names"):
+        predict(data, model, **kw, **_rank_kw(args))
+        frame = data.obs[[c for c in data.obs.columns if c.startswith(args.key_added)]]
+        truth = data.obs.get(_label_col(args.task))
+    else:
+        frame = predict(data, model, split=args.split, **kw)
+        truth = _dataset_truth(data, args.split, _label_col(args.task), frame.index)
+    seconds = time.perf_counter() - t0
+    if out.suffix == ".csv":
+        _write(out, overwrite=args.overwrite, frame=frame)
+    else:
+        _write(
+            out,
+            overwrite=args.overwrite,
+            adata=data if hasattr(data, "obs_names") else None,
+            frame=frame,
+        )
+    extra = {}
+    if truth is not None:
+        import numpy as np
+
+        pred = frame[args.key_added].astype(str).to_numpy()
+        extra["accuracy"] = float(np.mean(pred == np.asarray(truth, dtype=str)))
+    d, human = _summary(len(frame), seconds, out, **extra)
+    if "accuracy" in extra:
+        human += f"\naccuracy against the data's labels: {extra['accuracy']:.3f}"
+    emit(d, args.json, human)
+    return 0
+
+
+def _label_col(task: str) -> str | None:
+    from c2s.prompts import get_task
+
+    return get_task(task).label
+
+
+def _dataset_truth(ds, split, col, index):
+    if col is None or col not in ds.obs_columns:
+        return None
+    obs = ds.obs([col])
+    if split:
+        obs = obs[obs["split"] == split]
+    return obs.loc[index, col].to_numpy()
+
+
+def run_embed(args) -> int:
+    from c2s.model import C2SModel
+    from c2s.tl import embed
+
+    out = _check_out(args)
+    model = C2SModel.from_pretrained(args.model, device=args.device)
+    data = _read_input(args)
+    t0 = time.perf_counter()
+    kw = {
+        "key_added": args.key_added, "pool": args.pool, "layer": args.hidden_layer, "n_genes": args.n_genes,
+        "organism": args.organism, "batch_size": args.batch_size,
+    }  # fmt: skip
+    if hasattr(data, "obs_names"):
+        embed(data, model, use_raw=args.raw, **kw)
+        import pandas as pd
+
+        X = data.obsm[args.key_added]
+        frame = pd.DataFrame(
+            X, index=data.obs_names, columns=[f"c2s_{j}" for j in range(X.shape[1])]
+        )
+        adata = data
+    else:
+        frame = embed(data, model, split=args.split, **kw)
+        adata = None
+    seconds = time.perf_counter() - t0
+    if out.suffix == ".h5ad" and adata is None:
+        import anndata as ad
+
+        adata = ad.AnnData(obs=frame.iloc[:, :0].copy())
+        adata.obsm[args.key_added] = frame.to_numpy()
+    _write(out, overwrite=args.overwrite, adata=adata, frame=frame)
+    d, human = _summary(len(frame), seconds, out, dimensions=frame.shape[1])
+    emit(d, args.json, human)
+    return 0
+
+
+def _cells_out(args, out: Path, adata, seconds: float) -> int:
+    import numpy as np
+
+    _write(out, overwrite=args.overwrite, adata=adata, frame=adata.obs)
+    sents = adata.obs["c2s_sentence"].str.split()
+    valid = set(adata.var["display_name"].astype(str))
+    n = int(sum(len(s) for s in sents))
+    extra = {
+        "valid_gene_rate": sum(g in valid for s in sents for g in s) / n if n else None,
+        "unique_gene_rate": float(np.mean([len(set(s)) / len(s) for s in sents if len(s)])),
+    }
+    d, human = _summary(adata.n_obs, seconds, out, **extra)
+    emit(d, args.json, human)
+    return 0
+
+
+def run_generate(args) -> int:
+    from c2s._errors import C2SError
+    from c2s.model import C2SModel
+    from c2s.tl import generate
+
+    out = _check_out(args)
+    model = C2SModel.from_pretrained(args.model, device=args.device)
+    labels = args.labels or model.config.labels.get("cell_type")
+    if not labels:
+        raise C2SError("Name the labels to generate cells for: --labels A B ...")
+    t0 = time.perf_counter()
+    adata = generate(
+        model, labels, n_per_label=args.n_per_label, n_genes=args.n_genes, organism=args.organism,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    return _cells_out(args, out, adata, time.perf_counter() - t0)
+
+
+def run_perturb(args) -> int:
+    from c2s.model import C2SModel
+    from c2s.tl import perturb
+
+    out = _check_out(args)
+    model = C2SModel.from_pretrained(args.model, device=args.device)
+    data = _read_input(args)
+    t0 = time.perf_counter()
+    kw = {"split": args.split} if not hasattr(data, "obs_names") else {"use_raw": args.raw}
+    adata = perturb(
+        data, model, args.perturbations, n_genes=args.n_genes, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, **kw,
+    )  # fmt: skip
+    return _cells_out(args, out, adata, time.perf_counter() - t0)
+
+
+def run_describe(args) -> int:
+    from c2s.model import C2SModel
+    from c2s.tl import describe
+
+    out = _check_out(args)
+    model = C2SModel.from_pretrained(args.model, device=args.device)
+    data = _read_input(args)
+    t0 = time.perf_counter()
+    kw = {"split": args.split} if not hasattr(data, "obs_names") else {"use_raw": args.raw}
+    frame = describe(
+        data, model, group_by=args.group_by, n_genes=args.n_genes, organism=args.organism,
+        max_cells=args.max_cells, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, **kw,
+    )  # fmt: skip
+    n_cells = int(frame["cells"].map(len).sum())
+    frame["cells"] = frame["cells"].map(" ".join)
+    _write(out, overwrite=args.overwrite, frame=frame)
+    d, human = _summary(n_cells, time.perf_counter() - t0, out, groups=len(frame))
+    emit(d, args.json, human)
+    return 0
