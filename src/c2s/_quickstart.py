@@ -99,6 +99,8 @@ def run_quickstart(
         if epochs > 0:
             training = st.run("train model", lambda: _train(ds, tmp, preset, epochs, seed, verbose))
             plots["loss_curve"] = training.pop("plot")
+            inference = _inference(st, ds, tmp, seed, verbose)
+            plots.update(inference.pop("plots"))
         info = ds.info()
         metrics = {
             "package_version": __version__,
@@ -120,6 +122,7 @@ def run_quickstart(
         }
         if training is not None:
             metrics["training"] = training
+            metrics.update(inference)
         metrics["timing_s"]["total"] = round(time.perf_counter() - t0, 3)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         (tmp / "report.md").write_text(
@@ -161,6 +164,127 @@ def _train(ds, tmp: Path, preset: str, epochs: float, seed: int, verbose: bool) 
         "padded_fraction": r.padded_fraction,
         "plot": str(tmp / "loss_curve.png"),
     }
+
+
+GENERATE_PER_TYPE = 10
+
+
+def _inference(st: _Stages, ds, tmp: Path, seed: int, verbose: bool) -> dict:
+    """Predict the held-out cells, generate cells for every type, embed every cell."""
+    import numpy as np
+
+    from c2s.model import C2SModel
+    from c2s.pl import confusion_matrix, embedding
+    from c2s.pl._inverse import _plt
+    from c2s.tl import embed, generate, predict
+
+    plt = _plt()
+    model = C2SModel.from_pretrained(tmp / "model")
+    n = TRAIN_OPTIONS["n_genes"]
+
+    def run_predict():
+        t = time.perf_counter()
+        frame = predict(ds, model, split="test", progress_bar=verbose)
+        return frame, time.perf_counter() - t
+
+    frame, pred_s = st.run("predict held-out cells", run_predict)
+    obs = ds.obs(["cell_type"])
+    truth = obs.loc[frame.index, "cell_type"].astype(str).to_numpy()
+    pred = frame["c2s_prediction"].astype(str).to_numpy()
+    labels = sorted(set(truth) | set(model.config.labels.get("cell_type", [])))
+    ax = confusion_matrix(truth, pred, labels=labels)
+    ax.set_title(f"held-out cells: accuracy {np.mean(truth == pred):.3f}")
+    ax.figure.tight_layout()
+    ax.figure.savefig(tmp / "confusion_matrix.png", dpi=120)
+    plt.close(ax.figure)
+
+    types = model.config.labels.get("cell_type", [])
+
+    def run_generate():
+        t = time.perf_counter()
+        return generate(
+            model, types, n_per_label=GENERATE_PER_TYPE, seed=seed, progress_bar=verbose
+        ), time.perf_counter() - t
+
+    gen, gen_s = st.run("generate cells", run_generate)
+    vocab = set(model.config.genes or [])
+    sents = [s.split() for s in gen.obs["c2s_sentence"]]
+    n_g = sum(len(s) for s in sents)
+
+    def run_embed():
+        import anndata as ad
+
+        a = ad.AnnData(obs=ds.obs(["cell_type"]))
+        t = time.perf_counter()
+        a.obsm["X_c2s"] = embed(ds, model, progress_bar=verbose).to_numpy()
+        return a, time.perf_counter() - t
+
+    emb, emb_s = st.run("embed all cells", run_embed)
+    coords = st.run("UMAP of the embeddings", lambda: _umap(emb.obsm["X_c2s"], seed))
+    ax = embedding(coords, emb.obs["cell_type"], title="UMAP of C2S embeddings (all 700 cells)")
+    ax.figure.tight_layout()
+    ax.figure.savefig(tmp / "umap_embeddings.png", dpi=120)
+    plt.close(ax.figure)
+    frame.to_csv(tmp / "predictions.csv", index_label="cell_id")
+    gen.write_h5ad(tmp / "generated.h5ad")
+    return {
+        "prediction": {
+            "split": "test",
+            "n_cells": len(frame),
+            "mode": "score",
+            "accuracy": float(np.mean(truth == pred)),
+            "seconds": pred_s,
+            "cells_per_s": len(frame) / pred_s,
+        },
+        "generation": {
+            "n_cells": int(gen.n_obs),
+            "n_genes": n,
+            "valid_gene_rate": sum(g in vocab for s in sents for g in s) / max(n_g, 1),
+            "unique_gene_rate": float(np.mean([len(set(s)) / len(s) for s in sents])),
+            "seconds": gen_s,
+            "cells_per_s": gen.n_obs / gen_s,
+        },
+        "embedding": {
+            "n_cells": int(emb.n_obs),
+            "dimensions": int(emb.obsm["X_c2s"].shape[1]),
+            "seconds": emb_s,
+        },
+        "plots": {"confusion_matrix": "confusion_matrix.png", "umap": "umap_embeddings.png"},
+    }
+
+
+def _umap(X, seed: int):
+    import anndata as ad
+    import scanpy as sc
+
+    a = ad.AnnData(obsm={"X_c2s": X})
+    sc.pp.neighbors(a, use_rep="X_c2s", random_state=seed)
+    sc.tl.umap(a, random_state=seed)
+    return a.obsm["X_umap"]
+
+
+def _inference_section(m: dict, plots: dict) -> str:
+    if "prediction" not in m:
+        return ""
+    p, g, e = m["prediction"], m["generation"], m["embedding"]
+    return f"""
+## Using the model
+| | value |
+|---|---|
+| held-out cells predicted (label scoring) | {p["n_cells"]} |
+| accuracy | {p["accuracy"]:.3f} |
+| prediction speed | {p["cells_per_s"]:,.0f} cells/s |
+| cells generated ({GENERATE_PER_TYPE} per type, {g["n_genes"]} genes each) | {g["n_cells"]} |
+| valid genes / unique genes | {g["valid_gene_rate"]:.1%} / {g["unique_gene_rate"]:.1%} |
+| generation speed | {g["cells_per_s"]:,.1f} cells/s |
+| cells embedded (mean hidden state over their genes) | {e["n_cells"]} x {e["dimensions"]} |
+
+![confusion matrix]({plots["confusion_matrix"]})
+![UMAP of C2S embeddings]({plots["umap"]})
+
+Predictions are in `predictions.csv`, generated cells (expression from the inverse
+transform) in `generated.h5ad`.
+"""
 
 
 def _training_section(t: dict | None, plots: dict) -> str:
@@ -227,7 +351,7 @@ per rank, conditioned on sentence length.
 
 ![fit]({plots["inverse_fit"]})
 ![reconstruction]({plots["reconstruction"]})
-{_training_section(m.get("training"), plots)}
+{_training_section(m.get("training"), plots)}{_inference_section(m, plots)}
 ## Wall time (seconds)
 | stage | s |
 |---|---|
