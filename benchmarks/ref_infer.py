@@ -17,8 +17,9 @@ What is timed, each call separately (every call reloads the model from disk itse
 reload is inside ``seconds`` and also reported alone as ``load_s``):
   - ``predict``: ``tasks.predict_cell_types_of_data(csdata, csmodel, n_genes=N)`` with its
     defaults (greedy, up to 1024 new tokens per cell, one cell at a time); ``predict_max_tokens``:
-    the same with ``max_num_tokens=M``. Accuracy: the answer without a trailing "." against
-    the ``cell_type`` column of the converted dataset;
+    the same with ``max_num_tokens=M``. ``accuracy_as_returned``: the returned text without a
+    trailing "." against the ``cell_type`` column of the converted dataset; ``accuracy``: the
+    same on the answer only (see below);
   - ``embed``: ``tasks.embed_cells(csdata, csmodel, n_genes=N, inference_batch_size=B)``;
   - ``generate``: ``tasks.generate_cells_conditioned_on_cell_type(csmodel, cell_types, n_genes=N,
     organism="Homo sapiens", inference_batch_size=B, do_sample=True, temperature=T, top_k=0)``
@@ -27,6 +28,12 @@ reload is inside ``seconds`` and also reported alone as ``load_s``):
     same with ``max_num_tokens=G``. Validity: the fraction of generated words (whitespace
     split, a trailing "." removed) that are genes of MODEL_DIR/c2s_config.json (or of the
     data, without it); uniqueness: the mean over cells of distinct words / words.
+The reference removes the prompt from each output by string replacement of the prompt text;
+when the tokenizer does not round-trip the prompt (words it maps to an unknown token, which
+decoding drops), the prompt stays in the output. ``prompt_left_in`` counts those outputs; the
+answer is then taken as the text after the prompt's last "Cell sentence:" (generation) or the
+last ":" (prediction; every template ends with one), and the quality numbers without a
+suffix are computed on that answer (``*_as_returned`` on the text as returned).
 A call that raises is recorded as ``{"error": ...}`` and the other sections still run.
 
 Prints one JSON line on stdout; everything the reference prints goes to stderr.
@@ -49,6 +56,11 @@ def _words(text: str) -> list[str]:
         if w:
             out.append(w)
     return out
+
+
+def _answer(text: str, marker: str) -> str:
+    """The text after the prompt when the reference could not remove the prompt."""
+    return text.rsplit(marker, 1)[-1] if "Cell sentence:" in text else text
 
 
 def _label(text: str) -> str:
@@ -172,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             info["max_num_tokens"] = extra.get("max_num_tokens", "default (1024)")
             if preds is not None:
-                labels = [_label(x) for x in preds]
-                info["accuracy"] = float(np.mean([a == b for a, b in zip(labels, truth)]))
+                answers = [_answer(x, ":") for x in preds]
+                for key, texts in (("accuracy", answers), ("accuracy_as_returned", preds)):
+                    ok = [_label(a) == b for a, b in zip(texts, truth, strict=True)]
+                    info[key] = float(np.mean(ok))
+                info["prompt_left_in"] = sum("Cell sentence:" in x for x in preds)
                 info["answer_tokens_mean"] = float(
-                    np.mean([len(csmodel.tokenizer(x)["input_ids"]) for x in preds])
+                    np.mean([len(csmodel.tokenizer(x)["input_ids"]) for x in answers])
                 )
-                info["examples"] = [x[:200] for x in preds[:3]]
+                info["examples"] = [x[-120:] for x in preds[:3]]
             out[name] = rate(info, n)
 
     if "embed" in sections:
@@ -214,12 +229,19 @@ def main(argv: list[str] | None = None) -> int:
             info["max_num_tokens"] = extra.get("max_num_tokens", "default (1024)")
             info["generation_kwargs"] = sampling
             if cells is not None:
-                words = [_words(c) for c in cells]
-                total = sum(len(w) for w in words)
-                info["validity"] = sum(x in known for w in words for x in w) / max(1, total)
-                info["uniqueness"] = float(np.mean([len(set(w)) / len(w) if w else 0 for w in words]))
-                info["genes_per_cell_mean"] = total / max(1, len(words))
-                info["examples"] = [c[:200] for c in cells[:3]]
+                answers = [_answer(c, "Cell sentence:") for c in cells]
+                for suffix, texts in (("", answers), ("_as_returned", cells)):
+                    words = [_words(c) for c in texts]
+                    total = sum(len(w) for w in words)
+                    info["validity" + suffix] = sum(x in known for w in words for x in w) / max(
+                        1, total
+                    )
+                    info["uniqueness" + suffix] = float(
+                        np.mean([len(set(w)) / len(w) if w else 0.0 for w in words])
+                    )
+                    info["genes_per_cell_mean" + suffix] = total / max(1, len(words))
+                info["prompt_left_in"] = sum("Cell sentence:" in x for x in cells)
+                info["examples"] = [c[-200:] for c in cells[:3]]
             out[name] = rate(info, len(cell_types))
 
     sys.stdout = real_stdout
