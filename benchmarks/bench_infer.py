@@ -1,14 +1,16 @@
 """Inference throughput: c2s ``tl.predict`` / ``tl.embed`` / ``tl.generate`` vs the reference tasks.
 
 Both sides use the same tiny GPT-NeoX model (built from the PBMC gene vocabulary and trained
-here for 150 steps on cell-type prediction and generation) and the same cells: the first N
-cells of a seeded random order of the 700 PBMCs, written to bench-out/infer/cells_N.h5ad.
+here, 150 steps by default, on cell-type prediction and generation) and the same cells: the
+first N cells of a seeded random order of the 700 PBMCs, written to
+bench-out/infer/cells_N.h5ad. That order (numpy default_rng(0).permutation) is also the one
+the dataset's split drew, so the first 560 cells are all training cells (meta.cells_per_split).
 The reference runs in .venv-ref (benchmarks/ref_infer.py); c2s loads the model once and only
 the verb calls are timed. Per section: seconds, cells/s and a quality number (accuracy for
 prediction; valid and unique gene rates for generation).
 
     .venv/bin/python benchmarks/bench_infer.py [--n-cells 300] [--n-genes 30] [--batch-size 8]
-        [--sections predict,embed,generate] [--ref .venv-ref/bin/python]
+        [--sections predict,embed,generate] [--train-steps 150] [--ref .venv-ref/bin/python]
 
 The reference's predictions decode greedily one cell at a time with its default budget
 (1024 new tokens) and again with a fair budget (the longest label's tokens + 2); its
@@ -35,12 +37,12 @@ import numpy as np
 OUT = Path("bench-out/infer")
 
 
-def prepare(n_genes: int) -> tuple[object, Path]:
+def prepare(n_genes: int, steps: int) -> tuple[object, Path]:
     import c2s
     from c2s.model import C2SModel
 
     OUT.mkdir(parents=True, exist_ok=True)
-    data, model = OUT / "pbmc", OUT / f"model-g{n_genes}"
+    data, model = OUT / "pbmc", OUT / f"model-g{n_genes}-s{steps}"
     adata = c2s.datasets.pbmc68k_reduced()
     if not data.exists():
         ds = c2s.io.convert(adata, data, obs_keys=["cell_type", "organism"], seed=0)
@@ -52,7 +54,7 @@ def prepare(n_genes: int) -> tuple[object, Path]:
             output_dir=model,
             tasks=["cell_type_prediction:2", "cell_type_generation"],
             n_genes=n_genes,
-            max_steps=150,
+            max_steps=steps,
             batch_size=16,
             learning_rate=3e-3,
             eval_split=None,
@@ -110,7 +112,12 @@ def ours(model_dir: Path, sub, n_genes: int, batch: int, sections: list[str], ty
             )
             pred = a.obs["c2s_prediction"].astype(str).to_numpy()
             acc = float(np.mean(pred == a.obs["cell_type"].astype(str).to_numpy()))
-            res[f"predict_{mode}"] = {"seconds": s, "cells_per_s": n / s, "accuracy": acc}
+            res[f"predict_{mode}"] = {
+                "seconds": s,
+                "cells_per_s": n / s,
+                "accuracy": acc,
+                "n_distinct_answers": len(set(pred)),
+            }
     if "embed" in sections:
         a = sub.copy()
         _, s = timed(lambda: c2s.tl.embed(a, m, n_genes=n_genes, batch_size=batch))
@@ -172,13 +179,14 @@ def main() -> int:
     p.add_argument("--n-genes", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--sections", default="predict,embed,generate")
+    p.add_argument("--train-steps", type=int, default=150, help="steps to train the tiny model")
     p.add_argument("--ref", default=".venv-ref/bin/python", help="python of the reference venv")
     args = p.parse_args()
     sections = [s for s in args.sections.split(",") if s]
     os.environ.setdefault("C2S_NO_PROGRESS", "1")
     from c2s.model import C2SModel
 
-    adata, model_dir = prepare(args.n_genes)
+    adata, model_dir = prepare(args.n_genes, args.train_steps)
     sub, h5ad = subset(adata, args.n_cells)
     m = C2SModel.from_pretrained(model_dir, device="cpu")
     tok, labels = m.tokenizer, list(m.config.labels["cell_type"])
@@ -186,6 +194,7 @@ def main() -> int:
     gene_tokens = max(len(tok(" " + g)["input_ids"]) for g in m.config.genes)
     gen_tokens = args.n_genes * gene_tokens + 2
     types = cell_type_list(labels, sub.n_obs)
+    training = {k: m.config.training.get(k) for k in ("steps", "train_loss", "n_train_examples")}
     del m
 
     ref, ref_cmd = reference(args.ref, h5ad, model_dir, args, max_tokens, gen_tokens, types)
@@ -226,6 +235,7 @@ def main() -> int:
         "n_genes": args.n_genes,
         "batch_size": args.batch_size,
         "model": str(model_dir),
+        "model_training": training,
         "ref_max_num_tokens": max_tokens,
         "ref_gen_max_num_tokens": gen_tokens,
         "cell_types": sorted(set(types)),

@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                     ok = [_label(a) == b for a, b in zip(texts, truth, strict=True)]
                     info[key] = float(np.mean(ok))
                 info["prompt_left_in"] = sum("Cell sentence:" in x for x in preds)
+                info["n_distinct_answers"] = len({_label(x) for x in answers})
                 info["answer_tokens_mean"] = float(
                     np.mean([len(csmodel.tokenizer(x)["input_ids"]) for x in answers])
                 )

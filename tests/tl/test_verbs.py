@@ -172,3 +172,43 @@ def test_prompts_longer_than_the_context_lose_genes(model, pbmc):
     with pytest.warns(UserWarning, match="lost genes"):
         c2s.tl.embed(cells, small, n_genes=300)
     assert np.isfinite(cells.obsm["X_c2s"]).all()
+
+
+def test_gene_attention_matches_token_attention(model, pbmc):
+    """One token per gene: the gene matrix is the token matrix at the genes' positions."""
+    cells = pbmc[:2].copy()
+    att = c2s.tl.attention(cells, model, n_genes=6, layer=0)
+    frame = next(iter(att.values()))
+    genes = list(frame.index)
+    assert frame.shape == (6, 6) and list(frame.columns) == genes
+    A = frame.to_numpy()
+    assert np.allclose(np.triu(A, 1), 0)  # causal: attends backwards only
+    r = Renderer("cell_type_prediction", n_genes=6)
+    cs = c2s.sentences.from_anndata(cells, top_k=6)
+    prompt = r.prompt(cs, [0])
+    enc = model.tokenizer(prompt, return_offsets_mapping=True)
+    at, pos = prompt.find(" ".join(genes)), []
+    for g in genes:  # the token holding each gene's first character
+        pos.append(next(t for t, (s, e) in enumerate(enc["offset_mapping"]) if s <= at < e))
+        at += len(g) + 1
+    model.model.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = model.model(torch.tensor([enc["input_ids"]]), output_attentions=True)
+    model.model.set_attn_implementation("sdpa")
+    tok_att = out.attentions[0][0].mean(0).numpy()
+    np.testing.assert_allclose(A, tok_att[np.ix_(pos, pos)], atol=1e-5)
+    assert model.model.config._attn_implementation == "sdpa"
+
+
+def test_perturb_and_describe_outputs(model, pbmc):
+    cells = pbmc[:3].copy()
+    out = c2s.tl.perturb(cells, model, ["IFNG", "TNF"], n_genes=12, seed=0)
+    assert out.n_obs == 6 and list(out.obs["perturbation"]) == ["IFNG", "TNF"] * 3
+    assert list(out.obs["control_cell"]) == [c for c in cells.obs_names for _ in range(2)]
+    vocab = set(model.config.genes)
+    for s in out.obs["c2s_sentence"]:
+        g = s.split()
+        assert len(g) == 12 and len(set(g)) == 12 and set(g) <= vocab
+    d = c2s.tl.describe(pbmc[:6].copy(), model, group_by=["cell_type"], n_genes=5, max_new_tokens=4)
+    assert set(d["cell_type"]) == set(pbmc.obs["cell_type"][:6].astype(str))
+    assert sum(len(c) for c in d["cells"]) == 6 and d["description"].map(type).eq(str).all()

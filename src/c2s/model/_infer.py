@@ -532,3 +532,55 @@ def embed_prompts(
                 out = np.zeros((len(prompts), h.shape[-1]), dtype=np.float32)
             out[rows] = pooled.cpu().numpy()
     return out
+
+
+# -- gene-by-gene attention --------------------------------------------------------------------------
+def gene_attention(
+    model,
+    prompt: str,
+    gene_spans: Sequence[tuple[int, int]],
+    *,
+    layer: int = -1,
+) -> np.ndarray:
+    """Attention between the genes of one prompt's cell sentence, from one layer.
+
+    Token-level attention (mean over heads) is aggregated to genes: entry ``[i, j]`` is the
+    attention that gene ``i``'s tokens (averaged) pay to gene ``j``'s tokens (summed). Causal
+    models attend only backwards, so the matrix is lower-triangular.
+
+    Returns a ``(n_genes, n_genes)`` float32 array.
+    """
+    import torch
+
+    tok, lm, dev = model.tokenizer, model.model, model.device
+    enc = tok(prompt, return_offsets_mapping=True)
+    offs = enc["offset_mapping"]
+    owner = np.full(len(offs), -1)
+    for t, (s, e) in enumerate(offs):
+        for g, (a, b) in enumerate(gene_spans):
+            if e > a and s < b and e > s:
+                owner[t] = g
+                break
+    n_layers = lm.config.num_hidden_layers
+    if not -n_layers <= layer < n_layers:
+        raise C2SError(f"layer must lie in [-{n_layers}, {n_layers - 1}] for this model.")
+    previous = getattr(lm.config, "_attn_implementation", None)
+    if previous != "eager":
+        lm.set_attn_implementation("eager")  # only eager attention returns the weights
+    try:
+        with torch.inference_mode():
+            out = lm(
+                torch.as_tensor([enc["input_ids"]], device=dev),
+                output_attentions=True,
+                logits_to_keep=1,
+            )
+    finally:
+        if previous and previous != "eager":
+            lm.set_attn_implementation(previous)
+    att = out.attentions[layer][0].float().mean(0).cpu().numpy()  # (T, T)
+    k = len(gene_spans)
+    onehot = np.zeros((len(offs), k), dtype=np.float32)
+    onehot[owner >= 0, owner[owner >= 0]] = 1.0
+    summed = onehot.T @ att @ onehot  # (k, k): sum over query tokens and key tokens
+    per_gene = np.maximum(onehot.sum(0), 1.0)
+    return (summed / per_gene[:, None]).astype(np.float32)

@@ -335,15 +335,21 @@ def embed(
 
 # -- generate ----------------------------------------------------------------------------------------
 def _trie(m, genes):
+    """The gene trie for the model (built once per model and gene list)."""
     from c2s.model._infer import GeneTrie
 
     genes = list(genes) if genes is not None else m.config.genes
     if not genes:
         raise C2SError(
-            "The model's c2s_config.json lists no genes; pass genes= (--genes-from DATA) with "
-            "the gene names it may generate."
+            "The model's c2s_config.json lists no genes; pass genes= with the gene names it "
+            "may generate (e.g. the data's upper-cased var names)."
         )
-    return GeneTrie(m.tokenizer, genes), genes
+    key = hash(tuple(genes))
+    cached = getattr(m, "_gene_trie", None)
+    if cached is None or cached[0] != key:
+        cached = (key, GeneTrie(m.tokenizer, genes))
+        m._gene_trie = cached
+    return cached[1], genes
 
 
 def _to_anndata(m, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse):
@@ -533,3 +539,43 @@ def describe(
             row[c] = cs.obs.iloc[u[0]][c]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def attention(
+    data,
+    model,
+    *,
+    cells: Sequence[int] | None = None,
+    layer: int = -1,
+    n_genes: int | None = None,
+    organism: str | None = None,
+    task: str = "cell_type_prediction",
+    split: str | None = None,
+    use_raw: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """Gene-by-gene attention of single cells, from one layer, aggregated from tokens to
+    genes (rows: attending gene, columns: attended gene; mean over heads and over the
+    attending gene's tokens, sum over the attended gene's tokens).
+
+    ``cells``: row indices (default: the first 10). Returns ``{cell id: DataFrame}``.
+    """
+    from c2s.model._infer import gene_attention
+    from c2s.prompts import sentence_texts
+
+    m = _load_model(model)
+    k, org = _settings(m, n_genes, organism)
+    cs = cells_of(data, m, n_genes=k, split=split, use_raw=use_raw)
+    r = _renderer(m, task, k, org)
+    rows = list(range(min(10, cs.n_cells))) if cells is None else [int(i) for i in cells]
+    out = {}
+    for i in rows:
+        prompt, ks = _prompts(r, cs, [(i,)], m, reserve=0)
+        sentence = sentence_texts(cs, [i], ks[0])[0]
+        start = prompt[0].find(sentence)
+        spans, genes, pos = [], sentence.split(" "), start
+        for g in genes:
+            spans.append((pos, pos + len(g)))
+            pos += len(g) + 1
+        A = gene_attention(m, prompt[0], spans, layer=layer)
+        out[str(cs.obs.index[i])] = pd.DataFrame(A, index=genes, columns=genes)
+    return out
