@@ -212,3 +212,10 @@ def test_perturb_and_describe_outputs(model, pbmc):
     d = c2s.tl.describe(pbmc[:6].copy(), model, group_by=["cell_type"], n_genes=5, max_new_tokens=4)
     assert set(d["cell_type"]) == set(pbmc.obs["cell_type"][:6].astype(str))
     assert sum(len(c) for c in d["cells"]) == 6 and d["description"].map(type).eq(str).all()
+
+
+def test_vllm_backend_is_guarded(model, pbmc):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine may run vLLM for real")
+    with pytest.raises(C2SError, match="CUDA GPU and vllm"):
+        c2s.tl.describe(pbmc[:3].copy(), model, n_genes=5, backend="vllm")

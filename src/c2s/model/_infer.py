@@ -224,10 +224,19 @@ def generate_free(
     top_p: float | None = None,
     seed: int = 0,
     progress_bar: bool | None = None,
+    backend: str = "hf",
 ) -> list[str]:
-    """Plain decoding (greedy unless ``temperature > 0``), stopping at EOS; the new text."""
+    """Plain decoding (greedy unless ``temperature > 0``), stopping at EOS; the new text.
+
+    ``backend="vllm"`` hands the prompts to vLLM (CUDA only; for high-throughput free text
+    such as descriptions). Gene-constrained generation always runs here, token by token.
+    """
     import torch
 
+    if backend == "vllm":
+        return _generate_vllm(model, prompts, max_new_tokens, temperature, top_p, seed)
+    if backend != "hf":
+        raise C2SError(f"backend must be 'hf' or 'vllm', not {backend!r}.")
     tok, lm, dev = model.tokenizer, model.model, model.device
     ids = [tok(p)["input_ids"] for p in prompts]
     out = [""] * len(prompts)
@@ -257,6 +266,24 @@ def generate_free(
             for b, i in enumerate(rows):
                 out[i] = tok.decode(new[b], skip_special_tokens=True)
     return out
+
+
+def _generate_vllm(model, prompts, max_new_tokens, temperature, top_p, seed) -> list[str]:
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None:
+        raise C2SError("The vLLM backend needs a CUDA GPU and vllm (pip install 'c2s[gpu]').")
+    if not model.name_or_path or model.is_peft:
+        raise C2SError("vLLM loads models from disk: save the model (merged) and load it by path.")
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model.name_or_path, dtype="auto", seed=seed)
+    params = SamplingParams(
+        temperature=temperature, top_p=top_p or 1.0, max_tokens=max_new_tokens, seed=seed
+    )
+    return [o.outputs[0].text for o in llm.generate(list(prompts), params)]
 
 
 # -- gene-constrained generation ----------------------------------------------------------------

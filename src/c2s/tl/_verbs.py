@@ -517,9 +517,11 @@ def describe(
     batch_size: int = 4,
     use_raw: bool = False,
     progress_bar: bool | None = None,
+    backend: str = "hf",
 ) -> pd.DataFrame:
     """A natural-language summary per group of cells (``group_by`` obs columns; without them,
-    runs of ``max_cells`` cells). Returns one row per group: its cells and the text."""
+    runs of ``max_cells`` cells). Returns one row per group: its cells and the text.
+    ``backend="vllm"`` decodes with vLLM on a GPU."""
     from c2s.model._infer import generate_free
 
     m = _load_model(model)
@@ -530,7 +532,7 @@ def describe(
     prompts, _ = _prompts(r, cs, units, m, reserve=max_new_tokens)
     texts = generate_free(
         m, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        batch_size=batch_size, progress_bar=progress_bar,
+        batch_size=batch_size, progress_bar=progress_bar, backend=backend,
     )  # fmt: skip
     rows = []
     for u, text in zip(units, texts, strict=True):
