@@ -15,7 +15,7 @@ import numpy as np
 
 from c2s._errors import C2SError
 from c2s._logging import progress
-from c2s.train._encode import IGNORE, encode_text
+from c2s.train._encode import IGNORE, encode_texts
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
@@ -64,19 +64,28 @@ class _Scored:
     first: list[int]  # per candidate: index in cont of the first scored token
 
 
-def _split_candidates(tokenizer, prompt: str, answers: Sequence[str]) -> _Scored:
-    encs = [encode_text(tokenizer, prompt, a) for a in answers]
-    bounds = [next(i for i, v in enumerate(e["labels"]) if v != IGNORE) for e in encs]
-    ids = [e["input_ids"] for e in encs]
-    p = min(bounds)
-    for s in ids[1:]:  # the longest common prefix within the prompt part
-        k = 0
-        while k < p and s[k] == ids[0][k]:
-            k += 1
-        p = k
-    if p == 0:
-        raise C2SError("The prompt and its answers share no tokens; cannot score them.")
-    return _Scored(ids[0][:p], [s[p:] for s in ids], [b - p for b in bounds])
+def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[_Scored]:
+    """For each prompt: the tokens it shares with all its candidate answers, and each
+    answer's remaining tokens (plus EOS), encoded exactly as in training."""
+    n = len(answers)
+    encs = encode_texts(
+        tokenizer, [p for p in prompts for _ in answers], list(answers) * len(prompts)
+    )
+    out = []
+    for i in range(len(prompts)):
+        mine = encs[i * n : (i + 1) * n]
+        ids = [e["input_ids"] for e in mine]
+        bounds = [next(t for t, v in enumerate(e["labels"]) if v != IGNORE) for e in mine]
+        k = min(bounds)
+        for s in ids[1:]:  # the longest common prefix within the prompt part
+            m = 0
+            while m < k and s[m] == ids[0][m]:
+                m += 1
+            k = m
+        if k == 0:
+            raise C2SError("The prompt and its answers share no tokens; cannot score them.")
+        out.append(_Scored(ids[0][:k], [s[k:] for s in ids], [b - k for b in bounds]))
+    return out
 
 
 def score_answers(
@@ -103,7 +112,7 @@ def score_answers(
     dev = model.device
     if not answers:
         raise C2SError("No candidate answers to score (the label set is empty).")
-    parts = [_split_candidates(tok, p, answers) for p in prompts]
+    parts = _split_candidates(tok, prompts, answers)
     out = np.empty((len(prompts), len(answers)))
     n_ans = len(answers)
     chunk = max(1, max_pairs // max(1, min(batch_size, len(prompts))))
@@ -112,7 +121,7 @@ def score_answers(
         for rows in progress(batches, desc="scoring", unit="batch", enabled=progress_bar):
             enc = left_pad([parts[i].prefix for i in rows], tok.pad_token_id, dev)
             res = lm(**enc, use_cache=True, logits_to_keep=1)
-            last = torch.log_softmax(res.logits[:, -1].float(), -1)  # (B, V)
+            last = torch.log_softmax(res.logits[:, -1].float(), -1)  # (B, V): first tokens
             B = len(rows)
             for a0 in range(0, n_ans, chunk):
                 a1 = min(n_ans, a0 + chunk)
@@ -128,18 +137,21 @@ def score_answers(
                 pmask = enc["attention_mask"].repeat_interleave(C, 0)
                 start = pmask.sum(1, keepdim=True)
                 pos = start + torch.arange(Lc, device=dev)[None, :]
-                cache = _repeat_cache(res.past_key_values, C)
-                logits = lm(
-                    input_ids=cont,
-                    attention_mask=torch.cat([pmask, cmask], 1),
-                    position_ids=pos,
-                    past_key_values=cache,
-                    use_cache=True,
-                ).logits
-                logp = torch.log_softmax(logits.float(), -1)  # (B*C, Lc, V)
-                # token t of a continuation is predicted by the prompt (t = 0) or by t - 1
-                pred = torch.cat([last.repeat_interleave(C, 0)[:, None, :], logp[:, :-1]], 1)
-                tok_lp = pred.gather(2, cont[:, :, None])[:, :, 0]  # (B*C, Lc)
+                # token t of a continuation is predicted by the prompt (t = 0) or by token t - 1,
+                # so the last token is never fed; log p = logit - logsumexp(logits)
+                first_tok = last.repeat_interleave(C, 0).gather(1, cont[:, :1])
+                if Lc > 1:
+                    logits = lm(
+                        input_ids=cont[:, :-1],
+                        attention_mask=torch.cat([pmask, cmask[:, :-1]], 1),
+                        position_ids=pos[:, :-1],
+                        past_key_values=_repeat_cache(res.past_key_values, C),
+                        use_cache=True,
+                    ).logits.float()
+                    nxt = logits.gather(2, cont[:, 1:, None])[:, :, 0] - torch.logsumexp(logits, -1)
+                    tok_lp = torch.cat([first_tok, nxt], 1)  # (B*C, Lc)
+                else:
+                    tok_lp = first_tok
                 firsts = torch.as_tensor(
                     [parts[i].first[j] for i in rows for j in range(a0, a1)], device=dev
                 )
@@ -166,7 +178,7 @@ def decode_constrained(
     import torch
 
     tok, lm, dev = model.tokenizer, model.model, model.device
-    parts = [_split_candidates(tok, p, answers) for p in prompts]
+    parts = _split_candidates(tok, prompts, answers)
     result = [0] * len(prompts)
     batches = length_batches([len(x.prefix) for x in parts], batch_size)
     with torch.inference_mode():

@@ -299,7 +299,10 @@ class C2SModel:
             config.inverse = ds.meta.get("inverse")
         if genes is None or len(genes) == 0:
             raise C2SError("from_scratch needs a dataset or a list of gene names.")
-        tokenizer = build_gene_tokenizer(genes, texts=texts, profiles=profiles)
+        # num_genes can never exceed the context, so numbers up to max_length suffice
+        tokenizer = build_gene_tokenizer(
+            genes, texts=texts, profiles=profiles, max_number=max_length
+        )
         config.set_genes(genes)
         size = {**PRESETS[preset], **overrides}
         kw = {

@@ -412,8 +412,8 @@ def generate(
     """Generate cells conditioned on labels (cell types for ``cell_type_generation``).
 
     Decoding is constrained to the model's genes (``genes`` to override) that the cell has
-    not used yet and stops at exactly ``n_genes`` genes. ``labels`` is a list (each label
-    ``n_per_label`` times) or ``{label: count}``.
+    not used yet and stops at exactly ``n_genes`` genes. ``labels`` is a list (each entry
+    ``n_per_label`` times; repeats add up) or ``{label: count}``.
 
     Returns
     -------
@@ -428,8 +428,8 @@ def generate(
     r = _renderer(m, task, k, org)
     if r.task.answer != "cells" or r.task.kind != "single":
         raise C2SError(f"Task {task!r} does not generate single cells.")
-    counts = labels if isinstance(labels, dict) else dict.fromkeys(labels, n_per_label)
-    conds = [lab for lab, n in counts.items() for _ in range(int(n))]
+    pairs = labels.items() if isinstance(labels, dict) else [(lab, n_per_label) for lab in labels]
+    conds = [lab for lab, n in pairs for _ in range(int(n))]  # a repeated label counts twice
     if not conds:
         raise C2SError("No labels to generate cells for.")
     col = r.task.label or "label"

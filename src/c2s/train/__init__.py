@@ -1,7 +1,14 @@
 """Training: prompt tokenization with response-only labels, batching, and fine-tuning."""
 
 from c2s.train._config import TrainConfig, task_weights
-from c2s.train._encode import IGNORE, EncodeStats, PromptCollator, encode_examples, encode_text
+from c2s.train._encode import (
+    IGNORE,
+    EncodeStats,
+    PromptCollator,
+    encode_examples,
+    encode_text,
+    encode_texts,
+)
 from c2s.train._trainer import TrainResult, build_examples, fine_tune
 
 __all__ = [
@@ -13,6 +20,7 @@ __all__ = [
     "build_examples",
     "encode_examples",
     "encode_text",
+    "encode_texts",
     "fine_tune",
     "task_weights",
 ]

@@ -39,18 +39,34 @@ def encode_text(
     The prompt/response boundary is found from the character offsets of the tokens, so it
     is exact even when the tokenizer merges the joining space into the response's first token.
     """
+    return encode_texts(
+        tokenizer, [prompt], [response], loss_on_response_only=loss_on_response_only
+    )[0]
+
+
+def encode_texts(
+    tokenizer,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    loss_on_response_only: bool = True,
+) -> list[dict]:
+    """:func:`encode_text` for many pairs in one batched tokenizer call."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise C2SError("The tokenizer has no EOS token; set tokenizer.eos_token first.")
-    enc = tokenizer(f"{prompt} {response}", add_special_tokens=True, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    cut = len(prompt)
-    boundary = next((i for i, (_, end) in enumerate(enc["offset_mapping"]) if end > cut), len(ids))
-    ids.append(eos)
-    labels = list(ids)
-    if loss_on_response_only:
-        labels[:boundary] = [IGNORE] * boundary
-    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+    texts = [f"{p} {r}" for p, r in zip(prompts, responses, strict=True)]
+    enc = tokenizer(texts, add_special_tokens=True, return_offsets_mapping=True)
+    out = []
+    for prompt, ids, offs in zip(prompts, enc["input_ids"], enc["offset_mapping"], strict=True):
+        cut = len(prompt)
+        boundary = next((i for i, (_, end) in enumerate(offs) if end > cut), len(ids))
+        ids = [*ids, eos]
+        labels = list(ids)
+        if loss_on_response_only:
+            labels[:boundary] = [IGNORE] * boundary
+        out.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
+    return out
 
 
 def encode_examples(
