@@ -219,3 +219,27 @@ def test_vllm_backend_is_guarded(model, pbmc):
         pytest.skip("a GPU machine may run vLLM for real")
     with pytest.raises(C2SError, match="CUDA GPU and vllm"):
         c2s.tl.describe(pbmc[:3].copy(), model, n_genes=5, backend="vllm")
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "cache"])
+def test_every_scoring_path_gives_the_same_likelihoods(model, pbmc, attn):
+    """Tree-masked scoring (SDPA bool mask or eager float mask) and the repeated-cache path
+    agree with the one-at-a-time reference."""
+    from c2s.model._infer import _score_cached, _split_candidates, score_answers
+
+    cs = c2s.sentences.from_anndata(pbmc[:5].copy(), top_k=model.config.n_genes)
+    r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
+    prompts = [r.prompt(cs, [i]) for i in range(5)]
+    answers = [r.answer(lab) for lab in model.config.labels["cell_type"]]
+    if attn == "cache":
+        got = _score_cached(
+            model, _split_candidates(model.tokenizer, prompts, answers), len(answers), 2, 7, False
+        )
+    else:
+        model.model.set_attn_implementation(attn)
+        try:
+            got = score_answers(model, prompts, answers, batch_size=3)
+        finally:
+            model.model.set_attn_implementation("sdpa")
+    want = np.array([[loglik(model, p, a) for a in answers] for p in prompts])
+    np.testing.assert_allclose(got, want, atol=2e-4)

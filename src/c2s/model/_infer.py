@@ -88,6 +88,45 @@ def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str])
     return out
 
 
+def _tree_batch(parts: list[_Scored], n_ans: int, pad_id: int, float_mask: bool, dtype, dev):
+    """One sequence per prompt: its shared tokens, then every candidate's continuation (all
+    but its last token) side by side; a 4D mask lets each continuation see the prompt and its
+    own earlier tokens only, and position ids restart after the prompt for each one."""
+    import torch
+
+    rows, where = [], []
+    for part in parts:
+        seq, pos, seg = list(part.prefix), list(range(len(part.prefix))), [-1] * len(part.prefix)
+        P = len(part.prefix)
+        spots = []
+        for j in range(n_ans):
+            c = part.conts[j]
+            spots.append(len(seq))  # index of this continuation's first fed token
+            seq += c[:-1]
+            pos += list(range(P, P + len(c) - 1))
+            seg += [j] * (len(c) - 1)
+        rows.append((seq, pos, seg))
+        where.append(spots)
+    L = max(len(r[0]) for r in rows)
+    B = len(rows)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    pos = torch.zeros((B, L), dtype=torch.long)
+    seg = torch.full((B, L), -2, dtype=torch.long)  # -2 padding, -1 prompt, j candidate
+    for b, (s_, p_, g_) in enumerate(rows):
+        ids[b, L - len(s_) :] = torch.as_tensor(s_)
+        pos[b, L - len(s_) :] = torch.as_tensor(p_)
+        seg[b, L - len(s_) :] = torch.as_tensor(g_)
+    q, k = seg[:, :, None], seg[:, None, :]
+    causal = torch.ones((L, L), dtype=torch.bool).tril()[None]
+    allowed = causal & (k != -2) & ((k == -1) | (k == q))
+    allowed |= torch.eye(L, dtype=torch.bool)[None]  # padding rows see themselves (no NaN)
+    mask = allowed[:, None]
+    if float_mask:
+        mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+    offsets = [L - len(r[0]) for r in rows]
+    return ids.to(dev), pos.to(dev), mask.to(dev), where, offsets, [len(p.prefix) for p in parts]
+
+
 def score_answers(
     model,
     prompts: Sequence[str],
@@ -99,23 +138,74 @@ def score_answers(
 ) -> np.ndarray:
     """Log-likelihood of each answer (its tokens and EOS) after each prompt.
 
-    The prompt is run once; its key/value cache is repeated for the candidate answers, which
-    are scored together (in chunks of at most ``max_pairs`` prompt-answer pairs).
+    The prompt runs once per cell: with SDPA or eager attention, every candidate's tokens
+    follow it in the same sequence under a tree-shaped mask (one forward pass per batch);
+    otherwise the prompt's key/value cache is repeated for the candidates (in chunks of at
+    most ``max_pairs`` prompt-answer pairs).
 
     Returns
     -------
     ``(n_prompts, n_answers)`` float64 array of summed log-probabilities.
     """
+    if not answers:
+        raise C2SError("No candidate answers to score (the label set is empty).")
+    parts = _split_candidates(model.tokenizer, prompts, answers)
+    impl = getattr(model.model.config, "_attn_implementation", None)
+    if impl in ("sdpa", "eager"):
+        return _score_tree(model, parts, len(answers), batch_size, impl == "eager", progress_bar)
+    return _score_cached(model, parts, len(answers), batch_size, max_pairs, progress_bar)
+
+
+def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np.ndarray:
+    import torch
+
+    tok, lm, dev = model.tokenizer, model.model, model.device
+    dtype = next(lm.parameters()).dtype
+    out = np.empty((len(parts), n_ans))
+    sizes = [len(p.prefix) + sum(len(c) - 1 for c in p.conts) for p in parts]
+    with torch.inference_mode():
+        for rows in progress(
+            length_batches(sizes, batch_size), desc="scoring", unit="batch", enabled=progress_bar
+        ):
+            sub = [parts[i] for i in rows]
+            ids, pos, mask, where, offsets, plen = _tree_batch(
+                sub, n_ans, tok.pad_token_id, float_mask, dtype, dev
+            )
+            L = ids.shape[1]
+            keep = max(
+                L - (o + p) + 1 for o, p in zip(offsets, plen, strict=True)
+            )  # from each prompt's last token
+            logits = lm(
+                input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep
+            ).logits.float()
+            lse = torch.logsumexp(logits, -1)  # (B, keep)
+            base = L - keep
+            bi, pi, ti, cj = [], [], [], []
+            for b, part in enumerate(sub):
+                last = offsets[b] + plen[b] - 1  # the prompt's last token predicts each first token
+                for j in range(n_ans):
+                    c = part.conts[j]
+                    for t in range(part.first[j], len(c)):
+                        src = last if t == 0 else offsets[b] + where[b][j] + t - 1
+                        bi.append(b)
+                        pi.append(src - base)
+                        ti.append(c[t])
+                        cj.append(b * n_ans + j)
+            bi_t, pi_t = torch.as_tensor(bi, device=dev), torch.as_tensor(pi, device=dev)
+            lp = logits[bi_t, pi_t, torch.as_tensor(ti, device=dev)] - lse[bi_t, pi_t]
+            totals = torch.zeros(len(rows) * n_ans, dtype=torch.float64, device=dev)
+            totals.index_add_(0, torch.as_tensor(cj, device=dev), lp.double())
+            out[rows] = totals.view(len(rows), n_ans).cpu().numpy()
+    return out
+
+
+def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> np.ndarray:
     import torch
 
     tok, lm = model.tokenizer, model.model
     dev = model.device
-    if not answers:
-        raise C2SError("No candidate answers to score (the label set is empty).")
-    parts = _split_candidates(tok, prompts, answers)
-    out = np.empty((len(prompts), len(answers)))
-    n_ans = len(answers)
-    chunk = max(1, max_pairs // max(1, min(batch_size, len(prompts))))
+    out = np.empty((len(parts), n_ans))
+    chunk = max(1, max_pairs // max(1, min(batch_size, len(parts))))
     batches = length_batches([len(x.prefix) for x in parts], batch_size)
     with torch.inference_mode():
         for rows in progress(batches, desc="scoring", unit="batch", enabled=progress_bar):
