@@ -243,3 +243,21 @@ def test_every_scoring_path_gives_the_same_likelihoods(model, pbmc, attn):
             model.model.set_attn_implementation("sdpa")
     want = np.array([[loglik(model, p, a) for a in answers] for p in prompts])
     np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_multi_cell_prediction_labels_every_cell_of_a_group(model, pbmc):
+    cells = pbmc[:30].copy()
+    cells.obs["donor"] = np.repeat(["d1", "d2", "d3"], 10)
+    c2s.tl.predict(
+        cells,
+        model,
+        task="tissue_prediction",
+        labels=["blood", "bone marrow"],
+        group_by=["donor"],
+        n_genes=8,
+    )
+    pred = cells.obs["c2s_prediction"]
+    assert pred.notna().all() and set(pred) <= {"blood", "bone marrow"}
+    for _, group in cells.obs.groupby("donor", observed=True):
+        assert group["c2s_prediction"].nunique() == 1  # one prompt per donor (10 cells <= 20)
+    assert cells.uns["c2s_prediction"]["n_prompts"] == 3

@@ -1,0 +1,84 @@
+"""The released checkpoints' code path, with locally built models of the same architectures:
+Pythia (GPT-NeoX, byte-level BPE, EOS <|endoftext|>, no pad token) and Gemma-2 (a tokenizer
+that adds <bos>, EOS <eos>). No c2s_config.json: n_genes, organism and labels are given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+
+import c2s  # noqa: E402
+from c2s.model import C2SModel  # noqa: E402
+from c2s.prompts import Renderer  # noqa: E402
+
+N_GENES = 12
+
+
+def bpe_tokenizer(texts, *, gemma: bool):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<bos>", "<eos>", "<pad>"] if gemma else ["<|endoftext|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer)
+    if gemma:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<bos> $A", special_tokens=[("<bos>", tok.token_to_id("<bos>"))]
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+
+
+@pytest.fixture(scope="module", params=["gpt_neox", "gemma2"])
+def released_like(request, pbmc_dataset, tmp_path_factory):
+    cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
+    texts = [e.text for e in Renderer("cell_type_prediction", n_genes=N_GENES).examples(cs)]
+    texts += [e.text for e in Renderer("cell_type_generation", n_genes=N_GENES).examples(cs)]
+    tok = bpe_tokenizer(texts, gemma=request.param == "gemma2")
+    kw = {"head_dim": 16, "num_key_value_heads": 2} if request.param == "gemma2" else {}
+    cfg = AutoConfig.for_model(
+        request.param, vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512, **kw,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp(request.param) / "model"
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(out)
+    tok.save_pretrained(out)  # a plain Hugging Face directory: no c2s_config.json
+    return C2SModel.from_pretrained(out, device="cpu")
+
+
+def test_released_style_models_predict_generate_embed(released_like, pbmc_dataset, pbmc):
+    m = released_like
+    assert m.tokenizer.pad_token_id is not None and m.config.n_genes is None
+    labels = sorted(pbmc.obs["cell_type"].astype(str).unique())
+    cells = pbmc[:6].copy()
+    kw = {"n_genes": N_GENES, "organism": "Homo sapiens", "labels": labels}
+    c2s.tl.predict(cells, m, **kw)
+    assert set(cells.obs["c2s_prediction"]) <= set(labels)
+    np.testing.assert_allclose(cells.obsm["c2s_prediction_probabilities"].sum(1), 1.0)
+    c2s.tl.predict(cells, m, mode="constrained", key_added="con", **kw)
+    assert set(cells.obs["con"]) <= set(labels)
+    c2s.tl.predict(cells, m, mode="free", key_added="free", max_new_tokens=6, **kw)
+    assert cells.obs["free"].map(lambda s: not s.endswith(".")).all()  # trailing "." removed
+    genes = pbmc_dataset.vocab.display_names.tolist()
+    out = c2s.tl.generate(
+        m, labels[:2], n_per_label=2, n_genes=N_GENES, organism="Homo sapiens", genes=genes,
+        inverse=pbmc_dataset,
+    )  # fmt: skip
+    for s in out.obs["c2s_sentence"]:
+        g = s.split()
+        assert len(g) == N_GENES == len(set(g)) and set(g) <= set(genes)
+    c2s.tl.embed(cells, m, n_genes=N_GENES, organism="Homo sapiens")
+    assert np.isfinite(cells.obsm["X_c2s"]).all()
