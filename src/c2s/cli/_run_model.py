@@ -89,6 +89,20 @@ def _check_out(args) -> Path:
     return check_output(out, overwrite=args.overwrite)
 
 
+def _setup(args, *, with_input: bool = True):
+    """Check --out before any work, load the model, read the input; plus the keyword
+    arguments that depend on the input's kind (split for datasets, --raw for .h5ad)."""
+    from c2s.model import C2SModel
+
+    out = _check_out(args)
+    model = C2SModel.from_pretrained(args.model, device=args.device)
+    if not with_input:
+        return out, model, None, {}
+    data = _read_input(args)
+    kw = {"use_raw": args.raw} if hasattr(data, "obs_names") else {"split": args.split}
+    return out, model, data, kw
+
+
 def _read_input(args):
     """An AnnData (for .h5ad input) or a C2SDataset."""
     from c2s._errors import C2SError
@@ -138,12 +152,9 @@ def _summary(n: int, seconds: float, out: Path, **extra) -> tuple[dict, str]:
 
 # -- verbs ------------------------------------------------------------------------------------------
 def run_predict(args) -> int:
-    from c2s.model import C2SModel
     from c2s.tl import predict
 
-    out = _check_out(args)
-    model = C2SModel.from_pretrained(args.model, device=args.device)
-    data = _read_input(args)
+    out, model, data, data_kw = _setup(args)
     t0 = time.perf_counter()
     kw = {
         "task": args.task, "mode": args.mode, "labels": args.labels, "key_added": args.key_added,
@@ -155,7 +166,7 @@ def run_predict(args) -> int:
         frame = data.obs[[c for c in data.obs.columns if c.startswith(args.key_added)]]
         truth = data.obs.get(_label_col(args.task))
     else:
-        frame = predict(data, model, split=args.split, **kw)
+        frame = predict(data, model, **kw, **data_kw)
         truth = _dataset_truth(data, args.split, _label_col(args.task), frame.index)
     seconds = time.perf_counter() - t0
     if out.suffix == ".csv":
@@ -196,19 +207,16 @@ def _dataset_truth(ds, split, col, index):
 
 
 def run_embed(args) -> int:
-    from c2s.model import C2SModel
     from c2s.tl import embed
 
-    out = _check_out(args)
-    model = C2SModel.from_pretrained(args.model, device=args.device)
-    data = _read_input(args)
+    out, model, data, data_kw = _setup(args)
     t0 = time.perf_counter()
     kw = {
         "key_added": args.key_added, "pool": args.pool, "layer": args.hidden_layer, "n_genes": args.n_genes,
         "organism": args.organism, "batch_size": args.batch_size,
     }  # fmt: skip
     if hasattr(data, "obs_names"):
-        embed(data, model, use_raw=args.raw, **kw)
+        embed(data, model, **kw, **data_kw)
         import pandas as pd
 
         X = data.obsm[args.key_added]
@@ -217,7 +225,7 @@ def run_embed(args) -> int:
         )
         adata = data
     else:
-        frame = embed(data, model, split=args.split, **kw)
+        frame = embed(data, model, **kw, **data_kw)
         adata = None
     seconds = time.perf_counter() - t0
     if out.suffix == ".h5ad" and adata is None:
@@ -249,11 +257,9 @@ def _cells_out(args, out: Path, adata, seconds: float) -> int:
 
 def run_generate(args) -> int:
     from c2s._errors import C2SError
-    from c2s.model import C2SModel
     from c2s.tl import generate
 
-    out = _check_out(args)
-    model = C2SModel.from_pretrained(args.model, device=args.device)
+    out, model, _, _ = _setup(args, with_input=False)
     labels = args.labels or model.config.labels.get("cell_type")
     if not labels:
         raise C2SError("Name the labels to generate cells for: --labels A B ...")
@@ -267,14 +273,10 @@ def run_generate(args) -> int:
 
 
 def run_perturb(args) -> int:
-    from c2s.model import C2SModel
     from c2s.tl import perturb
 
-    out = _check_out(args)
-    model = C2SModel.from_pretrained(args.model, device=args.device)
-    data = _read_input(args)
+    out, model, data, kw = _setup(args)
     t0 = time.perf_counter()
-    kw = {"split": args.split} if not hasattr(data, "obs_names") else {"use_raw": args.raw}
     adata = perturb(
         data, model, args.perturbations, n_genes=args.n_genes, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, **kw,
@@ -283,14 +285,10 @@ def run_perturb(args) -> int:
 
 
 def run_describe(args) -> int:
-    from c2s.model import C2SModel
     from c2s.tl import describe
 
-    out = _check_out(args)
-    model = C2SModel.from_pretrained(args.model, device=args.device)
-    data = _read_input(args)
+    out, model, data, kw = _setup(args)
     t0 = time.perf_counter()
-    kw = {"split": args.split} if not hasattr(data, "obs_names") else {"use_raw": args.raw}
     frame = describe(
         data, model, group_by=args.group_by, n_genes=args.n_genes, organism=args.organism,
         max_cells=args.max_cells, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, **kw,

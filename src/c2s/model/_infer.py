@@ -584,8 +584,7 @@ def generate_genes(
                         st.complete(trie, node, root_ok, b, n_genes)
                 if all(s.done for s in state):
                     break
-                step_mask = torch.as_tensor([[1] for _ in state], device=dev)
-                mask = torch.cat([mask, step_mask], 1)
+                mask = torch.cat([mask, mask.new_ones((B, 1))], 1)
                 pos = pos + 1
                 res = lm(
                     input_ids=torch.as_tensor(feed, device=dev)[:, None],

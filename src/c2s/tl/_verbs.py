@@ -125,6 +125,14 @@ def _prompts(r, cs, units, model, reserve: int = 16):
     return prompts, ks
 
 
+def _sentence_span(prompt: str, cs, i: int, k: int) -> tuple[str, int]:
+    """Cell ``i``'s top-``k`` sentence and where it starts in its prompt."""
+    from c2s.prompts import sentence_texts
+
+    sentence = sentence_texts(cs, [i], k)[0]
+    return sentence, prompt.find(sentence)
+
+
 def _label_set(model, task, labels):
     if labels is not None:
         out = [str(x) for x in labels]
@@ -191,8 +199,6 @@ def predict(
     ``obsm[key_added + "_probabilities"]`` (cells x labels, score mode) and
     ``uns[key_added]`` (mode, labels, task, seconds).
     """
-    import torch  # noqa: F401  (fail early if the model extra is missing)
-
     from c2s.model._infer import decode_constrained, generate_free, score_answers
 
     m = _load_model(model)
@@ -309,7 +315,6 @@ def embed(
     Writes ``obsm[key_added]`` (AnnData input) or returns a DataFrame (cells x dimensions).
     """
     from c2s.model._infer import embed_prompts
-    from c2s.prompts import sentence_texts
 
     m = _load_model(model)
     k, org = _settings(m, n_genes, organism)
@@ -320,9 +325,8 @@ def embed(
     prompts, ks = _prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
     spans = []
     for i, p in enumerate(prompts):
-        s = sentence_texts(cs, [i], ks[i])[0]
-        a = p.find(s)
-        spans.append((a, a + len(s)))
+        sentence, start = _sentence_span(p, cs, i, ks[i])
+        spans.append((start, start + len(sentence)))
     X = embed_prompts(
         m, prompts, spans, pool=pool, layer=layer, batch_size=batch_size, progress_bar=progress_bar
     )
@@ -481,13 +485,11 @@ def perturb(
         raise C2SError("Name at least one perturbation.")
     cs = cells_of(data, m, n_genes=k, split=split, use_raw=use_raw)
     r = _renderer(m, "perturbation_prediction", k, None)
-    t = r.templates[0]
     prompts, ctrl, pert = [], [], []
     for i in range(cs.n_cells):
         s = sentence_texts(cs, [i], k)[0]
         for p in perturbations:
-            values = {"num_genes": k, "control_cell_sentence": s, "perturbation_name": p}
-            prompts.append(t.prompt.format_map(values))
+            prompts.append(r.prompt(values={"control_cell_sentence": s, "perturbation_name": p}))
             ctrl.append(str(cs.obs.index[i]))
             pert.append(str(p))
     trie, genes = _trie(m, genes)
@@ -562,7 +564,6 @@ def attention(
     ``cells``: row indices (default: the first 10). Returns ``{cell id: DataFrame}``.
     """
     from c2s.model._infer import gene_attention
-    from c2s.prompts import sentence_texts
 
     m = _load_model(model)
     k, org = _settings(m, n_genes, organism)
@@ -572,8 +573,7 @@ def attention(
     out = {}
     for i in rows:
         prompt, ks = _prompts(r, cs, [(i,)], m, reserve=0)
-        sentence = sentence_texts(cs, [i], ks[0])[0]
-        start = prompt[0].find(sentence)
+        sentence, start = _sentence_span(prompt[0], cs, i, ks[0])
         spans, genes, pos = [], sentence.split(" "), start
         for g in genes:
             spans.append((pos, pos + len(g)))
