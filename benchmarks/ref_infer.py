@@ -138,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         cell_types = [all_types[i % len(all_types)] for i in range(n)]
     prep_s = time.perf_counter() - t0
 
+    # Warm-up (not timed), as on the c2s side: a 4-cell prediction loads torch's kernels.
+    warm_arrow, warm_vocab = CSData.adata_to_arrow(
+        adata[:4].copy(), random_state=0, sentence_delimiter=" ", label_col_names=["cell_type"]
+    )
+    warm = CSData.csdata_from_arrow(warm_arrow, warm_vocab, save_dir=args.work, save_name="warm")
+    tasks.predict_cell_types_of_data(warm, csmodel, n_genes=args.n_genes, max_num_tokens=6)
+
     def run(fn):
         """(result, seconds, model-reload seconds, dtype) or an error dict."""
         loads.clear()

@@ -82,3 +82,41 @@ def test_released_style_models_predict_generate_embed(released_like, pbmc_datase
         assert len(g) == N_GENES == len(set(g)) and set(g) <= set(genes)
     c2s.tl.embed(cells, m, n_genes=N_GENES, organism="Homo sapiens")
     assert np.isfinite(cells.obsm["X_c2s"]).all()
+
+
+def metaspace_tokenizer(texts):
+    """A SentencePiece-style BPE (Llama/Gemma family): spaces become "▁", prefixed once."""
+    from tokenizers import normalizers
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "</s>"])
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>")
+
+
+@pytest.mark.parametrize("kind", ["genes", "byte_bpe", "byte_bpe_bos", "metaspace"])
+def test_candidate_split_equals_encoding_every_pair(kind, pbmc_dataset, trained_model):
+    """Scoring encodes answers once per group of prompts sharing a last word; the result must
+    equal encoding every prompt + answer pair, whatever the tokenizer and however the prompt
+    ends (a trailing space, a word an answer could merge with)."""
+    from c2s.model._infer import _split_candidates, _split_exact
+
+    cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
+    texts = [e.text for e in Renderer("cell_type_prediction", n_genes=N_GENES).examples(cs)]
+    if kind == "genes":
+        tok = C2SModel.from_pretrained(trained_model, device="cpu").tokenizer
+    elif kind == "metaspace":
+        tok = metaspace_tokenizer(texts)
+    else:
+        tok = bpe_tokenizer(texts, gemma=kind == "byte_bpe_bos")
+    prompts = []
+    for profile in ("compat", "paraphrase"):
+        r = Renderer("cell_type_prediction", profile=profile, n_genes=N_GENES)
+        prompts += [r.prompt(cs, [i], template=i % len(r.templates)) for i in range(8)]
+    prompts += [p + " " for p in prompts[:4]] + [p[:-1] for p in prompts[:4]]  # "is" + answer
+    prompts += [p + "CD" for p in prompts[:4]]  # a word that is the start of some answers
+    answers = ["CD14+ Monocyte.", "CD4+/CD25 T Reg.", "Dendritic.", ".", "B"]
+    assert _split_candidates(tok, prompts, answers) == _split_exact(tok, prompts, answers)

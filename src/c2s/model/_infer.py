@@ -8,6 +8,7 @@ a sequence's result does not depend on its batch-mates), and run under
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +57,40 @@ def _repeat_cache(cache, n: int):
     return DynamicCache(ddp_cache_data=layers)
 
 
+class _Preamble:
+    """The key/value cache of the tokens every prompt starts with (the template's constant
+    opening), computed once and shared by every batch. Shorter than ``min_len`` tokens it is
+    not worth a separate pass and ``n`` is 0."""
+
+    def __init__(self, lm, seqs: Sequence[Sequence[int]], dev, min_len: int = 16):
+        import torch
+
+        n = min(len(s) for s in seqs) - 1  # every prompt keeps a token of its own
+        first = seqs[0]
+        for s in seqs[1:]:
+            m = 0
+            while m < n and s[m] == first[m]:
+                m += 1
+            n = m
+        self.n = n if n >= min_len else 0
+        self.cache = None
+        if self.n:
+            ids = torch.as_tensor([list(first[: self.n])], device=dev)
+            self.cache = lm(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+
+    def cache_for(self, batch: int):
+        """A fresh cache holding the preamble for ``batch`` rows (None without one)."""
+        import copy
+
+        if not self.n:
+            return None
+        c = copy.deepcopy(self.cache)
+        for layer in c.layers:
+            layer.keys = layer.keys.expand(batch, -1, -1, -1)
+            layer.values = layer.values.expand(batch, -1, -1, -1)
+        return c
+
+
 # -- scoring -----------------------------------------------------------------------------------
 @dataclass
 class _Scored:
@@ -64,9 +99,8 @@ class _Scored:
     first: list[int]  # per candidate: index in cont of the first scored token
 
 
-def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[_Scored]:
-    """For each prompt: the tokens it shares with all its candidate answers, and each
-    answer's remaining tokens (plus EOS), encoded exactly as in training."""
+def _split_exact(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[_Scored]:
+    """:func:`_split_candidates` by encoding every prompt-answer pair."""
     n = len(answers)
     encs = encode_texts(
         tokenizer, [p for p in prompts for _ in answers], list(answers) * len(prompts)
@@ -88,16 +122,80 @@ def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str])
     return out
 
 
-def _tree_batch(parts: list[_Scored], n_ans: int, pad_id: int, float_mask: bool, dtype, dev):
+_LAST_WORD = re.compile(r"\s+\S+\s*$")
+
+
+def _common_suffix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[_Scored]:
+    """For each prompt: the tokens it shares with all its candidate answers, and each
+    answer's remaining tokens (plus EOS), encoded exactly as in training.
+
+    Encoding every prompt-answer pair costs (prompts x answers) tokenizations. Instead the
+    prompts are grouped by their last word (the only text an answer's tokens can merge
+    with), the answers are encoded once per group after that word alone, and each prompt's
+    own tokens supply the rest. A group whose first and last prompts do not come out exactly
+    as the full encoding, or a prompt whose last tokens differ from its group's, is encoded
+    pair by pair instead.
+    """
+    ids = tokenizer(list(prompts))["input_ids"]
+    groups: dict[str | None, list[int]] = {}
+    for i, p in enumerate(prompts):
+        m = _LAST_WORD.search(p)
+        groups.setdefault(p[m.start() :] if m and m.start() > 0 else None, []).append(i)
+    out: list[_Scored | None] = [None] * len(prompts)
+    slow: list[int] = []
+    for tail, rows in groups.items():
+        if tail is None or len(rows) < 3:
+            slow += rows
+            continue
+        try:
+            t = _split_exact(tokenizer, [tail], answers)[0]
+        except C2SError:  # the tail alone shares no token with its answers
+            slow += rows
+            continue
+        t_ids = tokenizer(tail)["input_ids"]
+        drop = len(t_ids) - len(t.prefix)  # tail tokens that merge into the answers
+        checks = _split_exact(tokenizer, [prompts[rows[0]], prompts[rows[-1]]], answers)
+        stable = min(_common_suffix(t_ids, ids[r]) for r in (rows[0], rows[-1]))
+
+        def fast(r, t=t, drop=drop):
+            return _Scored(ids[r][: len(ids[r]) - drop], t.conts, t.first)
+
+        ok = drop >= 0 and stable > drop
+        ok = ok and all(fast(r) == c for r, c in zip((rows[0], rows[-1]), checks, strict=True))
+        for r in rows:
+            if ok and ids[r][len(ids[r]) - stable :] == t_ids[len(t_ids) - stable :]:
+                out[r] = fast(r)
+            else:
+                slow.append(r)
+    if slow:
+        for r, part in zip(
+            slow, _split_exact(tokenizer, [prompts[r] for r in slow], answers), strict=True
+        ):
+            out[r] = part
+    return out  # type: ignore[return-value]
+
+
+def _tree_batch(
+    parts: list[_Scored], n_ans: int, pad_id: int, float_mask: bool, dtype, dev, skip: int = 0
+):
     """One sequence per prompt: its shared tokens, then every candidate's continuation (all
     but its last token) side by side; a 4D mask lets each continuation see the prompt and its
-    own earlier tokens only, and position ids restart after the prompt for each one."""
+    own earlier tokens only, and position ids restart after the prompt for each one. The
+    first ``skip`` prompt tokens (a cached preamble) are left out; the mask lets every row
+    see them."""
     import torch
 
     rows, where = [], []
     for part in parts:
-        seq, pos, seg = list(part.prefix), list(range(len(part.prefix))), [-1] * len(part.prefix)
         P = len(part.prefix)
+        seq, pos, seg = list(part.prefix[skip:]), list(range(skip, P)), [-1] * (P - skip)
         spots = []
         for j in range(n_ans):
             c = part.conts[j]
@@ -120,11 +218,14 @@ def _tree_batch(parts: list[_Scored], n_ans: int, pad_id: int, float_mask: bool,
     causal = torch.ones((L, L), dtype=torch.bool).tril()[None]
     allowed = causal & (k != -2) & ((k == -1) | (k == q))
     allowed |= torch.eye(L, dtype=torch.bool)[None]  # padding rows see themselves (no NaN)
+    if skip:
+        allowed = torch.cat([torch.ones((B, L, skip), dtype=torch.bool), allowed], 2)
     mask = allowed[:, None]
     if float_mask:
         mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
     offsets = [L - len(r[0]) for r in rows]
-    return ids.to(dev), pos.to(dev), mask.to(dev), where, offsets, [len(p.prefix) for p in parts]
+    plen = [len(p.prefix) - skip for p in parts]
+    return ids.to(dev), pos.to(dev), mask.to(dev), where, offsets, plen
 
 
 def score_answers(
@@ -164,21 +265,26 @@ def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np
     out = np.empty((len(parts), n_ans))
     sizes = [len(p.prefix) + sum(len(c) - 1 for c in p.conts) for p in parts]
     with torch.inference_mode():
+        pre = _Preamble(lm, [p.prefix for p in parts], dev)
         for rows in progress(
             length_batches(sizes, batch_size), desc="scoring", unit="batch", enabled=progress_bar
         ):
             sub = [parts[i] for i in rows]
             ids, pos, mask, where, offsets, plen = _tree_batch(
-                sub, n_ans, tok.pad_token_id, float_mask, dtype, dev
+                sub, n_ans, tok.pad_token_id, float_mask, dtype, dev, skip=pre.n
             )
             L = ids.shape[1]
             keep = max(
                 L - (o + p) + 1 for o, p in zip(offsets, plen, strict=True)
             )  # from each prompt's last token
             logits = lm(
-                input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=pre.cache_for(len(rows)),
+                logits_to_keep=keep,
             ).logits.float()
-            lse = torch.logsumexp(logits, -1)  # (B, keep)
+            logp = torch.log_softmax(logits, -1)  # (B, keep, V); faster than logsumexp on CPU
             base = L - keep
             bi, pi, ti, cj = [], [], [], []
             for b, part in enumerate(sub):
@@ -192,7 +298,7 @@ def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np
                         ti.append(c[t])
                         cj.append(b * n_ans + j)
             bi_t, pi_t = torch.as_tensor(bi, device=dev), torch.as_tensor(pi, device=dev)
-            lp = logits[bi_t, pi_t, torch.as_tensor(ti, device=dev)] - lse[bi_t, pi_t]
+            lp = logp[bi_t, pi_t, torch.as_tensor(ti, device=dev)]
             totals = torch.zeros(len(rows) * n_ans, dtype=torch.float64, device=dev)
             totals.index_add_(0, torch.as_tensor(cj, device=dev), lp.double())
             out[rows] = totals.view(len(rows), n_ans).cpu().numpy()
@@ -228,7 +334,7 @@ def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> n
                 start = pmask.sum(1, keepdim=True)
                 pos = start + torch.arange(Lc, device=dev)[None, :]
                 # token t of a continuation is predicted by the prompt (t = 0) or by token t - 1,
-                # so the last token is never fed; log p = logit - logsumexp(logits)
+                # so the last token is never fed
                 first_tok = last.repeat_interleave(C, 0).gather(1, cont[:, :1])
                 if Lc > 1:
                     logits = lm(
@@ -238,7 +344,7 @@ def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> n
                         past_key_values=_repeat_cache(res.past_key_values, C),
                         use_cache=True,
                     ).logits.float()
-                    nxt = logits.gather(2, cont[:, 1:, None])[:, :, 0] - torch.logsumexp(logits, -1)
+                    nxt = torch.log_softmax(logits, -1).gather(2, cont[:, 1:, None])[:, :, 0]
                     tok_lp = torch.cat([first_tok, nxt], 1)  # (B*C, Lc)
                 else:
                     tok_lp = first_tok
@@ -272,9 +378,16 @@ def decode_constrained(
     result = [0] * len(prompts)
     batches = length_batches([len(x.prefix) for x in parts], batch_size)
     with torch.inference_mode():
+        pre = _Preamble(lm, [p.prefix for p in parts], dev)
         for rows in progress(batches, desc="decoding", unit="batch", enabled=progress_bar):
-            enc = left_pad([parts[i].prefix for i in rows], tok.pad_token_id, dev)
-            res = lm(**enc, use_cache=True, logits_to_keep=1)
+            enc = left_pad([parts[i].prefix[pre.n :] for i in rows], tok.pad_token_id, dev)
+            if pre.n:
+                ones = torch.ones((len(rows), pre.n), dtype=torch.long, device=dev)
+                enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], 1)
+                enc["position_ids"] = enc["position_ids"] + pre.n
+            res = lm(
+                **enc, past_key_values=pre.cache_for(len(rows)), use_cache=True, logits_to_keep=1
+            )
             cache, logits = res.past_key_values, res.logits[:, -1]
             mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
             alive = [list(range(len(answers))) for _ in rows]  # candidates still matching

@@ -228,14 +228,14 @@ class Renderer:
         cols = [c for c in t.fields - COMPUTED if c in cs.obs.columns]
         kind = self.task.kind
         anchor = int(cells[-1]) if kind == "pair" else int(cells[0])
-        v = self._values(cs.obs.iloc[anchor][cols].to_dict() if cols else {}, k)
+        v = self._values({c: cs.obs[c].iat[anchor] for c in cols}, k)
         if kind == "single":
             v["cell_sentence"] = sentence_texts(cs, cells, k)[0]
         elif kind == "multi":
             v["num_cells"] = str(len(cells))
             v["multi_cell_sentences"] = multi_cell_text(sentence_texts(cs, cells, k))
         else:
-            v["perturbation_name"] = str(cs.obs.iloc[anchor][self.perturbation_key])
+            v["perturbation_name"] = str(cs.obs[self.perturbation_key].iat[anchor])
             v["control_cell_sentence"], v["perturbed_cell_sentence"] = sentence_texts(cs, cells, k)
         return v
 
