@@ -11,6 +11,7 @@ prediction; valid and unique gene rates for generation).
 
     .venv/bin/python benchmarks/bench_infer.py [--n-cells 300] [--n-genes 30] [--batch-size 8]
         [--sections predict,embed,generate] [--train-steps 150] [--ref .venv-ref/bin/python]
+        [--repeat 3]
 
 The reference's predictions decode greedily one cell at a time with its default budget
 (1024 new tokens) and again with a fair budget (the longest label's tokens + 2); its
@@ -89,7 +90,9 @@ def gene_rates(sentences: list[list[str]], known: set[str]) -> dict:
     }
 
 
-def ours(model_dir: Path, sub, n_genes: int, batch: int, sections: list[str], types) -> dict:
+def ours(
+    model_dir: Path, sub, n_genes: int, batch: int, sections: list[str], types, repeat: int = 1
+) -> dict:
     import c2s
     from c2s.model import C2SModel
 
@@ -103,10 +106,14 @@ def ours(model_dir: Path, sub, n_genes: int, batch: int, sections: list[str], ty
     c2s.tl.embed(warm, m, n_genes=n_genes, batch_size=batch)
     c2s.tl.generate(m, {types[0]: 1}, n_genes=min(n_genes, 5), batch_size=batch)
 
-    def timed(fn):
-        t = time.perf_counter()
-        out = fn()
-        return out, time.perf_counter() - t
+    def timed(fn, repeat=1):
+        """The last result and the median seconds of ``repeat`` calls."""
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t)
+        return out, float(np.median(times))
 
     if "predict" in sections:
         for mode in ("score", "constrained"):
@@ -114,7 +121,8 @@ def ours(model_dir: Path, sub, n_genes: int, batch: int, sections: list[str], ty
             _, s = timed(
                 lambda a=a, mode=mode: c2s.tl.predict(
                     a, m, n_genes=n_genes, batch_size=batch, mode=mode
-                )
+                ),
+                repeat,
             )
             pred = a.obs["c2s_prediction"].astype(str).to_numpy()
             acc = float(np.mean(pred == a.obs["cell_type"].astype(str).to_numpy()))
@@ -126,7 +134,7 @@ def ours(model_dir: Path, sub, n_genes: int, batch: int, sections: list[str], ty
             }
     if "embed" in sections:
         a = sub.copy()
-        _, s = timed(lambda: c2s.tl.embed(a, m, n_genes=n_genes, batch_size=batch))
+        _, s = timed(lambda: c2s.tl.embed(a, m, n_genes=n_genes, batch_size=batch), repeat)
         res["embed"] = {"seconds": s, "cells_per_s": n / s, "shape": list(a.obsm["X_c2s"].shape)}
     if "generate" in sections:
         counts = dict.fromkeys(types, 0)
@@ -151,7 +159,8 @@ def reference(py: str, h5ad: Path, model: Path, args, max_tokens: int, gen_token
     cmd = [py, "benchmarks/ref_infer.py", str(h5ad), str(model), str(work),
            "--n-genes", str(args.n_genes), "--batch-size", str(args.batch_size),
            "--sections", args.sections, "--max-num-tokens", str(max_tokens),
-           "--gen-max-num-tokens", str(gen_tokens), "--cell-types-json", str(types_json)]  # fmt: skip
+           "--gen-max-num-tokens", str(gen_tokens), "--cell-types-json", str(types_json),
+           "--repeat", str(args.repeat)]  # fmt: skip
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env={**os.environ, "WANDB_DISABLED": "true"}
     )
@@ -187,6 +196,7 @@ def main() -> int:
     p.add_argument("--sections", default="predict,embed,generate")
     p.add_argument("--train-steps", type=int, default=150, help="steps to train the tiny model")
     p.add_argument("--ref", default=".venv-ref/bin/python", help="python of the reference venv")
+    p.add_argument("--repeat", type=int, default=3, help="time predict and embed N times (median)")
     args = p.parse_args()
     sections = [s for s in args.sections.split(",") if s]
     os.environ.setdefault("C2S_NO_PROGRESS", "1")
@@ -205,7 +215,7 @@ def main() -> int:
 
     ref, ref_cmd = reference(args.ref, h5ad, model_dir, args, max_tokens, gen_tokens, types)
     print(json.dumps({"ref": ref}), file=sys.stderr)
-    mine = ours(model_dir, sub, args.n_genes, args.batch_size, sections, types)
+    mine = ours(model_dir, sub, args.n_genes, args.batch_size, sections, types, args.repeat)
     print(json.dumps({"ours": mine}), file=sys.stderr)
 
     # (section, reference key, c2s key, quality)

@@ -10,7 +10,9 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.model` - :class:`~c2s.model.C2SModel`: load, build from scratch, save, fine-tune.
 - :mod:`c2s.tl` - AnnData verbs running a model: predict, embed, generate, perturb, describe.
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
-- :mod:`c2s.metrics` - reconstruction metrics.
+- :mod:`c2s.metrics` - annotation, generation, perturbation, text and reconstruction metrics.
+- :mod:`c2s.baselines` - logistic regression, k-NN, class-mean and resampled-cell baselines.
+- :func:`c2s.evaluate` - a model against the baselines on a dataset's held-out cells.
 - :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
 - :mod:`c2s.pl` - plots.
 """
@@ -23,7 +25,21 @@ from typing import TYPE_CHECKING
 from c2s._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from c2s import datasets, inverse, io, metrics, model, pl, pp, prompts, sentences, tl, train
+    from c2s import (
+        baselines,
+        datasets,
+        inverse,
+        io,
+        metrics,
+        model,
+        pl,
+        pp,
+        prompts,
+        sentences,
+        tl,
+        train,
+    )
+    from c2s.evaluation import evaluate
 
 _SUBMODULES = (
     "pp",
@@ -34,6 +50,8 @@ _SUBMODULES = (
     "model",
     "inverse",
     "metrics",
+    "baselines",
+    "evaluation",
     "datasets",
     "pl",
     "tl",
@@ -41,7 +59,9 @@ _SUBMODULES = (
 
 __all__ = [
     "__version__",
+    "baselines",
     "datasets",
+    "evaluate",
     "inverse",
     "io",
     "metrics",
@@ -56,6 +76,11 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "evaluate":
+        from c2s.evaluation import evaluate
+
+        globals()["evaluate"] = evaluate
+        return evaluate
     if name in _SUBMODULES:
         module = importlib.import_module(f"c2s.{name}")
         globals()[name] = module

@@ -139,6 +139,11 @@ def test_quickstart_writes_report(capsys, tmp_path):
         "inverse_fit.png",
         "reconstruction.png",
         "loss_curve.png",
+        "confusion_matrix.png",
+        "umap_generated.png",
+        "umap_embeddings.png",
+        "predictions.csv",
+        "generated.h5ad",
     ):
         assert (qs / name).exists(), name
     t = m["training"]
@@ -153,6 +158,13 @@ def test_quickstart_writes_report(capsys, tmp_path):
     assert set(saved["inverse"]["heldout"]) == {"rank_mean", "linear"}
     assert "| rank_mean" in (qs / "report.md").read_text()
     assert c2s.io.read_dataset(qs / "dataset").meta["inverse"] is not None
+    # the evaluation part has the keys (and, seeded, the numbers) of `c2s evaluate`
+    assert "| logistic regression (CellTypist-style)" in (qs / "report.md").read_text()
+    ev = c2s.evaluate(qs / "model", qs / "dataset", batch_size=16)
+    for key in ("annotation", "generation", "embedding", "reconstruction"):
+        assert set(ev[key]) == set(saved[key]), key
+    assert ev["annotation"]["c2s"]["accuracy"] == saved["annotation"]["c2s"]["accuracy"]
+    assert ev["generation"]["c2s"]["mmd"] == pytest.approx(saved["generation"]["c2s"]["mmd"])
     # A second run without --overwrite refuses and keeps the report.
     code, _, err = run(capsys, "quickstart", "--out", qs)
     assert code == 2 and "--overwrite" in err and (qs / "report.md").exists()

@@ -22,6 +22,7 @@ _COMMANDS = (
     "prompt",
     "train",
     "run_model",
+    "evaluate",
     "quickstart",
 )
 

@@ -28,6 +28,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from c2s._quickstart import run_quickstart
+    from c2s.evaluation import headline_table
 
     m = run_quickstart(
         args.out,
@@ -49,6 +50,7 @@ def run(args) -> int:
             if "training" in m
             else ""
         )
+        + (f"\n{headline_table(m)}\n" if "annotation" in m else "")
         + f"report: {args.out}/report.md"
     )
     emit(m, args.json, human)

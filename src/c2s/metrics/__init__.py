@@ -1,5 +1,69 @@
-"""Metrics as plain functions on arrays."""
+"""Metrics as plain functions on arrays (and AnnData), each documented with its definition.
 
+- annotation: :func:`accuracy`, :func:`macro_f1`, :func:`balanced_accuracy`,
+  :func:`classification_report`, :func:`confusion_matrix`, :func:`annotation_metrics`;
+- reconstruction: :func:`r2_score`, :func:`pearson`, :func:`spearman`,
+  :func:`reconstruction_metrics`;
+- generated vs real cells: :func:`knn_accuracy`, :func:`mmd_rbf`, :func:`energy_distance`,
+  :func:`wasserstein`, :func:`gromov_wasserstein`, :func:`frechet_distance`, :func:`scfid`,
+  :func:`gene_validity`, :func:`gene_uniqueness`, :func:`top_gene_overlap`,
+  :func:`generation_metrics`;
+- perturbation: :func:`perturbation_metrics`, :func:`kendall_tau`;
+- text: :func:`text_similarity`, :func:`token_f1`.
+"""
+
+from c2s.metrics._annotation import (
+    accuracy,
+    annotation_metrics,
+    balanced_accuracy,
+    classification_report,
+    confusion_matrix,
+    macro_f1,
+)
+from c2s.metrics._generation import (
+    energy_distance,
+    frechet_distance,
+    gene_uniqueness,
+    gene_validity,
+    generation_metrics,
+    gromov_wasserstein,
+    knn_accuracy,
+    mmd_rbf,
+    pca_space,
+    scfid,
+    top_gene_overlap,
+    wasserstein,
+)
+from c2s.metrics._perturbation import kendall_tau, perturbation_metrics
 from c2s.metrics._regression import pearson, r2_score, reconstruction_metrics, spearman
+from c2s.metrics._text import DEFAULT_TEXT_MODEL, text_similarity, token_f1
 
-__all__ = ["pearson", "r2_score", "reconstruction_metrics", "spearman"]
+__all__ = [
+    "DEFAULT_TEXT_MODEL",
+    "accuracy",
+    "annotation_metrics",
+    "balanced_accuracy",
+    "classification_report",
+    "confusion_matrix",
+    "energy_distance",
+    "frechet_distance",
+    "gene_uniqueness",
+    "gene_validity",
+    "generation_metrics",
+    "gromov_wasserstein",
+    "kendall_tau",
+    "knn_accuracy",
+    "macro_f1",
+    "mmd_rbf",
+    "pca_space",
+    "pearson",
+    "perturbation_metrics",
+    "r2_score",
+    "reconstruction_metrics",
+    "scfid",
+    "spearman",
+    "text_similarity",
+    "token_f1",
+    "top_gene_overlap",
+    "wasserstein",
+]

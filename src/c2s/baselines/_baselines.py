@@ -1,0 +1,117 @@
+"""Annotation and generation baselines (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from c2s._errors import C2SError
+
+
+def expression(dataset, *, split: str | None = None, rows=None, top_k: int | None = None):
+    """``(X, obs)``: a dataset's stored expression as a cells x vocabulary CSR matrix.
+
+    ``top_k`` keeps each cell's first ``top_k`` genes (the view a C2S model of that sentence
+    length gets). A dataset converted without values has none to give: convert again with
+    values (the default), or compare on reconstructed expression.
+    """
+    if not dataset.has_values:
+        raise C2SError(
+            f"The dataset at {dataset.path} stores ranks only (converted with "
+            "with_values=False); baselines need its expression values. Convert it again with "
+            "values (the default)."
+        )
+    cs = dataset.sentences(split=split, rows=rows, top_k=top_k)
+    return cs.to_csr(), cs.obs
+
+
+def _xy(X, y):
+    y = np.asarray([str(v) for v in y])
+    if X.shape[0] != len(y):
+        raise C2SError(f"{X.shape[0]} cells but {len(y)} labels.")
+    if len(np.unique(y)) < 2:
+        raise C2SError("A classifier needs at least two labels among the training cells.")
+    return y
+
+
+def logistic_regression(
+    train_X,
+    train_y: Sequence,
+    test_X,
+    *,
+    C: float = 1.0,
+    max_iter: int = 1000,
+    return_proba: bool = False,
+):
+    """Predicted labels of ``test_X`` (and, with ``return_proba``, ``(labels, proba, classes)``)
+    from a logistic regression on ``train_X`` (log-normalized expression, dense or sparse).
+
+    Genes are scaled to unit variance without centring (sparse input stays sparse), as
+    CellTypist does before its logistic regression.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = _xy(train_X, train_y)
+    clf = make_pipeline(
+        StandardScaler(with_mean=False), LogisticRegression(C=C, max_iter=max_iter)
+    ).fit(train_X, y)
+    pred = clf.predict(test_X)
+    if return_proba:
+        return pred, clf.predict_proba(test_X), list(clf.classes_)
+    return pred
+
+
+def knn_pca(
+    train_X, train_y: Sequence, test_X, *, k: int = 15, n_components: int = 50, seed: int = 0
+):
+    """Predicted labels of ``test_X``: majority vote of the ``k`` nearest training cells in a
+    PCA space (``n_components``) fit on ``train_X``."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from c2s.metrics import pca_space
+
+    y = _xy(train_X, train_y)
+    f = pca_space(train_X, n_components, seed)
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(y))).fit(f(train_X), y)
+    return clf.predict(f(test_X))
+
+
+def _by_label(train_y, labels):
+    y = np.asarray([str(v) for v in train_y])
+    missing = sorted({str(lab) for lab in labels} - set(y))
+    if missing:
+        raise C2SError(f"No training cells for {missing}; cannot build baseline cells for them.")
+    return y
+
+
+def class_mean_cells(train_X, train_y: Sequence, labels: Sequence) -> np.ndarray:
+    """One row per entry of ``labels``: the mean of the training cells with that label."""
+    from c2s.metrics._generation import as_matrix
+
+    y = _by_label(train_y, labels)
+    X = as_matrix(train_X)
+    means = {lab: X[y == lab].mean(0) for lab in {str(v) for v in labels}}
+    return np.vstack([means[str(lab)] for lab in labels]) if len(labels) else X[:0]
+
+
+def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int = 0) -> np.ndarray:
+    """One row per entry of ``labels``: a training cell with that label drawn at random
+    (without replacement while the label's cells last)."""
+    from c2s.metrics._generation import as_matrix
+
+    y = _by_label(train_y, labels)
+    X = as_matrix(train_X)
+    rng = np.random.default_rng(seed)
+    pools = {
+        lab: list(rng.permutation(np.flatnonzero(y == lab))) for lab in {str(v) for v in labels}
+    }
+    rows = []
+    for lab in labels:
+        pool = pools[str(lab)]
+        if not pool:
+            pools[str(lab)] = pool = list(rng.permutation(np.flatnonzero(y == str(lab))))
+        rows.append(pool.pop())
+    return X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]

@@ -1,0 +1,43 @@
+"""c2s evaluate MODEL DATASET --out DIR"""
+
+from __future__ import annotations
+
+from c2s.cli._common import add_json, emit
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model against baselines on a dataset's held-out cells",
+        description="Run the tasks the model was trained for on the dataset's held-out split, "
+        "next to baselines fit on its training split (logistic regression and k-NN for "
+        "annotation; class-mean and resampled real cells for generation), and write "
+        "metrics.json, report.md and PNG plots to --out.",
+    )
+    p.add_argument("model", help="model directory or hub id")
+    p.add_argument("dataset", help="c2s dataset directory (with a split)")
+    p.add_argument("--out", required=True, help="report directory to create")
+    p.add_argument("--split", default="test", help="split to evaluate on (default test)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
+    add_json(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from c2s.evaluation import evaluate, headline_table
+
+    res = evaluate(
+        args.model,
+        args.dataset,
+        args.out,
+        split=args.split,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress_bar=not args.json,
+        verbose=not args.json,
+    )
+    emit(res, args.json, f"{headline_table(res)}\nreport: {args.out}/report.md")
+    return 0

@@ -1,0 +1,159 @@
+"""Metrics against hand-computed values, closed forms and independent implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from c2s import metrics as M
+
+
+# -- annotation ------------------------------------------------------------------------------
+def test_annotation_by_hand():
+    t = ["a", "a", "b", "b", "c"]
+    p = ["a", "b", "b", "b", "a"]
+    assert M.accuracy(t, p) == pytest.approx(3 / 5)
+    # a: P 1/2 R 1/2 F 1/2; b: P 2/3 R 1 F 4/5; c: never predicted, F 0
+    assert M.macro_f1(t, p) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert M.balanced_accuracy(t, p) == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    cm = M.confusion_matrix(t, p)
+    assert cm.loc["a"].tolist() == [1, 1, 0] and cm.loc["b"].tolist() == [0, 2, 0]
+    assert cm.loc["c"].tolist() == [1, 0, 0]
+    rep = M.classification_report(t, p)
+    assert rep.loc["b", "precision"] == pytest.approx(2 / 3) and rep.loc["c", "support"] == 1
+
+
+def test_perfect_predictor_and_labels_outside_the_set():
+    t = list("abcabc")
+    m = M.annotation_metrics(t, t)
+    assert m["accuracy"] == m["macro_f1"] == m["balanced_accuracy"] == 1.0
+    cm = M.confusion_matrix(t, ["a", "b", "zzz", "a", "b", "c"], labels=["a", "b", "c"])
+    assert list(cm.columns) == ["a", "b", "c", "(other)"] and cm.loc["c", "(other)"] == 1
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes")
+def test_annotation_matches_scikit_learn():
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(0)
+    t = rng.choice(list("abcde"), 300)
+    p = np.where(rng.random(300) < 0.6, t, rng.choice(list("abcdef"), 300))
+    assert M.macro_f1(t, p) == pytest.approx(skm.f1_score(t, p, average="macro"))
+    assert M.balanced_accuracy(t, p) == pytest.approx(skm.balanced_accuracy_score(t, p))
+    labels = sorted(set(t) | set(p))
+    np.testing.assert_array_equal(
+        M.confusion_matrix(t, p, labels=labels).to_numpy(),
+        skm.confusion_matrix(t, p, labels=labels),
+    )
+
+
+# -- generated vs real ---------------------------------------------------------------------------
+def clusters(n=120, d=20, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(["x", "y", "z"], n // 3)
+    centers = rng.normal(0, 3, (3, d))
+    X = centers[np.searchsorted(["x", "y", "z"], y)] + rng.normal(0, 1, (n, d))
+    return X, y
+
+
+def test_identical_sets_are_at_distance_zero():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = clusters()
+    assert M.mmd_rbf(X, X) == pytest.approx(0, abs=1e-12)
+    assert M.energy_distance(X, X) == pytest.approx(0, abs=1e-9)
+    assert M.wasserstein(X, X) == pytest.approx(0, abs=1e-9)
+    assert M.scfid(X, X) == pytest.approx(0, abs=1e-6)
+    assert M.gromov_wasserstein(X, X) == pytest.approx(0, abs=1e-6)
+    Z = M.pca_space(X)(X)
+    for k, acc in M.knn_accuracy(X, y, X, y).items():  # the real classifier's own accuracy
+        assert acc == pytest.approx(KNeighborsClassifier(n_neighbors=k).fit(Z, y).score(Z, y))
+
+
+def test_distances_grow_with_a_shift():
+    X, _ = clusters()
+    e = np.zeros(X.shape[1])
+    e[0] = 1.0
+    for f in (M.mmd_rbf, M.energy_distance, M.wasserstein, M.scfid):
+        small, big = f(X, X + 0.5 * e), f(X, X + 3.0 * e)
+        assert 0 < small < big, f.__name__
+    # Gromov-Wasserstein sees shapes, not positions: a shift is free, a stretch is not
+    assert M.gromov_wasserstein(X, X + 5.0) == pytest.approx(0, abs=1e-6)
+    stretch = np.ones(X.shape[1])
+    stretch[:3] = 4.0
+    assert M.gromov_wasserstein(X, X * stretch) > 1e-3
+
+
+def test_frechet_distance_closed_form():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 1.0])
+    closed = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(s1) - np.sqrt(s2)) ** 2).sum()
+    assert M.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(closed)
+    rng = np.random.default_rng(1)
+    a = mu1 + rng.normal(size=(40000, 3)) * np.sqrt(s1)
+    b = mu2 + rng.normal(size=(40000, 3)) * np.sqrt(s2)
+    assert M.scfid(a, b, embed=lambda x: x) == pytest.approx(closed, rel=0.03)
+
+
+def test_knn_accuracy_of_mislabelled_cells_is_zero():
+    X, y = clusters()
+    wrong = np.roll(y, len(y) // 3)  # every cell labelled as another cluster
+    assert all(v == 0.0 for v in M.knn_accuracy(X, y, X, wrong, ks=(3, 5)).values())
+    m = M.generation_metrics(X, y, X, y)
+    assert m["knn_accuracy"][10] == 1.0 and m["mmd"] == pytest.approx(0, abs=1e-12)
+
+
+def test_gene_rates_and_overlap():
+    assert M.gene_validity(["A B C", "A Z"], ["a", "b", "c"]) == pytest.approx(4 / 5)
+    assert M.gene_uniqueness([["A", "A", "B", "C"], ["A", "B"]]) == pytest.approx((3 / 4 + 1) / 2)
+    real = ["A B C", "A B D", "E F G"]
+    labels = ["t", "t", "u"]
+    assert M.top_gene_overlap(real, labels, real, labels, n_top=3)["mean"] == 1.0
+    half = M.top_gene_overlap(["A X Y", "E F G"], ["t", "u"], real, labels, n_top=2)
+    assert half["t"] == 0.5 and half["u"] == 1.0
+
+
+def test_mismatched_inputs_say_what_is_wrong():
+    from c2s._errors import C2SError
+
+    with pytest.raises(C2SError, match="same genes"):
+        M.mmd_rbf(np.zeros((3, 4)), np.zeros((3, 5)))
+    with pytest.raises(C2SError, match="pair up"):
+        M.accuracy(["a"], ["a", "b"])
+
+
+# -- perturbation --------------------------------------------------------------------------------
+def test_perturbation_metrics():
+    rng = np.random.default_rng(0)
+    control = rng.normal(size=(50, 40))
+    shift = np.zeros(40)
+    shift[[3, 7, 11]] = [5.0, -4.0, 3.0]
+    observed = control + shift + rng.normal(0, 0.1, (50, 40))
+    perfect = M.perturbation_metrics(control, observed, observed, top_n=3)
+    assert sorted(perfect["top_de_genes"]) == [3, 7, 11]
+    for block in ("all_genes", "top3_de"):
+        assert perfect[block]["pearson"] == pytest.approx(1.0)
+        assert perfect[block]["kendall_tau"] == pytest.approx(1.0)
+    reverse = M.perturbation_metrics(
+        control.mean(0), observed.mean(0), 2 * control.mean(0) - observed.mean(0)
+    )
+    assert reverse["all_genes"]["spearman"] == pytest.approx(-1.0)
+    assert M.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+
+
+# -- text ----------------------------------------------------------------------------------------
+def test_text_similarity_with_an_encoder_and_without_a_model(tmp_path):
+    words = ["t", "cells", "b", "monocytes", "nk", "blood"]
+
+    def bag(texts):
+        return np.array([[t.lower().split().count(w) for w in words] for t in texts], dtype=float)
+
+    same = M.text_similarity(["T cells in blood"], ["t CELLS in blood"], encoder=bag)
+    assert same["cosine_mean"] == pytest.approx(1.0) and same["token_f1"] == pytest.approx(1.0)
+    other = M.text_similarity(["B cells"], ["NK monocytes"], encoder=bag)
+    assert other["cosine_mean"] == pytest.approx(0.0) and other["token_f1"] == 0.0
+    assert M.token_f1(["a b c d"], ["a b x"]) == pytest.approx(
+        2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3)
+    )
+    with pytest.warns(UserWarning, match="skipped"):
+        assert M.text_similarity(["a"], ["b"], model="nobody/no-such-model") is None

@@ -1,0 +1,61 @@
+"""c2s evaluate: the model's tasks next to the baselines, the same numbers recomputed from
+the files it writes, clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+import c2s
+from c2s._errors import C2SError
+from c2s.cli import main
+
+
+def test_evaluate_cli_writes_report_with_baselines(trained_model, pbmc_dataset, tmp_path, capsys):
+    out = tmp_path / "ev"
+    code = main(
+        ["evaluate", str(trained_model), str(pbmc_dataset.path), "--out", str(out), "--json"]
+    )
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res == json.loads((out / "metrics.json").read_text())
+    a, g = res["annotation"], res["generation"]
+    assert set(a) >= {"c2s", "logistic_regression", "knn_pca"}
+    assert set(g) >= {"c2s", "class_mean", "resampled_real"}
+    # the model's accuracy, recomputed from predictions.csv and the dataset's labels
+    pred = pd.read_csv(out / "predictions.csv", index_col="cell_id")
+    truth = pbmc_dataset.obs(["cell_type"]).loc[pred.index.astype(str), "cell_type"].astype(str)
+    assert a["c2s"]["accuracy"] == pytest.approx(
+        np.mean(pred["c2s_prediction"].to_numpy() == truth.to_numpy())
+    )
+    assert a["n_eval"] == len(pred) == len(pbmc_dataset.split_indices()["test"])
+    assert a["logistic_regression"]["accuracy"] > 0.7
+    # generation: as many cells per type as the test split, valid and unique genes
+    test_counts = (
+        pbmc_dataset.obs(["cell_type", "split"])
+        .query("split == 'test'")["cell_type"]
+        .value_counts()
+    )
+    assert g["n_cells"] == int(test_counts.sum())
+    assert g["c2s"]["valid_gene_rate"] == 1.0 and g["c2s"]["unique_gene_rate"] == 1.0
+    # resampled real cells are closer to the held-out cells than the class-mean cell is
+    assert g["resampled_real"]["mmd"] < g["class_mean"]["mmd"]
+    assert set(g["c2s"]["knn_accuracy"]) == {"3", "5", "10", "25"}
+    assert 0 < res["reconstruction"]["r2"] <= 1 and "knn10_accuracy" in res["embedding"]
+    for name in res["plots"].values():
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "logistic regression" in report and "resampled real" in report
+    # an existing report is kept without --overwrite
+    assert main(["evaluate", str(trained_model), str(pbmc_dataset.path), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_missing_split(trained_model, pbmc_dataset):
+    with pytest.raises(C2SError, match="no 'holdout' cells"):
+        c2s.evaluate(trained_model, pbmc_dataset, split="holdout")
