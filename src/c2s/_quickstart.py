@@ -150,11 +150,11 @@ def _train(ds, tmp: Path, preset: str, epochs: float, seed: int, verbose: bool) 
 
 def _evaluate(st, ds, tmp: Path, seed: int, verbose: bool) -> dict:
     """The trained model against the baselines on the held-out cells (c2s evaluate)."""
-    from c2s.evaluation import _evaluate
+    from c2s.evaluation import _evaluate, _Options
     from c2s.model import C2SModel
 
     model = C2SModel.from_pretrained(tmp / "model")
-    res = _evaluate(model, ds, tmp, "test", 16, seed, verbose, st)
+    res = _evaluate(model, ds, tmp, _Options(seed=seed, progress_bar=verbose), st)
     res.pop("timing_s")  # the stages are in the quickstart's own timing
     for key in ("model", "dataset", "split"):
         res.pop(key)

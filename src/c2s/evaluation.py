@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,11 @@ class _Clock:
         return out
 
 
-def _label_tasks(model) -> list[str]:
+def _label_tasks(model, tasks) -> list[str]:
     from c2s.prompts import Renderer
 
     out = []
-    for t in model.config.tasks or []:
+    for t in tasks:
         try:
             task = Renderer(t, profile=model.config.profile).task
         except C2SError:
@@ -74,6 +75,9 @@ def evaluate(
     split: str = "test",
     batch_size: int = 16,
     seed: int = 0,
+    tasks=None,
+    n_genes: int | None = None,
+    organism: str | None = None,
     overwrite: bool = False,
     progress_bar: bool | None = None,
     verbose: bool = False,
@@ -82,6 +86,9 @@ def evaluate(
     """Evaluate ``model`` (a :class:`~c2s.model.C2SModel` or a path) on ``dataset``'s
     ``split`` against the baselines; with ``out``, also write ``metrics.json``, ``report.md``
     and PNG plots there (atomically; an existing directory needs ``overwrite``).
+
+    ``tasks``, ``n_genes`` and ``organism`` default to the model's ``c2s_config.json``; a
+    released checkpoint has none, so give them (labels then come from the training cells).
 
     Returns the metrics dictionary (keys ``annotation``, ``generation``, ``embedding``,
     ``reconstruction``, ``skipped``, ``timing_s``, ...; baselines under their own names).
@@ -101,49 +108,70 @@ def evaluate(
     if len(idx.get("train", [])) == 0:
         raise C2SError("The dataset has no training cells to fit the baselines on.")
     clock = clock or _Clock(verbose)
+    opts = _Options(split, batch_size, seed, progress_bar, tasks, n_genes, organism)
     if out is None:
-        return _evaluate(m, ds, None, split, batch_size, seed, progress_bar, clock)
+        return _evaluate(m, ds, None, opts, clock)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        res = _evaluate(m, ds, Path(tmp), split, batch_size, seed, progress_bar, clock)
+        res = _evaluate(m, ds, Path(tmp), opts, clock)
         write_outputs(res, Path(tmp))
     return res
 
 
-def _evaluate(m, ds, plot_dir, split, batch_size, seed, progress_bar, clock) -> dict:
+@dataclass
+class _Options:
+    split: str = "test"
+    batch_size: int = 16
+    seed: int = 0
+    progress_bar: bool | None = None
+    tasks: list | None = None
+    n_genes: int | None = None
+    organism: str | None = None
+
+    def verb_kw(self) -> dict:
+        """Keyword arguments every model verb takes."""
+        kw = {"batch_size": self.batch_size, "progress_bar": self.progress_bar}
+        if self.n_genes:
+            kw["n_genes"] = self.n_genes
+        if self.organism:
+            kw["organism"] = self.organism
+        return kw
+
+
+def _evaluate(m, ds, plot_dir, o: _Options, clock) -> dict:
+    tasks = list(o.tasks or m.config.tasks or [])
+    if not tasks:
+        raise C2SError(
+            "The model's c2s_config.json names no tasks (a released checkpoint?): pass tasks= "
+            "(--tasks cell_type_prediction cell_type_generation), with n_genes= and organism=."
+        )
     res: dict = {
         "model": {
             "path": str(getattr(m, "name_or_path", "") or ""),
-            "tasks": list(m.config.tasks or []),
-            "n_genes": m.config.n_genes,
+            "tasks": tasks,
+            "n_genes": o.n_genes or m.config.n_genes,
             "architecture": m.model.config.model_type,
             "parameters": int(sum(p.numel() for p in m.model.parameters())),
         },
         "dataset": {"path": str(ds.path), "n_cells": ds.n_cells},
-        "split": split,
+        "split": o.split,
         "skipped": {},
         "plots": {},
     }
-    label_tasks = _label_tasks(m)
+    label_tasks = _label_tasks(m, tasks)
     for t in label_tasks[:1]:
         res["annotation"] = clock.run(
-            "annotation",
-            lambda t=t: _annotation(m, ds, t, split, batch_size, seed, progress_bar, plot_dir, res),
+            "annotation", lambda t=t: _annotation(m, ds, t, o, plot_dir, res)
         )
     for t in label_tasks[1:]:
         res["skipped"][t] = "only the first label task is scored"
-    if "cell_type_generation" in (m.config.tasks or []):
-        res["generation"] = clock.run(
-            "generation",
-            lambda: _generation(m, ds, split, batch_size, seed, progress_bar, plot_dir, res),
-        )
-    for t in m.config.tasks or []:
+    if "cell_type_generation" in tasks:
+        res["generation"] = clock.run("generation", lambda: _generation(m, ds, o, plot_dir, res))
+    for t in tasks:
         if t not in label_tasks and t != "cell_type_generation":
             res["skipped"][t] = "not scored by c2s evaluate yet (use c2s.metrics directly)"
-    res["embedding"] = clock.run(
-        "embedding", lambda: _embedding(m, ds, split, batch_size, seed, progress_bar, plot_dir, res)
-    )
+    res["embedding"] = clock.run("embedding", lambda: _embedding(m, ds, o, plot_dir, res))
     res["reconstruction"] = clock.run(
-        "reconstruction", lambda: _reconstruction(ds, split, seed, plot_dir, res)
+        "reconstruction", lambda: _reconstruction(ds, o.split, o.seed, plot_dir, res)
     )
     if plot_dir is not None:
         _loss_plot(m, plot_dir, res)
@@ -152,7 +180,7 @@ def _evaluate(m, ds, plot_dir, split, batch_size, seed, progress_bar, clock) -> 
 
 
 # -- annotation ----------------------------------------------------------------------------------
-def _annotation(m, ds, task, split, batch_size, seed, progress_bar, plot_dir, res) -> dict:
+def _annotation(m, ds, task, o: _Options, plot_dir, res) -> dict:
     from c2s.baselines import expression, knn_pca, logistic_regression
     from c2s.metrics import annotation_metrics
     from c2s.prompts import Renderer
@@ -161,9 +189,12 @@ def _annotation(m, ds, task, split, batch_size, seed, progress_bar, plot_dir, re
     key = Renderer(task, profile=m.config.profile).task.label
     if key not in ds.obs_columns:
         raise C2SError(f"The dataset has no {key!r} column for task {task!r}.")
-    labels = list(m.config.labels.get(key, []))
+    split = o.split
+    labels = list(m.config.labels.get(key, [])) or sorted(
+        ds.obs([key]).iloc[ds.split_indices()["train"]][key].astype(str).unique()
+    )
     t = time.perf_counter()
-    frame = predict(ds, m, task=task, split=split, batch_size=batch_size, progress_bar=progress_bar)
+    frame = predict(ds, m, task=task, split=split, labels=labels, **o.verb_kw())
     pred_s = time.perf_counter() - t
     truth = ds.obs([key]).loc[frame.index, key].astype(str).to_numpy()
     pred = frame["c2s_prediction"].astype(str).to_numpy()
@@ -212,7 +243,7 @@ def _top_n_expression(ds, split, n, inv):
     return reconstruct(cs, inv).X, cs
 
 
-def _generation(m, ds, split, batch_size, seed, progress_bar, plot_dir, res) -> dict:
+def _generation(m, ds, o: _Options, plot_dir, res) -> dict:
     from c2s.baselines import class_mean_cells, resampled_cells
     from c2s.inverse import reconstruct
     from c2s.inverse._models import InverseModel
@@ -228,7 +259,8 @@ def _generation(m, ds, split, batch_size, seed, progress_bar, plot_dir, res) -> 
             "with `c2s inverse fit DATASET` first."
         )
     inv = InverseModel.from_dict(inv_spec.get("params", inv_spec))
-    n = int(m.config.n_genes or 100)
+    split, seed = o.split, o.seed
+    n = int(o.n_genes or m.config.n_genes or 100)
     real_X, real_cs = _top_n_expression(ds, split, n, inv)
     train_X, train_cs = _top_n_expression(ds, "train", n, inv)
     y_real = real_cs.obs[key].astype(str).to_numpy()
@@ -238,9 +270,8 @@ def _generation(m, ds, split, batch_size, seed, progress_bar, plot_dir, res) -> 
     real_X, y_real = real_X[keep], y_real[keep]
     counts = {lab: int(c) for lab, c in zip(*np.unique(y_real, return_counts=True), strict=True)}
     t = time.perf_counter()
-    gen = generate(
-        m, counts, seed=seed, inverse=inv, batch_size=batch_size, progress_bar=progress_bar
-    )
+    genes = None if m.config.genes else ds.vocab.display_names.tolist()
+    gen = generate(m, counts, seed=seed, inverse=inv, genes=genes, **{**o.verb_kw(), "n_genes": n})
     gen_s = time.perf_counter() - t
     y_gen = gen.obs[key].astype(str).to_numpy()
     sents = gen.obs["c2s_sentence"].astype(str).tolist()
@@ -297,13 +328,14 @@ def _generation_plot(real_X, y_real, gen_X, y_gen, seed, plot_dir, res):
 
 
 # -- embedding and reconstruction ----------------------------------------------------------------
-def _embedding(m, ds, split, batch_size, seed, progress_bar, plot_dir, res) -> dict:
+def _embedding(m, ds, o: _Options, plot_dir, res) -> dict:
     from sklearn.neighbors import KNeighborsClassifier
 
     from c2s.tl import embed
 
     key = "cell_type"
-    E = embed(ds, m, batch_size=batch_size, progress_bar=progress_bar)
+    split, seed = o.split, o.seed
+    E = embed(ds, m, **o.verb_kw())
     out = {"dimensions": int(E.shape[1]), "n_cells": int(E.shape[0])}
     if key in ds.obs_columns:
         obs = ds.obs([key, "split"]).loc[E.index]

@@ -120,3 +120,19 @@ def test_candidate_split_equals_encoding_every_pair(kind, pbmc_dataset, trained_
     prompts += [p + "CD" for p in prompts[:4]]  # a word that is the start of some answers
     answers = ["CD14+ Monocyte.", "CD4+/CD25 T Reg.", "Dendritic.", ".", "B"]
     assert _split_candidates(tok, prompts, answers) == _split_exact(tok, prompts, answers)
+
+
+def test_evaluate_a_released_style_model(released_like, pbmc_dataset):
+    """No c2s_config.json: evaluate asks for the tasks, then takes n_genes and organism as
+    given and the labels from the training cells."""
+    from c2s._errors import C2SError
+
+    with pytest.raises(C2SError, match="names no tasks"):
+        c2s.evaluate(released_like, pbmc_dataset)
+    res = c2s.evaluate(
+        released_like, pbmc_dataset, tasks=["cell_type_prediction"], n_genes=N_GENES,
+        organism="Homo sapiens",
+    )  # fmt: skip
+    a = res["annotation"]
+    assert a["labels"] == sorted(pbmc_dataset.obs(["cell_type"])["cell_type"].astype(str).unique())
+    assert a["c2s"]["n"] == a["n_eval"] and "generation" not in res

@@ -18,6 +18,14 @@ def register(sub) -> None:
     p.add_argument("dataset", help="c2s dataset directory (with a split)")
     p.add_argument("--out", required=True, help="report directory to create")
     p.add_argument("--split", default="test", help="split to evaluate on (default test)")
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        help="tasks to score (default: the model's c2s_config.json; needed for a released "
+        "checkpoint, e.g. --tasks cell_type_prediction)",
+    )
+    p.add_argument("--n-genes", type=int, help="genes per cell sentence (default: the model's)")
+    p.add_argument("--organism", help="organism for the prompts (default: the model's)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
@@ -35,6 +43,9 @@ def run(args) -> int:
         split=args.split,
         batch_size=args.batch_size,
         seed=args.seed,
+        tasks=args.tasks,
+        n_genes=args.n_genes,
+        organism=args.organism,
         overwrite=args.overwrite,
         progress_bar=not args.json,
         verbose=not args.json,
