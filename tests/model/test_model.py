@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -120,29 +119,3 @@ def test_wrong_lora_target_is_refused_with_the_real_names():
     # q_proj/v_proj do not exist in GPT-NeoX (its attention is one query_key_value layer).
     with pytest.raises(C2SError, match="query_key_value"):
         lora_targets(m.model, ["q_proj", "v_proj"])
-
-
-def test_coexpression_gene_init(pbmc_dataset):
-    """Gene vectors are the training cells' top singular directions (checked against a plain
-    SVD), and both the input and output embeddings of every gene token start from them."""
-    from c2s.model._model import coexpression_vectors
-
-    V = coexpression_vectors(pbmc_dataset, 16)
-    X = pbmc_dataset.sentences(split="train").to_csr().toarray().astype(np.float64)
-    _, S, Vt = np.linalg.svd(X, full_matrices=False)
-    W = Vt[:16].T * S[:16]
-    a, b = (V @ V.T).ravel(), (W @ W.T).ravel()
-    assert np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b) > 0.999
-    m = C2SModel.from_scratch(pbmc_dataset, preset="tiny", gene_init="coexpression", device="cpu")
-    genes = pbmc_dataset.vocab.display_names.tolist()
-    V = coexpression_vectors(pbmc_dataset, m.model.config.hidden_size)
-    std = m.model.config.initializer_range
-    for i in (0, 7, len(genes) - 1):
-        for form in (" " + genes[i], genes[i]):
-            (tid,) = m.tokenizer(form, add_special_tokens=False)["input_ids"]
-            row = m.model.get_input_embeddings().weight[tid].detach().numpy()
-            np.testing.assert_allclose(row, V[i] * std, rtol=1e-5, atol=1e-7)
-            out = m.model.get_output_embeddings().weight[tid].detach().numpy()
-            np.testing.assert_allclose(out, V[i] * std, rtol=1e-5, atol=1e-7)
-    with pytest.raises(C2SError, match="gene_init"):
-        C2SModel.from_scratch(pbmc_dataset, gene_init="pca", device="cpu")

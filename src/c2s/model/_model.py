@@ -8,8 +8,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from c2s._atomic import atomic_dir
 from c2s._errors import C2SError
 from c2s._logging import get_logger, quiet_hf_progress
@@ -259,7 +257,6 @@ class C2SModel:
         profiles: Sequence[str] = ("compat", "paraphrase"),
         seed: int = 0,
         device: str | None = "auto",
-        gene_init: str = "random",
         **overrides,
     ) -> C2SModel:
         """A randomly initialized model with a one-token-per-gene tokenizer.
@@ -279,11 +276,6 @@ class C2SModel:
             Context length (position embeddings).
         texts
             Extra texts whose words the tokenizer must know (labels, tissues, descriptions).
-        gene_init
-            ``"random"``, or ``"coexpression"`` (needs ``data``): each gene token's input and
-            output embedding starts as the gene's loadings on the top principal components of
-            the training cells' expression, so genes expressed together start close and a
-            small model learns from few cells faster (see :func:`coexpression_vectors`).
         """
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -329,14 +321,6 @@ class C2SModel:
             kw.setdefault("head_dim", kw["hidden_size"] // kw["num_attention_heads"])
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(architecture, **kw))
-        if gene_init == "coexpression":
-            if data is None:
-                raise C2SError("gene_init='coexpression' needs a dataset (data=).")
-            _set_gene_embeddings(
-                model, tokenizer, genes, coexpression_vectors(ds, kw["hidden_size"], seed=seed)
-            )
-        elif gene_init != "random":
-            raise C2SError(f"gene_init must be 'random' or 'coexpression', not {gene_init!r}.")
         model.to(resolve_device(device))
         return cls(model, tokenizer, config)
 
@@ -436,50 +420,3 @@ def obs_words(obs, max_values: int = 10_000) -> list[str]:
                 stacklevel=3,
             )
     return out
-
-
-def coexpression_vectors(
-    dataset, dim: int, *, max_cells: int = 20_000, seed: int = 0
-) -> np.ndarray:
-    """Genes x ``dim`` vectors from the training cells' co-expression: the right singular
-    vectors of the cells x genes matrix of stored expression (without values, each gene
-    weighted ``1 / log2(2 + rank position)``), uncentred as in latent semantic analysis,
-    each scaled by its singular value and the whole rescaled to unit RMS. At most
-    ``max_cells`` training cells (a seeded sample) are used; columns beyond the matrix's
-    rank are 0."""
-    from sklearn.utils.extmath import randomized_svd
-
-    rows = dataset.split_indices().get("train")
-    if rows is None or len(rows) == 0:
-        rows = np.arange(dataset.n_cells)
-    if len(rows) > max_cells:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_cells, replace=False))
-    cs = dataset.sentences(rows=rows, values=True)
-    X = cs.to_csr() if cs.values is not None else cs.to_csr(1.0 / np.log2(2.0 + cs.positions))
-    k = int(min(dim, min(X.shape) - 1))
-    if k < 1:
-        raise C2SError("Too few cells or genes to derive co-expression vectors.")
-    _, S, Vt = randomized_svd(X.astype(np.float64), k, random_state=seed)
-    W = Vt.T * S
-    V = np.zeros((X.shape[1], dim))
-    V[:, :k] = W / max(float(np.sqrt((W**2).mean())), 1e-12)
-    return V
-
-
-def _set_gene_embeddings(model, tokenizer, genes, vectors: np.ndarray) -> None:
-    """Copy ``vectors`` (one per gene, unit RMS) into the gene tokens' input and output
-    embeddings (both the " GENE" and "GENE" forms), scaled to the initializer's std."""
-    import torch
-
-    std = float(getattr(model.config, "initializer_range", 0.02))
-    emb = model.get_input_embeddings().weight
-    out = model.get_output_embeddings()
-    v = torch.as_tensor(vectors * std, dtype=emb.dtype)
-    with torch.no_grad():
-        for i, g in enumerate(genes):
-            for form in (f" {g}", g):
-                ids = tokenizer(form, add_special_tokens=False)["input_ids"]
-                if len(ids) == 1:
-                    emb[ids[0]] = v[i]
-                    if out is not None and out.weight is not emb:
-                        out.weight[ids[0]] = v[i]
