@@ -261,3 +261,33 @@ def test_multi_cell_prediction_labels_every_cell_of_a_group(model, pbmc):
     for _, group in cells.obs.groupby("donor", observed=True):
         assert group["c2s_prediction"].nunique() == 1  # one prompt per donor (10 cells <= 20)
     assert cells.uns["c2s_prediction"]["n_prompts"] == 3
+
+
+def test_constrained_decoding_matches_a_slow_greedy_walk(model, pbmc):
+    """Constrained mode (batched, cached, stopping once one candidate is left) picks what a
+    plain greedy walk over the candidates' tokens picks, with full forward passes; labels
+    sharing first tokens and one label that is a prefix of others take several steps."""
+    labels = ["CD14+ Monocyte", "CD14+ B", "CD14+", "CD19+ B", "Dendritic"]
+    cells = pbmc[:10].copy()
+    c2s.tl.predict(cells, model, mode="constrained", labels=labels, batch_size=4)
+    cs = c2s.sentences.from_anndata(cells, top_k=model.config.n_genes)
+    r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
+    for i in range(cells.n_obs):
+        prompt = r.prompt(cs, [i])
+        seqs = [encode_text(model.tokenizer, prompt, r.answer(lab))["input_ids"] for lab in labels]
+        start = 0  # the tokens every candidate shares: the prompt
+        while all(start < len(s) and s[start] == seqs[0][start] for s in seqs):
+            start += 1
+        alive, cur, t = list(range(len(labels))), list(seqs[0][:start]), start
+        while True:
+            with torch.no_grad():
+                logits = model.model(torch.tensor([cur])).logits[0, -1]
+            allowed = sorted({seqs[j][t] for j in alive if t < len(seqs[j])})
+            tok = allowed[int(logits[allowed].argmax())]
+            alive = [j for j in alive if t < len(seqs[j]) and seqs[j][t] == tok]
+            done = [j for j in alive if len(seqs[j]) == t + 1]
+            if done:
+                break
+            cur.append(tok)
+            t += 1
+        assert cells.obs["c2s_prediction"].iloc[i] == labels[done[0]], i

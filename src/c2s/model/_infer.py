@@ -369,7 +369,9 @@ def decode_constrained(
 ) -> list[int]:
     """Greedy decoding restricted to a trie of the candidate answers (tokens and EOS).
 
-    Returns the index of the answer each prompt's decoding ends in.
+    Returns the index of the answer each prompt's decoding ends in. Decoding stops as soon as
+    one candidate is left (its remaining tokens are the only ones allowed), so labels with
+    distinct first tokens take a single forward pass.
     """
     import torch
 
@@ -409,6 +411,8 @@ def decode_constrained(
                     finished = [j for j in alive[b] if len(conts[j]) == step + 1]
                     if finished:
                         result[i], done[b] = finished[0], True
+                    elif len(alive[b]) == 1:  # the rest of the path is forced: stop here
+                        result[i], done[b] = alive[b][0], True
                     nxt.append(choice)
                 step += 1
                 if all(done):
