@@ -52,3 +52,27 @@ def test_generation_baselines():
     assert (B.resampled_cells(X, y, want, seed=3) == B.resampled_cells(X, y, want, seed=3)).all()
     with pytest.raises(C2SError, match="No training cells"):
         B.class_mean_cells(X, y, ["zzz"])
+
+
+def test_resampled_cells_are_the_same_in_every_process():
+    """String hashing differs between processes; the draw must not depend on it."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from c2s.baselines import resampled_cells; "
+        "X = np.arange(40)[:, None]; y = np.array(list('abcd') * 10); "
+        "print(resampled_cells(X, y, list('dcba') * 3, seed=0)[:, 0].tolist())"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+        ).stdout
+        for h in (1, 2, 3)
+    }
+    assert len(outs) == 1

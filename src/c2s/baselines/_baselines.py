@@ -106,7 +106,8 @@ def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int =
     X = as_matrix(train_X)
     rng = np.random.default_rng(seed)
     pools = {
-        lab: list(rng.permutation(np.flatnonzero(y == lab))) for lab in {str(v) for v in labels}
+        lab: list(rng.permutation(np.flatnonzero(y == lab)))
+        for lab in sorted({str(v) for v in labels})  # sorted: set order varies by process
     }
     rows = []
     for lab in labels:
