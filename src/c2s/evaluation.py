@@ -250,6 +250,7 @@ def _generation(m, ds, o: _Options, plot_dir, res) -> dict:
     from c2s.metrics import gene_uniqueness, gene_validity, generation_metrics, top_gene_overlap
     from c2s.sentences import CellSentences
     from c2s.tl import generate
+    from c2s.tl._verbs import _inverse_dict
 
     key = "cell_type"
     inv_spec = ds.meta.get("inverse") or m.config.inverse
@@ -258,7 +259,7 @@ def _generation(m, ds, o: _Options, plot_dir, res) -> dict:
             "Generation is compared on expression, which needs an inverse transform: fit one "
             "with `c2s inverse fit DATASET` first."
         )
-    inv = InverseModel.from_dict(inv_spec.get("params", inv_spec))
+    inv = InverseModel.from_dict(_inverse_dict(inv_spec))
     split, seed = o.split, o.seed
     n = int(o.n_genes or m.config.n_genes or 100)
     real_X, real_cs = _top_n_expression(ds, split, n, inv)
@@ -285,10 +286,13 @@ def _generation(m, ds, o: _Options, plot_dir, res) -> dict:
         "per_label": counts,
         "representation": f"top {n} genes, expression from the dataset's inverse transform",
     }
+    # one draw of training rows, used for both the cells and their sentences
+    drawn = resampled_cells(np.arange(len(y_train))[:, None], y_train, y_gen, seed=seed)
+    drawn = drawn[:, 0].astype(np.int64)
     sides = {
         "c2s": gen_X,
         "class_mean": class_mean_cells(train_X, y_train, y_gen),
-        "resampled_real": resampled_cells(train_X, y_train, y_gen, seed=seed),
+        "resampled_real": train_X[drawn],
     }
     for name, X in sides.items():
         out[name] = generation_metrics(real_X, y_real, X, y_gen, seed=seed)
@@ -302,9 +306,8 @@ def _generation(m, ds, o: _Options, plot_dir, res) -> dict:
         }
     )
     train_sents = train_cs.to_text()
-    rs = resampled_cells(np.arange(len(y_train))[:, None], y_train, y_gen, seed=seed)[:, 0]
     out["resampled_real"]["top_gene_overlap"] = top_gene_overlap(
-        [train_sents[int(i)] for i in rs], y_gen, real_sents, y_real, n_top=n
+        [train_sents[i] for i in drawn], y_gen, real_sents, y_real, n_top=n
     )["mean"]
     if plot_dir is not None:
         gen.write_h5ad(plot_dir / "generated.h5ad")
@@ -375,11 +378,12 @@ def _umap_plot(X, groups, seed, path, markers=None, title="UMAP of C2S embedding
 def _reconstruction(ds, split, seed, plot_dir, res) -> dict:
     from c2s.inverse import evaluate as inverse_eval
     from c2s.inverse._models import InverseModel
+    from c2s.tl._verbs import _inverse_dict
 
     spec = ds.meta.get("inverse")
     if spec is None or not ds.has_values:
         return {"skipped": "the dataset has no fitted inverse transform or no stored values"}
-    inv = InverseModel.from_dict(spec.get("params", spec))
+    inv = InverseModel.from_dict(_inverse_dict(spec))
     cs = ds.sentences(split=split)
     out = {"model": spec.get("selected", type(inv).__name__), **inverse_eval(inv, cs, seed=seed)}
     if plot_dir is not None:

@@ -65,17 +65,11 @@ class _Preamble:
     def __init__(self, lm, seqs: Sequence[Sequence[int]], dev, min_len: int = 16):
         import torch
 
-        n = min(len(s) for s in seqs) - 1  # every prompt keeps a token of its own
-        first = seqs[0]
-        for s in seqs[1:]:
-            m = 0
-            while m < n and s[m] == first[m]:
-                m += 1
-            n = m
+        n = _common_prefix(seqs, min(len(s) for s in seqs) - 1)  # each keeps a token of its own
         self.n = n if n >= min_len else 0
         self.cache = None
         if self.n:
-            ids = torch.as_tensor([list(first[: self.n])], device=dev)
+            ids = torch.as_tensor([list(seqs[0][: self.n])], device=dev)
             self.cache = lm(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
 
     def cache_for(self, batch: int):
@@ -110,12 +104,7 @@ def _split_exact(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> l
         mine = encs[i * n : (i + 1) * n]
         ids = [e["input_ids"] for e in mine]
         bounds = [next(t for t, v in enumerate(e["labels"]) if v != IGNORE) for e in mine]
-        k = min(bounds)
-        for s in ids[1:]:  # the longest common prefix within the prompt part
-            m = 0
-            while m < k and s[m] == ids[0][m]:
-                m += 1
-            k = m
+        k = _common_prefix(ids, min(bounds))  # within the prompt part
         if k == 0:
             raise C2SError("The prompt and its answers share no tokens; cannot score them.")
         out.append(_Scored(ids[0][:k], [s[k:] for s in ids], [b - k for b in bounds]))
@@ -123,6 +112,17 @@ def _split_exact(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> l
 
 
 _LAST_WORD = re.compile(r"\s+\S+\s*$")
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]], limit: int) -> int:
+    """Length of the prefix all ``seqs`` share, at most ``limit``."""
+    n = limit
+    for s in seqs[1:]:
+        m = 0
+        while m < n and s[m] == seqs[0][m]:
+            m += 1
+        n = m
+    return n
 
 
 def _common_suffix(a: Sequence[int], b: Sequence[int]) -> int:
