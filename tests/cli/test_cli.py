@@ -249,6 +249,14 @@ def test_inference_verbs(capsys, tmp_path, trained_model, pbmc_dataset, pbmc):
     )  # fmt: skip
     assert res["cells"] == 3 and res["valid_gene_rate"] == 1.0 and res["unique_gene_rate"] == 1.0
     assert list(ad.read_h5ad(tmp_path / "g.h5ad").obs["cell_type"]) == ["CD19+ B"] * 3
+    res = run_json(
+        capsys, "generate", trained_model, "--task", "tissue_conditional_generation",
+        "--labels", "blood", "--n-per-label", 2, "--n-cells", 3, "--n-genes", 6,
+        "--out", tmp_path / "t.csv",
+    )  # fmt: skip
+    table = pd.read_csv(tmp_path / "t.csv", index_col=0)
+    assert res["cells"] == 6 == len(table) and res["unique_gene_rate"] == 1.0
+    assert list(table["c2s_group"]) == [0, 0, 0, 1, 1, 1] and set(table["tissue"]) == {"blood"}
     code, _, err = run(capsys, "generate", trained_model, "--out", tmp_path / "g.h5ad")
     assert code == 2 and "--overwrite" in err
     code, _, err = run(capsys, "predict", trained_model, h5, "--out", tmp_path / "p.txt")

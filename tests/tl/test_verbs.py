@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 import c2s  # noqa: E402
 from c2s._errors import C2SError  # noqa: E402
 from c2s.model import C2SModel  # noqa: E402
-from c2s.model._infer import GeneTrie, generate_genes  # noqa: E402
+from c2s.model._generate import GeneTrie, generate_genes  # noqa: E402
 from c2s.prompts import Renderer  # noqa: E402
 from c2s.train import encode_text  # noqa: E402
 
@@ -90,6 +90,35 @@ def test_generated_cells_are_valid_unique_and_exact(model):
     assert list(other.obs["c2s_sentence"]) != list(out.obs["c2s_sentence"])
     greedy = c2s.tl.generate(model, {"CD19+ B": 2}, n_genes=10, temperature=0)
     assert greedy.obs["c2s_sentence"].iloc[0] == greedy.obs["c2s_sentence"].iloc[1]
+
+
+def test_tissue_conditioned_groups_of_cells(model):
+    """Multi-cell generation: n_cells cells per prompt, each with exactly n valid genes and no
+    repeat inside a cell (a gene may recur in another cell of the group)."""
+    out = c2s.tl.generate(
+        model, {"blood": 2, "bone marrow": 1}, task="tissue_conditional_generation", n_cells=4,
+        n_genes=12, seed=5,
+    )  # fmt: skip
+    genes = set(model.config.genes)
+    assert out.n_obs == 12
+    assert list(out.obs["tissue"]) == ["blood"] * 8 + ["bone marrow"] * 4
+    assert list(out.obs["c2s_group"]) == [0] * 4 + [1] * 4 + [2] * 4
+    assert list(out.obs["c2s_cell"]) == [1, 2, 3, 4] * 3
+    for s in out.obs["c2s_sentence"]:
+        g = s.split()
+        assert len(g) == 12 == len(set(g)) and set(g) <= genes
+    assert out.uns["c2s_generate"]["n_cells"] == 4
+    again = c2s.tl.generate(
+        model, {"blood": 2, "bone marrow": 1}, task="tissue_conditional_generation", n_cells=4,
+        n_genes=12, seed=5,
+    )  # fmt: skip
+    assert list(again.obs["c2s_sentence"]) == list(out.obs["c2s_sentence"])
+    with pytest.raises(C2SError, match="does not generate cells"):
+        c2s.tl.generate(model, ["blood"], task="tissue_prediction")
+    with pytest.raises(C2SError, match="context"):
+        c2s.tl.generate(
+            model, ["blood"], task="tissue_conditional_generation", n_cells=20, n_genes=300
+        )
 
 
 def test_multi_token_genes_with_shared_prefixes():

@@ -59,8 +59,14 @@ def register(sub) -> None:
 
     p = sub.add_parser("generate", help="generate cells conditioned on labels")
     _common(p, with_input=False)
+    p.add_argument(
+        "--task",
+        default="cell_type_generation",
+        help="cell_type_generation, or tissue_conditional_generation (--n-cells per prompt)",
+    )
     p.add_argument("--labels", nargs="+", help="labels to condition on (default: the model's)")
-    p.add_argument("--n-per-label", type=int, default=10)
+    p.add_argument("--n-per-label", type=int, default=10, help="cells (or groups) per label")
+    p.add_argument("--n-cells", type=int, default=5, help="multi-cell tasks: cells per group")
     _sampling(p)
     p.set_defaults(run=run_generate)
 
@@ -260,12 +266,14 @@ def run_generate(args) -> int:
     from c2s.tl import generate
 
     out, model, _, _ = _setup(args, with_input=False)
-    labels = args.labels or model.config.labels.get("cell_type")
+    col = _label_col(args.task)
+    labels = args.labels or (model.config.labels.get(col) if col else None)
     if not labels:
         raise C2SError("Name the labels to generate cells for: --labels A B ...")
     t0 = time.perf_counter()
     adata = generate(
-        model, labels, n_per_label=args.n_per_label, n_genes=args.n_genes, organism=args.organism,
+        model, labels, task=args.task, n_per_label=args.n_per_label, n_cells=args.n_cells,
+        n_genes=args.n_genes, organism=args.organism,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
         batch_size=args.batch_size,
     )  # fmt: skip

@@ -338,22 +338,47 @@ def embed(
 
 
 # -- generate ----------------------------------------------------------------------------------------
-def _trie(m, genes):
-    """The gene trie for the model (built once per model and gene list)."""
-    from c2s.model._infer import GeneTrie
-
+def _genes(m, genes) -> list[str]:
     genes = list(genes) if genes is not None else m.config.genes
     if not genes:
         raise C2SError(
             "The model's c2s_config.json lists no genes; pass genes= with the gene names it "
             "may generate (e.g. the data's upper-cased var names)."
         )
+    return genes
+
+
+def _layout(m, r, prompts: list[str], genes: list[str], n_cells: int = 1):
+    """The generation layout of ``prompts`` (renderer ``r``'s answer format), with the gene
+    tries cached on the model per gene list and context."""
+    from c2s.model._generate import CellLayout, GeneTrie, cell_layout
+    from c2s.prompts import multi_cell_text
+
     key = hash(tuple(genes))
-    cached = getattr(m, "_gene_trie", None)
-    if cached is None or cached[0] != key:
-        cached = (key, GeneTrie(m.tokenizer, genes))
-        m._gene_trie = cached
-    return cached[1], genes
+    cache = getattr(m, "_gene_tries", None)
+    if cache is None or cache[0] != key:
+        cache = m._gene_tries = (key, {})
+
+    def trie_for(anchor: str, sep: str) -> GeneTrie:
+        if (anchor, sep) not in cache[1]:
+            cache[1][(anchor, sep)] = GeneTrie(m.tokenizer, genes, anchor=anchor, sep=sep)
+        return cache[1][(anchor, sep)]
+
+    if r.task.kind == "multi":
+        answer = lambda sents: r.answer(multi_cell_text(sents))  # noqa: E731
+    else:
+        answer = lambda sents: r.answer(sents[0])  # noqa: E731
+    try:
+        return cell_layout(m.tokenizer, prompts, answer, genes, n_cells, trie_for)
+    except C2SError as e:
+        if n_cells > 1:
+            raise
+        # A tokenizer that merges genes with the text after them (e.g. "GENE." as one token):
+        # one cell per prompt still works gene by gene, with EOS closing the last gene.
+        log.debug("generation layout: %s; using the prompt's tokens and EOS", e)
+        tok = m.tokenizer
+        trie = trie_for("Cell sentence:", " ")
+        return CellLayout([tok(p)["input_ids"] for p in prompts], [], tok.eos_token_id, trie, trie)
 
 
 def _to_anndata(m, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse):
@@ -403,6 +428,7 @@ def generate(
     n_per_label: int = 1,
     task: str = "cell_type_generation",
     n_genes: int | None = None,
+    n_cells: int = 5,
     organism: str | None = None,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -413,43 +439,64 @@ def generate(
     batch_size: int = 8,
     progress_bar: bool | None = None,
 ):
-    """Generate cells conditioned on labels (cell types for ``cell_type_generation``).
+    """Generate cells conditioned on labels: cell types (``cell_type_generation``), or tissues
+    with a multi-cell task (``tissue_conditional_generation``: ``n_cells`` cells per prompt).
 
     Decoding is constrained to the model's genes (``genes`` to override) that the cell has
-    not used yet and stops at exactly ``n_genes`` genes. ``labels`` is a list (each entry
-    ``n_per_label`` times; repeats add up) or ``{label: count}``.
+    not used yet and stops at exactly ``n_genes`` genes; a multi-cell answer's ``Cell i:``
+    headers are forced, so its tokens are exactly those of the training format. ``labels`` is
+    a list (each entry ``n_per_label`` times; repeats add up) or ``{label: count}``; for a
+    multi-cell task a count is a number of groups of ``n_cells`` cells.
 
     Returns
     -------
-    AnnData: ``X`` reconstructed with the model's inverse model (or ``inverse``: an
-    InverseModel, its dict, or a dataset with a fitted one), ``obs[label column]`` (the
-    condition), ``obs["c2s_sentence"]``, ``obs["c2s_n_genes"]``; ``uns["c2s_generate"]``.
+    AnnData, one row per generated cell: ``X`` reconstructed with the model's inverse model
+    (or ``inverse``: an InverseModel, its dict, or a dataset with a fitted one),
+    ``obs[label column]`` (the condition), ``obs["c2s_sentence"]``, ``obs["c2s_n_genes"]``
+    (multi-cell tasks also ``obs["c2s_group"]`` and ``obs["c2s_cell"]``, the cell's number in
+    its group from 1); ``uns["c2s_generate"]``.
     """
-    from c2s.model._infer import generate_genes
+    from c2s.model._generate import generate_cells
 
     m = _load_model(model)
     k, org = _settings(m, n_genes, organism)
     r = _renderer(m, task, k, org)
-    if r.task.answer != "cells" or r.task.kind != "single":
-        raise C2SError(f"Task {task!r} does not generate single cells.")
+    if r.task.answer != "cells" or r.task.kind not in ("single", "multi"):
+        raise C2SError(
+            f"Task {task!r} does not generate cells from a label; use cell_type_generation or "
+            "tissue_conditional_generation."
+        )
+    multi = r.task.kind == "multi"
+    if multi and n_cells < 1:
+        raise C2SError("n_cells must be at least 1.")
     pairs = labels.items() if isinstance(labels, dict) else [(lab, n_per_label) for lab in labels]
     conds = [lab for lab, n in pairs for _ in range(int(n))]  # a repeated label counts twice
     if not conds:
         raise C2SError("No labels to generate cells for.")
     col = r.task.label or "label"
-    prompts = [r.prompt(values={col: lab}) for lab in conds]
-    trie, genes = _trie(m, genes)
+    extra = {"num_cells": n_cells} if multi else {}
+    prompts = [r.prompt(values={col: lab, **extra}) for lab in conds]
+    genes = _genes(m, genes)
+    layout = _layout(m, r, prompts, genes, n_cells if multi else 1)
     t0 = time.perf_counter()
-    sents = generate_genes(
-        m, prompts, trie, k, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+    groups = generate_cells(
+        m, layout, k, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
         batch_size=batch_size, progress_bar=progress_bar,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    obs = pd.DataFrame({col: conds}, index=[f"c2s_gen_{i}" for i in range(len(conds))])
+    sents = [cell for cells in groups for cell in cells]
+    per = layout.n_cells
+    obs = pd.DataFrame(
+        {col: [lab for lab in conds for _ in range(per)]},
+        index=[f"c2s_gen_{i}" for i in range(len(sents))],
+    )
+    if multi:
+        obs["c2s_group"] = np.repeat(np.arange(len(conds)), per)
+        obs["c2s_cell"] = np.tile(np.arange(1, per + 1), len(conds))
     out = _to_anndata(m, genes, sents, obs, inverse)
     out.uns["c2s_generate"] = {
-        "task": task, "n_genes": k, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-        "seed": seed, "seconds": seconds,
+        "task": task, "n_genes": k, "n_cells": per, "temperature": temperature, "top_k": top_k,
+        "top_p": top_p, "seed": seed, "seconds": seconds,
     }  # fmt: skip
     return out
 
@@ -476,7 +523,7 @@ def perturb(
     Returns an AnnData like :func:`generate`, with ``obs["control_cell"]`` and
     ``obs["perturbation"]``.
     """
-    from c2s.model._infer import generate_genes
+    from c2s.model._generate import generate_cells
     from c2s.prompts import sentence_texts
 
     m = _load_model(model)
@@ -492,11 +539,12 @@ def perturb(
             prompts.append(r.prompt(values={"control_cell_sentence": s, "perturbation_name": p}))
             ctrl.append(str(cs.obs.index[i]))
             pert.append(str(p))
-    trie, genes = _trie(m, genes)
-    sents = generate_genes(
-        m, prompts, trie, k, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-        batch_size=batch_size, progress_bar=progress_bar,
+    genes = _genes(m, genes)
+    groups = generate_cells(
+        m, _layout(m, r, prompts, genes), k, temperature=temperature, top_k=top_k, top_p=top_p,
+        seed=seed, batch_size=batch_size, progress_bar=progress_bar,
     )  # fmt: skip
+    sents = [cells[0] for cells in groups]
     obs = pd.DataFrame(
         {"control_cell": ctrl, "perturbation": pert},
         index=[f"c2s_pert_{i}" for i in range(len(ctrl))],
