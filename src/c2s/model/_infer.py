@@ -32,17 +32,17 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> dict:
     import torch
 
     n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    ids = np.full((len(seqs), n), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), n), dtype=np.int64)
     for i, s in enumerate(seqs):
         if len(s):
-            ids[i, n - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+            ids[i, n - len(s) :] = s
             mask[i, n - len(s) :] = 1
-    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    pos = np.maximum(mask.cumsum(1) - 1, 0)
     return {
-        "input_ids": ids.to(device),
-        "attention_mask": mask.to(device),
-        "position_ids": pos.to(device),
+        "input_ids": torch.from_numpy(ids).to(device),
+        "attention_mask": torch.from_numpy(mask).to(device),
+        "position_ids": torch.from_numpy(pos).to(device),
     }
 
 
@@ -73,12 +73,16 @@ class _Preamble:
             self.cache = lm(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
 
     def cache_for(self, batch: int):
-        """A fresh cache holding the preamble for ``batch`` rows (None without one)."""
+        """A fresh cache holding the preamble for ``batch`` rows (None without one).
+
+        Cache layers replace their tensors when they grow (never write into them), so shallow
+        copies whose tensors are broadcast views of the preamble's are enough."""
         import copy
 
         if not self.n:
             return None
-        c = copy.deepcopy(self.cache)
+        c = copy.copy(self.cache)
+        c.layers = [copy.copy(layer) for layer in self.cache.layers]
         for layer in c.layers:
             layer.keys = layer.keys.expand(batch, -1, -1, -1)
             layer.values = layer.values.expand(batch, -1, -1, -1)
@@ -132,7 +136,9 @@ def _common_suffix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[_Scored]:
+def _split_candidates(
+    tokenizer, prompts: Sequence[str], answers: Sequence[str], ids=None
+) -> list[_Scored]:
     """For each prompt: the tokens it shares with all its candidate answers, and each
     answer's remaining tokens (plus EOS), encoded exactly as in training.
 
@@ -141,9 +147,10 @@ def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str])
     with), the answers are encoded once per group after that word alone, and each prompt's
     own tokens supply the rest. A group whose first and last prompts do not come out exactly
     as the full encoding, or a prompt whose last tokens differ from its group's, is encoded
-    pair by pair instead.
+    pair by pair instead. ``ids``: the prompts' tokens, if the caller has them already.
     """
-    ids = tokenizer(list(prompts))["input_ids"]
+    if ids is None:
+        ids = tokenizer(list(prompts))["input_ids"]
     groups: dict[str | None, list[int]] = {}
     for i, p in enumerate(prompts):
         m = _LAST_WORD.search(p)
@@ -182,50 +189,59 @@ def _split_candidates(tokenizer, prompts: Sequence[str], answers: Sequence[str])
     return out  # type: ignore[return-value]
 
 
-def _tree_batch(
-    parts: list[_Scored], n_ans: int, pad_id: int, float_mask: bool, dtype, dev, skip: int = 0
-):
-    """One sequence per prompt: its shared tokens, then every candidate's continuation (all
-    but its last token) side by side; a 4D mask lets each continuation see the prompt and its
-    own earlier tokens only, and position ids restart after the prompt for each one. The
-    first ``skip`` prompt tokens (a cached preamble) are left out; the mask lets every row
-    see them."""
-    import torch
+class _Tree:
+    """The continuation block shared by prompts with the same candidate tokens: every
+    candidate's continuation (all but its last token) side by side, and which positions
+    score which tokens."""
 
-    rows, where = [], []
-    for part in parts:
-        P = len(part.prefix)
-        seq, pos, seg = list(part.prefix[skip:]), list(range(skip, P)), [-1] * (P - skip)
-        spots = []
-        for j in range(n_ans):
-            c = part.conts[j]
-            spots.append(len(seq))  # index of this continuation's first fed token
-            seq += c[:-1]
-            pos += list(range(P, P + len(c) - 1))
-            seg += [j] * (len(c) - 1)
-        rows.append((seq, pos, seg))
-        where.append(spots)
-    L = max(len(r[0]) for r in rows)
-    B = len(rows)
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    pos = torch.zeros((B, L), dtype=torch.long)
-    seg = torch.full((B, L), -2, dtype=torch.long)  # -2 padding, -1 prompt, j candidate
-    for b, (s_, p_, g_) in enumerate(rows):
-        ids[b, L - len(s_) :] = torch.as_tensor(s_)
-        pos[b, L - len(s_) :] = torch.as_tensor(p_)
-        seg[b, L - len(s_) :] = torch.as_tensor(g_)
+    def __init__(self, part: _Scored):
+        conts, first = part.conts, part.first
+        self.ids = np.fromiter((t for c in conts for t in c[:-1]), dtype=np.int64)
+        self.seg = np.repeat(np.arange(len(conts)), [len(c) - 1 for c in conts])
+        self.pos = np.concatenate([np.arange(len(c) - 1) for c in conts] or [np.zeros(0, int)])
+        # Token t of candidate j is predicted by the prompt's last token (t = 0), else by the
+        # block position of token t - 1: ``src`` counts from the prompt's last token.
+        src, tok, cand, at = [], [], [], 0
+        for j, c in enumerate(conts):
+            for t in range(first[j], len(c)):
+                src.append(0 if t == 0 else at + t)
+                tok.append(c[t])
+                cand.append(j)
+            at += len(c) - 1
+        self.src = np.asarray(src, dtype=np.int64)
+        self.tok = np.asarray(tok, dtype=np.int64)
+        self.cand = np.asarray(cand, dtype=np.int64)
+
+
+def _tree_batch(parts: list[_Scored], trees: list[_Tree], pad_id: int, skip: int = 0):
+    """One sequence per prompt: its tokens after the first ``skip`` (a cached preamble), then
+    its candidates' continuation block; a mask lets each continuation see the prompt and its
+    own earlier tokens only, and position ids restart after the prompt for each one. Rows are
+    left-padded; the mask lets every row see the preamble.
+
+    Returns numpy ``ids``, ``pos``, the ``allowed`` mask (B, L, skip + L) and each row's index
+    of its last prompt token.
+    """
+    heads = [np.asarray(p.prefix[skip:], dtype=np.int64) for p in parts]
+    lens = [len(h) + len(t.ids) for h, t in zip(heads, trees, strict=True)]
+    B, L = len(parts), max(lens)
+    ids = np.full((B, L), pad_id, dtype=np.int64)
+    pos = np.zeros((B, L), dtype=np.int64)
+    seg = np.full((B, L), -2, dtype=np.int64)  # -2 padding, -1 prompt, j candidate
+    last = np.empty(B, dtype=np.int64)
+    for b, (h, t) in enumerate(zip(heads, trees, strict=True)):
+        o = L - lens[b]
+        P = skip + len(h)
+        ids[b, o : o + len(h)], ids[b, o + len(h) :] = h, t.ids
+        pos[b, o : o + len(h)], pos[b, o + len(h) :] = np.arange(skip, P), P + t.pos
+        seg[b, o : o + len(h)], seg[b, o + len(h) :] = -1, t.seg
+        last[b] = o + len(h) - 1
     q, k = seg[:, :, None], seg[:, None, :]
-    causal = torch.ones((L, L), dtype=torch.bool).tril()[None]
-    allowed = causal & (k != -2) & ((k == -1) | (k == q))
-    allowed |= torch.eye(L, dtype=torch.bool)[None]  # padding rows see themselves (no NaN)
+    allowed = np.tri(L, dtype=bool)[None] & (k != -2) & ((k == -1) | (k == q))
+    allowed |= np.eye(L, dtype=bool)[None]  # padding rows see themselves (no NaN)
     if skip:
-        allowed = torch.cat([torch.ones((B, L, skip), dtype=torch.bool), allowed], 2)
-    mask = allowed[:, None]
-    if float_mask:
-        mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
-    offsets = [L - len(r[0]) for r in rows]
-    plen = [len(p.prefix) - skip for p in parts]
-    return ids.to(dev), pos.to(dev), mask.to(dev), where, offsets, plen
+        allowed = np.concatenate([np.ones((B, L, skip), dtype=bool), allowed], 2)
+    return ids, pos, allowed, last
 
 
 def score_answers(
@@ -236,13 +252,14 @@ def score_answers(
     batch_size: int = 8,
     max_pairs: int = 512,
     progress_bar: bool | None = None,
+    prompt_ids=None,
 ) -> np.ndarray:
     """Log-likelihood of each answer (its tokens and EOS) after each prompt.
 
     The prompt runs once per cell: with SDPA or eager attention, every candidate's tokens
     follow it in the same sequence under a tree-shaped mask (one forward pass per batch);
     otherwise the prompt's key/value cache is repeated for the candidates (in chunks of at
-    most ``max_pairs`` prompt-answer pairs).
+    most ``max_pairs`` prompt-answer pairs). ``prompt_ids``: the prompts' tokens, if known.
 
     Returns
     -------
@@ -250,7 +267,7 @@ def score_answers(
     """
     if not answers:
         raise C2SError("No candidate answers to score (the label set is empty).")
-    parts = _split_candidates(model.tokenizer, prompts, answers)
+    parts = _split_candidates(model.tokenizer, prompts, answers, prompt_ids)
     impl = getattr(model.model.config, "_attn_implementation", None)
     if impl in ("sdpa", "eager"):
         return _score_tree(model, parts, len(answers), batch_size, impl == "eager", progress_bar)
@@ -264,43 +281,39 @@ def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np
     dtype = next(lm.parameters()).dtype
     out = np.empty((len(parts), n_ans))
     sizes = [len(p.prefix) + sum(len(c) - 1 for c in p.conts) for p in parts]
+    trees: dict[int, _Tree] = {}  # prompts of one group share their candidates' tokens
     with torch.inference_mode():
         pre = _Preamble(lm, [p.prefix for p in parts], dev)
         for rows in progress(
             length_batches(sizes, batch_size), desc="scoring", unit="batch", enabled=progress_bar
         ):
             sub = [parts[i] for i in rows]
-            ids, pos, mask, where, offsets, plen = _tree_batch(
-                sub, n_ans, tok.pad_token_id, float_mask, dtype, dev, skip=pre.n
-            )
+            tr = [trees.get(id(p.conts)) or trees.setdefault(id(p.conts), _Tree(p)) for p in sub]
+            ids, pos, allowed, last = _tree_batch(sub, tr, tok.pad_token_id, skip=pre.n)
+            mask = torch.from_numpy(allowed)[:, None]
+            if float_mask:  # eager attention adds its mask
+                mask = torch.zeros(mask.shape, dtype=dtype).masked_fill_(
+                    ~mask, torch.finfo(dtype).min
+                )
             L = ids.shape[1]
-            keep = max(
-                L - (o + p) + 1 for o, p in zip(offsets, plen, strict=True)
-            )  # from each prompt's last token
+            keep = int(L - last.min())  # from the earliest last prompt token to the end
             logits = lm(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=pos,
+                input_ids=torch.from_numpy(ids).to(dev),
+                attention_mask=mask.to(dev),
+                position_ids=torch.from_numpy(pos).to(dev),
                 past_key_values=pre.cache_for(len(rows)),
                 logits_to_keep=keep,
             ).logits.float()
             logp = torch.log_softmax(logits, -1)  # (B, keep, V); faster than logsumexp on CPU
             base = L - keep
-            bi, pi, ti, cj = [], [], [], []
-            for b, part in enumerate(sub):
-                last = offsets[b] + plen[b] - 1  # the prompt's last token predicts each first token
-                for j in range(n_ans):
-                    c = part.conts[j]
-                    for t in range(part.first[j], len(c)):
-                        src = last if t == 0 else offsets[b] + where[b][j] + t - 1
-                        bi.append(b)
-                        pi.append(src - base)
-                        ti.append(c[t])
-                        cj.append(b * n_ans + j)
-            bi_t, pi_t = torch.as_tensor(bi, device=dev), torch.as_tensor(pi, device=dev)
-            lp = logp[bi_t, pi_t, torch.as_tensor(ti, device=dev)]
+            bi = np.concatenate([np.full(len(t.src), b) for b, t in enumerate(tr)])
+            pi = np.concatenate([last[b] - base + t.src for b, t in enumerate(tr)])
+            ti = np.concatenate([t.tok for t in tr])
+            cj = np.concatenate([b * n_ans + t.cand for b, t in enumerate(tr)])
+            idx = [torch.from_numpy(x).to(dev) for x in (bi, pi, ti)]
+            lp = logp[idx[0], idx[1], idx[2]]
             totals = torch.zeros(len(rows) * n_ans, dtype=torch.float64, device=dev)
-            totals.index_add_(0, torch.as_tensor(cj, device=dev), lp.double())
+            totals.index_add_(0, torch.from_numpy(cj).to(dev), lp.double())
             out[rows] = totals.view(len(rows), n_ans).cpu().numpy()
     return out
 
@@ -366,6 +379,7 @@ def decode_constrained(
     *,
     batch_size: int = 8,
     progress_bar: bool | None = None,
+    prompt_ids=None,
 ) -> list[int]:
     """Greedy decoding restricted to a trie of the candidate answers (tokens and EOS).
 
@@ -376,7 +390,7 @@ def decode_constrained(
     import torch
 
     tok, lm, dev = model.tokenizer, model.model, model.device
-    parts = _split_candidates(tok, prompts, answers)
+    parts = _split_candidates(tok, prompts, answers, prompt_ids)
     result = [0] * len(prompts)
     batches = length_batches([len(x.prefix) for x in parts], batch_size)
     with torch.inference_mode():

@@ -85,9 +85,10 @@ def _renderer(model, task, k, organism, profile=None, **kw):
 
 
 def _prompts(r, cs, units, model, reserve: int = 16):
-    """Prompts for units (tuples of cell rows) and the genes per sentence each uses. A prompt
-    longer than the model's context (less ``reserve`` tokens for the answer) is rendered again
-    with fewer genes (warned)."""
+    """Prompts for units (tuples of cell rows), the genes per sentence each uses, and their
+    token ids (None when the model states no context). A prompt longer than the model's
+    context (less ``reserve`` tokens for the answer) is rendered again with fewer genes
+    (warned)."""
     try:
         prompts = [r.prompt(cs, u) for u in units]
     except C2SError as e:
@@ -100,10 +101,10 @@ def _prompts(r, cs, units, model, reserve: int = 16):
     ks = [r.n_genes] * len(prompts)
     context = getattr(model.model.config, "max_position_embeddings", None)
     if not context:
-        return prompts, ks
+        return prompts, ks, None
     limit = context - reserve
-    lengths = [len(x) for x in model.tokenizer(prompts)["input_ids"]]
-    long = [i for i, n in enumerate(lengths) if n > limit]
+    ids = model.tokenizer(prompts)["input_ids"]
+    long = [i for i, x in enumerate(ids) if len(x) > limit]
     for i in long:
         lo, hi, best = 1, r.n_genes - 1, None
         while lo <= hi:
@@ -116,13 +117,14 @@ def _prompts(r, cs, units, model, reserve: int = 16):
         if best is None:
             raise C2SError(f"Even one gene per cell does not fit the model's {context} tokens.")
         prompts[i], ks[i] = best, lo - 1
+        ids[i] = model.tokenizer(best)["input_ids"]
     if long:
         warnings.warn(
             f"{len(long)} prompts were longer than the model's context ({context} tokens, "
             f"{reserve} kept for the answer) and lost genes from the end of their sentences.",
             stacklevel=3,
         )
-    return prompts, ks
+    return prompts, ks, ids
 
 
 def _sentence_span(prompt: str, cs, i: int, k: int) -> tuple[str, int]:
@@ -218,7 +220,7 @@ def predict(
             "Pass labels= (--labels A B ...) or use mode='free'."
         )
     units = _units(r, cs, group_by)
-    prompts, _ = _prompts(r, cs, units, m, reserve=max_new_tokens or 16)
+    prompts, _, ids = _prompts(r, cs, units, m, reserve=max_new_tokens or 16)
     t0 = time.perf_counter()
     probs = answers = None
     if mode == "score":
@@ -228,6 +230,7 @@ def predict(
             [r.answer(c) for c in cands],
             batch_size=batch_size,
             progress_bar=progress_bar,
+            prompt_ids=ids,
         )
         z = ll - ll.max(1, keepdims=True)
         probs = np.exp(z)
@@ -240,6 +243,7 @@ def predict(
             [r.answer(c) for c in cands],
             batch_size=batch_size,
             progress_bar=progress_bar,
+            prompt_ids=ids,
         )
         pred = [cands[j] for j in idx]
     else:
@@ -322,7 +326,7 @@ def embed(
     r = _renderer(m, task, k, org)
     if r.task.kind != "single":
         raise C2SError("embed uses a single-cell prompt task (e.g. cell_type_prediction).")
-    prompts, ks = _prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
+    prompts, ks, _ = _prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
     spans = []
     for i, p in enumerate(prompts):
         sentence, start = _sentence_span(p, cs, i, ks[i])
@@ -579,7 +583,7 @@ def describe(
     cs = cells_of(data, m, n_genes=k, split=split, use_raw=use_raw)
     r = _renderer(m, "natural_language_interpretation", k, org, max_cells=max_cells, min_cells=1)
     units = _units(r, cs, group_by)
-    prompts, _ = _prompts(r, cs, units, m, reserve=max_new_tokens)
+    prompts, _, _ = _prompts(r, cs, units, m, reserve=max_new_tokens)
     texts = generate_free(
         m, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
         batch_size=batch_size, progress_bar=progress_bar, backend=backend,
@@ -620,7 +624,7 @@ def attention(
     rows = list(range(min(10, cs.n_cells))) if cells is None else [int(i) for i in cells]
     out = {}
     for i in rows:
-        prompt, ks = _prompts(r, cs, [(i,)], m, reserve=0)
+        prompt, ks, _ = _prompts(r, cs, [(i,)], m, reserve=0)
         sentence, start = _sentence_span(prompt[0], cs, i, ks[0])
         spans, genes, pos = [], sentence.split(" "), start
         for g in genes:
