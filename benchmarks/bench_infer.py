@@ -132,6 +132,7 @@ def ours(
                 "accuracy": acc,
                 "n_distinct_answers": len(set(pred)),
             }
+        res["predict_floor"] = forward_floor(m, sub, n_genes, batch, repeat)
     if "embed" in sections:
         a = sub.copy()
         _, s = timed(lambda: c2s.tl.embed(a, m, n_genes=n_genes, batch_size=batch), repeat)
@@ -150,6 +151,45 @@ def ours(
             **gene_rates(sents, set(m.config.genes)),
         }
     return res
+
+
+def forward_floor(m, sub, n_genes: int, batch: int, repeat: int) -> dict:
+    """The least any prediction can cost: one forward pass over every prompt's own tokens
+    (batches of ``batch``, the last position's logits only), after the opening all prompts share
+    (run once, as c2s does), with the prompts rendered and tokenized beforehand (not timed).
+    The reference's time divided by this bounds the speed-up any method reading the prompts
+    could reach on this machine."""
+    import torch
+
+    import c2s
+    from c2s.model._infer import _Preamble, left_pad, length_batches
+
+    cs = c2s.tl._verbs.cells_of(sub, m, n_genes=n_genes)
+    r = c2s.tl._verbs._renderer(m, "cell_type_prediction", n_genes, "Homo sapiens")
+    ids = m.tokenizer([r.prompt(cs, [i]) for i in range(cs.n_cells)])["input_ids"]
+
+    def run():
+        with torch.inference_mode():
+            pre = _Preamble(m.model, ids, m.device, min_len=1)
+            for rows in length_batches([len(x) for x in ids], batch):
+                enc = left_pad([ids[i][pre.n :] for i in rows], m.tokenizer.pad_token_id, m.device)
+                ones = torch.ones((len(rows), pre.n), dtype=torch.long)
+                enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], 1)
+                enc["position_ids"] += pre.n
+                m.model(**enc, past_key_values=pre.cache_for(len(rows)), logits_to_keep=1)
+
+    run()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    s = float(np.median(times))
+    return {
+        "seconds": s,
+        "cells_per_s": len(ids) / s,
+        "prompt_tokens": float(np.mean([len(x) for x in ids])),
+    }
 
 
 def reference(py: str, h5ad: Path, model: Path, args, max_tokens: int, gen_tokens: int, types):
@@ -223,6 +263,7 @@ def main() -> int:
         ("predict", "predict", "predict_score", "accuracy"),
         ("predict", "predict_max_tokens", "predict_score", "accuracy"),
         ("predict", "predict_max_tokens", "predict_constrained", "accuracy"),
+        ("predict", "predict", "predict_floor", None),
         ("embed", "embed", "embed", None),
         ("generate", "generate", "generate", "genes"),
         ("generate", "generate_max_tokens", "generate", "genes"),
@@ -274,6 +315,7 @@ def main() -> int:
     our_names = {
         "predict_score": "tl.predict (score)",
         "predict_constrained": "tl.predict (constrained)",
+        "predict_floor": "floor: one forward pass over the prompts (no answer)",
         "embed": "tl.embed",
         "generate": "tl.generate (T=1)",
     }
