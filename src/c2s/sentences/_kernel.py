@@ -45,20 +45,6 @@ def _is_pos(b, signbit):
     return b > 0 and b < signbit
 
 
-@numba.njit(cache=True, parallel=True)
-def count_positive(indptr, bits, signbit):
-    """Per row, the number of entries with value > 0 (bit pattern in (0, signbit))."""
-    n = indptr.shape[0] - 1
-    out = np.zeros(n, dtype=np.int64)
-    for r in numba.prange(n):
-        c = 0
-        for p in range(indptr[r], indptr[r + 1]):
-            if _is_pos(bits[p], signbit):
-                c += 1
-        out[r] = c
-    return out
-
-
 @numba.njit(cache=True)
 def _radix_sort_desc(bits, pos, nbits):
     """Stable sort of ``pos`` by ``bits[pos]`` descending (LSD radix on inverted bits)."""
@@ -213,8 +199,8 @@ def rank_rows(
     nbits,
     seed,
     row_offset,
-    npos,
     out_offsets,
+    out_count,
     out_genes,
     out_bits,
     expressed,
@@ -222,14 +208,17 @@ def rank_rows(
 ):
     """Rank CSR rows; writes each row's top entries as gene index and value bit pattern.
 
-    ``expressed`` (threads x genes) receives per-thread counts of expressing rows per gene;
-    ``n_bad`` (threads) counts NaN, infinite and negative entries (bits >= ``badbits``,
-    except -0.0), which the caller turns into an error.
+    Row ``r`` has room for ``out_offsets[r + 1] - out_offsets[r]`` entries (its stored
+    entries, or ``top_k`` of them); it fills the first ``out_count[r]`` (fewer when it stores
+    zeros). ``expressed`` (threads x genes) receives per-thread counts of expressing rows per
+    gene; ``n_bad`` (threads) counts NaN, infinite and negative entries (bits >=
+    ``badbits``, except -0.0), which the caller turns into an error.
     """
     n_rows = indptr.shape[0] - 1
     for r in numba.prange(n_rows):
-        n = npos[r]
+        n = indptr[r + 1] - indptr[r]  # stored entries: at least the positive ones
         k = out_offsets[r + 1] - out_offsets[r]
+        out_count[r] = 0
         start = indptr[r]
         row_bits = bits[start : indptr[r + 1]]
         row_idx = indices[start : indptr[r + 1]]
@@ -243,11 +232,12 @@ def rank_rows(
         c = 0
         in_order = True
         total = 0
+        bad = 0
         for p in range(row_bits.shape[0]):
             b = row_bits[p]
             if _is_pos(b, signbit):
                 if b >= badbits:
-                    n_bad[tid] += 1
+                    bad += 1
                     continue
                 total += 1
                 counts[row_idx[p]] += 1
@@ -255,8 +245,10 @@ def rank_rows(
                 pos[c] = p
                 c += b >= cut
             elif b > signbit:
-                n_bad[tid] += 1
-        if k == 0 or total != n:
+                bad += 1
+        n_bad[tid] += bad
+        k = min(k, total)
+        if k == 0 or bad:
             continue
         for q in range(1, c):
             if row_idx[pos[q]] < row_idx[pos[q - 1]]:
@@ -282,3 +274,4 @@ def rank_rows(
         for q in range(k):
             out_genes[base + q] = row_idx[order[q]]
             out_bits[base + q] = row_bits[order[q]]
+        out_count[r] = k

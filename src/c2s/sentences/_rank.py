@@ -120,13 +120,13 @@ def rank_csr(
     else:
         bits, signbit, nbits = data.view(np.uint64), np.uint64(1 << 63), 64
         badbits = np.uint64(0x7FF0000000000000)
-    if data.size == 0 or data.min() > 0:
-        npos = np.diff(indptr)  # no stored zeros: every entry is expressed
-    else:
-        npos = _kernel.count_positive(indptr, bits, signbit)
-    lengths = npos if top_k is None else np.minimum(npos, top_k)
+    # Room for every stored entry (or top_k of them); rows storing zeros fill less, and are
+    # compacted afterwards. This needs no pass over the values before ranking.
+    nnz = np.diff(indptr)
+    room = nnz if top_k is None else np.minimum(nnz, top_k)
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    np.cumsum(room, out=offsets[1:])
+    count = np.empty(n_rows, dtype=np.int64)
     genes = np.empty(offsets[-1], dtype=np.int32)
     out_bits = np.empty(offsets[-1], dtype=bits.dtype)
     n_threads = numba.get_num_threads()
@@ -145,8 +145,8 @@ def rank_csr(
             nbits,
             np.uint64(seed),
             np.int64(row_offset),
-            npos,
             offsets,
+            count,
             genes,
             out_bits,
             expressed,
@@ -156,6 +156,11 @@ def rank_csr(
         numba.set_parallel_chunksize(previous)
     if n_bad.any():
         _raise_bad(data)
+    if (count < room).any():  # stored zeros: keep each row's filled part
+        keep = np.arange(offsets[-1]) - np.repeat(offsets[:-1], room) < np.repeat(count, room)
+        genes, out_bits = genes[keep], out_bits[keep]
+        offsets = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(count, out=offsets[1:])
     values = out_bits.view(data.dtype).astype(np.float32, copy=False)
     n_expressed = expressed.sum(axis=0, dtype=np.int64)
     return Ranked(genes, values, offsets, n_expressed)
