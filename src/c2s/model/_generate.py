@@ -114,6 +114,13 @@ class CellLayout:
     first: GeneTrie
     rest: GeneTrie
 
+    @classmethod
+    def plain(cls, tokenizer, prompts: Sequence[str], trie: GeneTrie) -> CellLayout:
+        """One cell right after each prompt's own tokens, every gene from ``trie``, EOS
+        closing the last gene."""
+        heads = [tokenizer(p)["input_ids"] for p in prompts]
+        return cls(heads, [], tokenizer.eos_token_id, trie, trie)
+
     @property
     def n_cells(self) -> int:
         return len(self.seps) + 1
@@ -222,13 +229,11 @@ def cell_layout(
         raise C2SError("The model's vocabulary has fewer than 4 genes it can generate.")
     samples = [usable[:2], usable[2:4]]
     found = []
-    for k, (p, pair) in enumerate([(prompts[0], samples[0]), (prompts[-1], samples[1])]):
+    for p, pair in ((prompts[0], samples[0]), (prompts[-1], samples[1])):
         sentence = [genes[g] for g in pair]
         text = f"{p} {answer([' '.join(sentence)] * n_cells)}"
         found.append(_read_layout(tokenizer, text, len(p) + 1, sentence, n_cells, pair, trie_for))
-        if k == 0 and len(prompts) == 1:
-            break
-    if len(found) == 2 and found[0][1:] != found[1][1:]:
+    if found[0][1:] != found[1][1:]:
         raise C2SError(
             "The text between generated cells tokenizes differently depending on the genes; "
             "generation cannot be constrained with this tokenizer."
@@ -270,6 +275,15 @@ class _Row:
         self.used[:] = 0
         self.node = 0
         self.first = True
+
+    def feed_forced(self) -> bool:
+        """One forced token is fed; returns whether that ended the separator (a new cell
+        starts: the caller reopens the row's root tokens)."""
+        self.force.pop(0)
+        if self.force:
+            return False
+        self.new_cell()
+        return True
 
     def open_children(self, trie: GeneTrie, node: int) -> list[tuple[int, int]]:
         """(token, child) pairs leading to at least one gene this cell has not used."""
@@ -417,9 +431,7 @@ def generate_cells(
                     feed.append(t)
                     fed[b].append(t)
                     if st.force:
-                        st.force.pop(0)
-                        if not st.force:
-                            st.new_cell()
+                        if st.feed_forced():
                             root_ok[b] = rest_root
                         continue
                     trie = first if st.first else rest
@@ -428,11 +440,8 @@ def generate_cells(
                         if st.complete(
                             int(trie.terminal[st.node]), rest, root_ok, b, n_genes, layout
                         ):
-                            if st.force:  # t was the separator's first token
-                                st.force.pop(0)
-                                if not st.force:
-                                    st.new_cell()
-                                    root_ok[b] = rest_root
+                            if st.force and st.feed_forced():  # t began the separator
+                                root_ok[b] = rest_root
                             continue
                         trie = rest
                     st.node = node = trie.children[st.node][t]
@@ -476,10 +485,8 @@ def generate_genes(
 
     Returns, per prompt, indices into the gene list the trie was built from.
     """
-    tok = model.tokenizer
-    layout = CellLayout([tok(p)["input_ids"] for p in prompts], [], tok.eos_token_id, trie, trie)
     cells = generate_cells(
-        model, layout, n_genes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        model, CellLayout.plain(model.tokenizer, prompts, trie), n_genes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
         batch_size=batch_size, progress_bar=progress_bar,
     )  # fmt: skip
     return [c[0] for c in cells]

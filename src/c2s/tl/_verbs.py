@@ -223,28 +223,15 @@ def predict(
     prompts, _, ids = _prompts(r, cs, units, m, reserve=max_new_tokens or 16)
     t0 = time.perf_counter()
     probs = answers = None
+    kw = {"batch_size": batch_size, "progress_bar": progress_bar, "prompt_ids": ids}
     if mode == "score":
-        ll = score_answers(
-            m,
-            prompts,
-            [r.answer(c) for c in cands],
-            batch_size=batch_size,
-            progress_bar=progress_bar,
-            prompt_ids=ids,
-        )
+        ll = score_answers(m, prompts, [r.answer(c) for c in cands], **kw)
         z = ll - ll.max(1, keepdims=True)
         probs = np.exp(z)
         probs /= probs.sum(1, keepdims=True)
         pred = [cands[j] for j in ll.argmax(1)]
     elif mode == "constrained":
-        idx = decode_constrained(
-            m,
-            prompts,
-            [r.answer(c) for c in cands],
-            batch_size=batch_size,
-            progress_bar=progress_bar,
-            prompt_ids=ids,
-        )
+        idx = decode_constrained(m, prompts, [r.answer(c) for c in cands], **kw)
         pred = [cands[j] for j in idx]
     else:
         budget = max_new_tokens or (
@@ -380,9 +367,7 @@ def _layout(m, r, prompts: list[str], genes: list[str], n_cells: int = 1):
         # A tokenizer that merges genes with the text after them (e.g. "GENE." as one token):
         # one cell per prompt still works gene by gene, with EOS closing the last gene.
         log.debug("generation layout: %s; using the prompt's tokens and EOS", e)
-        tok = m.tokenizer
-        trie = trie_for("Cell sentence:", " ")
-        return CellLayout([tok(p)["input_ids"] for p in prompts], [], tok.eos_token_id, trie, trie)
+        return CellLayout.plain(m.tokenizer, prompts, trie_for("Cell sentence:", " "))
 
 
 def _to_anndata(m, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse):
@@ -471,8 +456,6 @@ def generate(
             "tissue_conditional_generation."
         )
     multi = r.task.kind == "multi"
-    if multi and n_cells < 1:
-        raise C2SError("n_cells must be at least 1.")
     pairs = labels.items() if isinstance(labels, dict) else [(lab, n_per_label) for lab in labels]
     conds = [lab for lab, n in pairs for _ in range(int(n))]  # a repeated label counts twice
     if not conds:
