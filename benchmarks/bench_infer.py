@@ -41,6 +41,7 @@ OUT = Path("bench-out/infer")
 def prepare(n_genes: int, steps: int) -> tuple[object, Path]:
     import c2s
     from c2s.model import C2SModel
+    from c2s.train import fine_tune
 
     OUT.mkdir(parents=True, exist_ok=True)
     data, model = OUT / "pbmc", OUT / f"model-g{n_genes}-s{steps}"
@@ -50,7 +51,8 @@ def prepare(n_genes: int, steps: int) -> tuple[object, Path]:
         ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
     if not model.exists():
         m = C2SModel.from_scratch(data, preset="tiny", max_length=1024, device="cpu")
-        m.fine_tune(
+        fine_tune(
+            m,
             data,
             output_dir=model,
             tasks=["cell_type_prediction:2", "cell_type_generation"],
@@ -161,16 +163,16 @@ def forward_floor(m, sub, n_genes: int, batch: int, repeat: int) -> dict:
     could reach on this machine."""
     import torch
 
-    import c2s
-    from c2s.model._infer import _Preamble, left_pad, length_batches
+    from c2s.model._batching import Preamble, left_pad, length_batches
+    from c2s.tl._inputs import read_cells, renderer
 
-    cs = c2s.tl._verbs.cells_of(sub, m, n_genes=n_genes)
-    r = c2s.tl._verbs._renderer(m, "cell_type_prediction", n_genes, "Homo sapiens")
+    cs = read_cells(sub, m, n_genes=n_genes)
+    r = renderer(m, "cell_type_prediction", n_genes, "Homo sapiens")
     ids = m.tokenizer([r.prompt(cs, [i]) for i in range(cs.n_cells)])["input_ids"]
 
     def run():
         with torch.inference_mode():
-            pre = _Preamble(m.model, ids, m.device, min_len=1)
+            pre = Preamble(m.model, ids, m.device, min_len=1)
             for rows in length_batches([len(x) for x in ids], batch):
                 enc = left_pad([ids[i][pre.n :] for i in rows], m.tokenizer.pad_token_id, m.device)
                 ones = torch.ones((len(rows), pre.n), dtype=torch.long)

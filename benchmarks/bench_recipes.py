@@ -40,6 +40,7 @@ def main() -> None:
     import c2s
     from c2s.baselines import expression, knn_pca, logistic_regression
     from c2s.model import C2SModel
+    from c2s.train import fine_tune
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("name", nargs="?", default="run")
@@ -69,8 +70,8 @@ def main() -> None:
     t = time.perf_counter()
     overrides = {"hidden_size": args.hidden} if args.hidden else {}
     m = C2SModel.from_scratch(ds, preset=args.preset, max_length=1024, seed=0, **overrides)
-    r = m.fine_tune(
-        ds, output_dir=out, tasks=args.tasks, epochs=args.epochs, seed=0, n_genes=args.n_genes,
+    r = fine_tune(
+        m, ds, output_dir=out, tasks=args.tasks, epochs=args.epochs, seed=0, n_genes=args.n_genes,
         batch_size=16, learning_rate=args.lr, warmup=0.05, logging_steps=50,
         max_eval_examples=200,
     )  # fmt: skip
@@ -78,7 +79,9 @@ def main() -> None:
     m = C2SModel.from_pretrained(out)
     acc = accuracy_on(
         ds,
-        lambda split: c2s.tl.predict(ds, m, split=split, progress_bar=False)["c2s_prediction"],
+        lambda split: c2s.tl.predict(ds, m, split=split, inplace=False, progress_bar=False)[
+            "c2s_prediction"
+        ],
     )
     rec = {k: v for k, v in vars(args).items() if k not in ("baselines", "dataset")}
     print(json.dumps({**rec, "train_s": round(train_s, 1), "steps": r.steps,

@@ -44,10 +44,12 @@ def prepare() -> tuple[Path, Path, Path]:
 
 def ours(data: Path, model: Path, task: str, k: int, batch: int, sampling: str) -> dict:
     from c2s.model import C2SModel
+    from c2s.train import fine_tune
 
     m = C2SModel.from_pretrained(model, device="cpu")
     t = time.perf_counter()
-    r = m.fine_tune(
+    r = fine_tune(
+        m,
         data,
         tasks=[task],
         n_genes=k,

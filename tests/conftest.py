@@ -100,10 +100,12 @@ def trained_model(pbmc_dataset, tmp_path_factory):
     (30 genes per sentence); the saved directory."""
     pytest.importorskip("torch")
     from c2s.model import C2SModel
+    from c2s.train import fine_tune
 
     out = tmp_path_factory.mktemp("trained") / "model"
     m = C2SModel.from_scratch(pbmc_dataset, max_length=512, device="cpu")
-    m.fine_tune(
+    fine_tune(
+        m,
         pbmc_dataset,
         output_dir=out,
         tasks=["cell_type_prediction:2", "cell_type_generation"],

@@ -6,8 +6,11 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.sentences` - the rank kernel and :class:`~c2s.sentences.CellSentences`.
 - :mod:`c2s.io` - the Parquet dataset store, Hugging Face and reference-format interop.
 - :mod:`c2s.prompts` - prompt tasks and templates (the released models' formats and more).
-- :mod:`c2s.train` - training tokens (response-only labels, shortening) and batching.
-- :mod:`c2s.model` - :class:`~c2s.model.C2SModel`: load, build from scratch, save, fine-tune.
+- :mod:`c2s.encoding` - prompt text to tokens (response-only labels, shortening), shared by
+  training and inference.
+- :mod:`c2s.model` - :class:`~c2s.model.C2SModel`: load, build from scratch, save; the
+  inference kernels.
+- :mod:`c2s.train` - :func:`~c2s.train.fine_tune` (full or LoRA, resume, DDP).
 - :mod:`c2s.tl` - AnnData verbs running a model: predict, embed, generate, perturb, describe.
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
 - :mod:`c2s.metrics` - annotation, generation, perturbation, text and reconstruction metrics.
@@ -15,6 +18,9 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :func:`c2s.evaluate` - a model against the baselines on a dataset's held-out cells.
 - :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
 - :mod:`c2s.pl` - plots.
+
+Errors the user can fix are :class:`C2SError` (a ``ValueError``) with a message that says
+what to change.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from c2s._errors import C2SError, OutputExistsError
 from c2s._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from c2s import (
         baselines,
         datasets,
+        encoding,
         inverse,
         io,
         metrics,
@@ -46,6 +54,7 @@ _SUBMODULES = (
     "sentences",
     "io",
     "prompts",
+    "encoding",
     "train",
     "model",
     "inverse",
@@ -58,9 +67,12 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "C2SError",
+    "OutputExistsError",
     "__version__",
     "baselines",
     "datasets",
+    "encoding",
     "evaluate",
     "inverse",
     "io",

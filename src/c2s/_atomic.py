@@ -32,14 +32,15 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _tmp_sibling(path: Path) -> Path:
+def tmp_sibling(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` (same directory, so a rename is atomic)."""
     return path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _place(tmp: Path, path: Path) -> None:
     if path.exists():
         # Move the old output aside first so that a failure here still leaves one of the two.
-        old = _tmp_sibling(path)
+        old = tmp_sibling(path)
         os.replace(path, old)
         os.replace(tmp, path)
         _remove(old)
@@ -52,7 +53,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     """Yield a fresh temporary directory that becomes ``path`` only if the block succeeds."""
     path = check_output(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
+    tmp = tmp_sibling(path)
     tmp.mkdir()
     try:
         yield tmp

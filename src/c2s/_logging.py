@@ -1,11 +1,13 @@
-"""The ``c2s`` logger and the one progress helper used for every long loop."""
+"""The ``c2s`` logger, the one progress helper used for every long loop, and a stopwatch for
+the stages of long jobs."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -57,3 +59,27 @@ def quiet_hf_progress() -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+
+
+class Stopwatch:
+    """Times named stages of a long job (``times``: seconds per stage) and, when ``verbose``,
+    announces each on stderr."""
+
+    def __init__(self, verbose: bool = False, prefix: str = "c2s"):
+        self.times: dict[str, float] = {}
+        self.verbose, self.prefix = verbose, prefix
+
+    def run(self, name: str, fn: Callable[[], T]) -> T:
+        """Call ``fn()`` as stage ``name`` and return its result."""
+        if self.verbose:
+            print(f"[{self.prefix}] {name} ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        out = fn()
+        self.times[name] = round(time.perf_counter() - t, 3)
+        if self.verbose:
+            print(
+                f"[{self.prefix}] {name} done in {self.times[name]:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return out

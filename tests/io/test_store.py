@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from conftest import assert_no_output
 
 import c2s
-import c2s.io._store as store
+import c2s.io._shards as shards
 from c2s._errors import C2SError, OutputExistsError
 from c2s.io import SPLITS, C2SDataset, assign_splits, convert, read_dataset
 
@@ -397,14 +397,14 @@ def test_failure_mid_write_keeps_previous_output(tmp_path, lognorm_adata, monkey
     out = tmp_path / "ds"
     convert(lognorm_adata, out, shard_size=100, seed=1)
     before = tree_bytes(out)
-    run = store._run_job
+    run = shards.run_job
 
     def failing(job, *args, **kwargs):
         if job.shard == 1:
             raise RuntimeError("disk full")
         return run(job, *args, **kwargs)
 
-    monkeypatch.setattr(store, "_run_job", failing)
+    monkeypatch.setattr(shards, "run_job", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         convert(lognorm_adata, out, shard_size=100, overwrite=True, workers=workers)
     assert tree_bytes(out) == before

@@ -119,3 +119,51 @@ def test_wrong_lora_target_is_refused_with_the_real_names():
     # q_proj/v_proj do not exist in GPT-NeoX (its attention is one query_key_value layer).
     with pytest.raises(C2SError, match="query_key_value"):
         lora_targets(m.model, ["q_proj", "v_proj"])
+
+
+@pytest.mark.parametrize(
+    ("error", "warns"),
+    [
+        ("EntryNotFoundError", False),  # the repo has no c2s_config.json: a plain LM
+        ("RepositoryNotFoundError", False),  # loading the model says why
+        ("HFValidationError", False),  # not a hub id
+        ("LocalEntryNotFoundError", True),  # offline and not cached: could not check
+        ("OfflineModeIsEnabled", True),
+    ],
+)
+def test_remote_config_lookup_says_when_it_could_not_check(monkeypatch, error, warns):
+    import warnings
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    import huggingface_hub.errors as hf_errors
+
+    from c2s.model._model import _read_remote_config
+
+    def fail(*args, **kwargs):
+        cls = getattr(hf_errors, error)
+        if issubclass(cls, hf_errors.HfHubHTTPError):  # needs the HTTP response
+            raise cls("no", response=SimpleNamespace(headers={}, status_code=404, request=None))
+        raise cls("no")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fail)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _read_remote_config("someone/model", None) is None
+    msgs = [str(w.message) for w in seen if "c2s_config.json" in str(w.message)]
+    assert bool(msgs) == warns
+    if warns:
+        assert "someone/model" in msgs[0] and "defaults apply" in msgs[0]
+
+
+def test_remote_config_lookup_lets_other_errors_through(monkeypatch):
+    import huggingface_hub
+
+    from c2s.model._model import _read_remote_config
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("a bug, not a missing file")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        _read_remote_config("someone/model", None)

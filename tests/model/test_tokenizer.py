@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("transformers")
 
 import c2s
+from c2s.encoding import IGNORE, encode_text
 from c2s.model import build_gene_tokenizer, pieces
 from c2s.prompts import Renderer, list_tasks
-from c2s.train import IGNORE, encode_text
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Prompt tasks: compat formats byte for byte (COMPAT.md), grouping, pairing, parsing, errors."""
+"""Prompt tasks: compat formats byte for byte (docs/formats.md), grouping, pairing, parsing."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def names(idx) -> str:
     return " ".join(GENES[i].upper() for i in idx)
 
 
-# The canonical formats, written out from COMPAT.md independently of the package's JSON.
+# The released models' canonical formats, written out here independently of the package's JSON.
 def compat_cell_type_prediction(n, organism, sentence):
     return (
         f"The following is a list of {n} gene names ordered by descending expression level in a "

@@ -13,6 +13,7 @@ pytest.importorskip("sklearn")
 import c2s
 from c2s.model import C2SModel
 from c2s.prompts import sentence_texts
+from c2s.train import fine_tune
 
 N = 20
 
@@ -27,8 +28,8 @@ def test_generated_groups_carry_their_tissue(tmp_path):
     ds = c2s.io.convert(adata, tmp_path / "ds", obs_keys=["cell_type", "tissue", "organism"])
     ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
     m = C2SModel.from_scratch(ds, preset="tiny", max_length=512, device="cpu")
-    m.fine_tune(
-        ds, tasks=["tissue_conditional_generation"], group_by=["tissue"], min_cells=3,
+    fine_tune(
+        m, ds, tasks=["tissue_conditional_generation"], group_by=["tissue"], min_cells=3,
         max_cells=5, n_genes=N, max_steps=300, batch_size=16, learning_rate=3e-3,
         eval_split=None,
     )  # fmt: skip

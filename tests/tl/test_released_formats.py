@@ -102,7 +102,7 @@ def test_candidate_split_equals_encoding_every_pair(kind, pbmc_dataset, trained_
     """Scoring encodes answers once per group of prompts sharing a last word; the result must
     equal encoding every prompt + answer pair, whatever the tokenizer and however the prompt
     ends (a trailing space, a word an answer could merge with)."""
-    from c2s.model._infer import _split_candidates, _split_exact
+    from c2s.model._score import _split_exact, split_candidates
 
     cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
     texts = [e.text for e in Renderer("cell_type_prediction", n_genes=N_GENES).examples(cs)]
@@ -119,7 +119,7 @@ def test_candidate_split_equals_encoding_every_pair(kind, pbmc_dataset, trained_
     prompts += [p + " " for p in prompts[:4]] + [p[:-1] for p in prompts[:4]]  # "is" + answer
     prompts += [p + "CD" for p in prompts[:4]]  # a word that is the start of some answers
     answers = ["CD14+ Monocyte.", "CD4+/CD25 T Reg.", "Dendritic.", ".", "B"]
-    assert _split_candidates(tok, prompts, answers) == _split_exact(tok, prompts, answers)
+    assert split_candidates(tok, prompts, answers) == _split_exact(tok, prompts, answers)
 
 
 def test_evaluate_a_released_style_model(released_like, pbmc_dataset):
@@ -144,10 +144,10 @@ def test_generated_tokens_are_the_training_format(kind, pbmc_dataset, trained_mo
     headers) come out as exactly the tokens training gives their text, whatever the tokenizer;
     each cell has exactly n valid genes, none repeated, and the answer parses back."""
     from c2s._errors import C2SError
+    from c2s.encoding import encode_text
     from c2s.model._generate import generate_cells
     from c2s.prompts import multi_cell_text
-    from c2s.tl._verbs import _layout
-    from c2s.train import encode_text
+    from c2s.tl._generate import _layout
 
     cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
     texts = []

@@ -11,10 +11,13 @@ pytest.importorskip("transformers")
 
 import c2s  # noqa: E402
 from c2s._errors import C2SError  # noqa: E402
-from c2s.model import C2SModel  # noqa: E402
-from c2s.model._generate import GeneTrie, generate_genes  # noqa: E402
+from c2s.encoding import encode_text  # noqa: E402
+from c2s.model import (  # noqa: E402
+    C2SModel,
+    GeneTrie,
+    generate_genes,
+)
 from c2s.prompts import Renderer  # noqa: E402
-from c2s.train import encode_text  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +54,19 @@ def test_score_is_the_exact_argmax_of_label_likelihoods(model, pbmc):
 
 
 def test_predictions_do_not_depend_on_batch_size(model, pbmc_dataset):
-    a = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=1)
-    b = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=7)
+    a = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=1, inplace=False)
+    b = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=7, inplace=False)
     assert (a["c2s_prediction"] == b["c2s_prediction"]).all()
     np.testing.assert_allclose(a.filter(like="p_"), b.filter(like="p_"), atol=1e-5)
-    c = c2s.tl.predict(pbmc_dataset, model, split="test", mode="constrained", batch_size=3)
-    d = c2s.tl.predict(pbmc_dataset, model, split="test", mode="constrained", batch_size=8)
+    c = c2s.tl.predict(
+        pbmc_dataset, model, split="test", mode="constrained", batch_size=3, inplace=False
+    )
+    d = c2s.tl.predict(
+        pbmc_dataset, model, split="test", mode="constrained", batch_size=8, inplace=False
+    )
     assert (c["c2s_prediction"] == d["c2s_prediction"]).all()
     assert set(c["c2s_prediction"]) <= set(model.config.labels["cell_type"])
-    f = c2s.tl.predict(pbmc_dataset, model, split="test", mode="free")
+    f = c2s.tl.predict(pbmc_dataset, model, split="test", mode="free", inplace=False)
     assert "c2s_prediction_answer" in f and f["c2s_prediction"].notna().all()
 
 
@@ -206,7 +213,7 @@ def test_prompts_longer_than_the_context_lose_genes(model, pbmc):
 def test_gene_attention_matches_token_attention(model, pbmc):
     """One token per gene: the gene matrix is the token matrix at the genes' positions."""
     cells = pbmc[:2].copy()
-    att = c2s.tl.attention(cells, model, n_genes=6, layer=0)
+    att = c2s.tl.attention(cells, model, n_genes=6, hidden_layer=0)
     frame = next(iter(att.values()))
     genes = list(frame.index)
     assert frame.shape == (6, 6) and list(frame.columns) == genes
@@ -254,7 +261,7 @@ def test_vllm_backend_is_guarded(model, pbmc):
 def test_every_scoring_path_gives_the_same_likelihoods(model, pbmc, attn):
     """Tree-masked scoring (SDPA bool mask or eager float mask) and the repeated-cache path
     agree with the one-at-a-time reference."""
-    from c2s.model._infer import _score_cached, _split_candidates, score_answers
+    from c2s.model._score import _score_cached, score_answers, split_candidates
 
     cs = c2s.sentences.from_anndata(pbmc[:5].copy(), top_k=model.config.n_genes)
     r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
@@ -262,7 +269,7 @@ def test_every_scoring_path_gives_the_same_likelihoods(model, pbmc, attn):
     answers = [r.answer(lab) for lab in model.config.labels["cell_type"]]
     if attn == "cache":
         got = _score_cached(
-            model, _split_candidates(model.tokenizer, prompts, answers), len(answers), 2, 7, False
+            model, split_candidates(model.tokenizer, prompts, answers), len(answers), 2, 7, False
         )
     else:
         model.model.set_attn_implementation(attn)
@@ -320,3 +327,22 @@ def test_constrained_decoding_matches_a_slow_greedy_walk(model, pbmc):
             cur.append(tok)
             t += 1
         assert cells.obs["c2s_prediction"].iloc[i] == labels[done[0]], i
+
+
+def test_a_layout_fallback_is_a_warning(model, monkeypatch):
+    """A tokenizer whose single-cell answer cannot be read gene by gene falls back to closing
+    the last gene with EOS; that changes the tokens generated, so the user is told."""
+    import c2s.model
+
+    def refuse(*args, **kwargs):
+        raise C2SError("this tokenizer merges genes with the text after them")
+
+    monkeypatch.setattr(c2s.model, "cell_layout", refuse)
+    with pytest.warns(UserWarning, match="closed by EOS instead"):
+        out = c2s.tl.generate(model, {"CD19+ B": 2}, n_genes=6, seed=0)
+    genes = set(model.config.genes)
+    for s in out.obs["c2s_sentence"]:
+        g = s.split()
+        assert len(g) == 6 == len(set(g)) and set(g) <= genes
+    with pytest.raises(C2SError, match="merges genes"):  # no fallback for several cells
+        c2s.tl.generate(model, {"blood": 1}, task="tissue_conditional_generation", n_genes=4)

@@ -9,6 +9,7 @@ import torch
 
 import c2s.train._trainer as trainer_mod
 from c2s.model import C2SModel
+from c2s.train import fine_tune
 
 dataset, out = sys.argv[1], sys.argv[2]
 rank = int(os.environ["RANK"])
@@ -23,8 +24,15 @@ class Recording(trainer_mod.CountingCollator):
 
 trainer_mod.CountingCollator = Recording
 model = C2SModel.from_scratch(dataset, max_length=128, device="cpu", seed=0)
-result = model.fine_tune(
-    dataset, output_dir=out, epochs=1, n_genes=12, batch_size=8, eval_split=None, logging_steps=5
+result = fine_tune(
+    model,
+    dataset,
+    output_dir=out,
+    epochs=1,
+    n_genes=12,
+    batch_size=8,
+    eval_split=None,
+    logging_steps=5,
 )
 digest = float(sum(p.detach().double().sum() for p in model.model.parameters()))
 record = {

@@ -19,8 +19,9 @@ from transformers import AutoModelForCausalLM, TrainerCallback  # noqa: E402
 import c2s  # noqa: E402
 import c2s.train._trainer as trainer_mod  # noqa: E402
 from c2s._errors import C2SError, OutputExistsError  # noqa: E402
+from c2s.encoding import IGNORE  # noqa: E402
 from c2s.model import CONFIG_FILE, C2SModel  # noqa: E402
-from c2s.train import IGNORE, TrainConfig, build_examples  # noqa: E402
+from c2s.train import TrainConfig, build_examples, fine_tune  # noqa: E402
 
 FAST = {"n_genes": 12, "batch_size": 8, "logging_steps": 1, "max_eval_examples": 16}
 
@@ -47,7 +48,7 @@ def logits(model, ids):
 
 def test_loss_falls_on_a_memorizable_set(toy):
     m = tiny(toy)
-    r = m.fine_tune(toy, max_steps=60, learning_rate=3e-3, eval_split=None, **FAST)
+    r = fine_tune(m, toy, max_steps=60, learning_rate=3e-3, eval_split=None, **FAST)
     steps, losses, _, _ = r.loss_curve()
     assert steps[0] == 1 and len(losses) == 60
     assert np.mean(losses[-5:]) < 0.35 * np.mean(losses[:3])
@@ -100,7 +101,7 @@ def first_batch(ds, tmp_path, name, seed, monkeypatch):
     _Recorder.batches = []
     monkeypatch.setattr(trainer_mod, "CountingCollator", _Recorder)
     m = tiny(ds)
-    m.fine_tune(ds, output_dir=tmp_path / name, max_steps=1, seed=seed, eval_split=None, **FAST)
+    fine_tune(m, ds, output_dir=tmp_path / name, max_steps=1, seed=seed, eval_split=None, **FAST)
     return _Recorder.batches[0], json.loads((tmp_path / name / "split.json").read_text())
 
 
@@ -118,7 +119,8 @@ def test_lora_trains_only_adapters_and_reloads_exactly(toy, tmp_path):
     tiny(toy).save(tmp_path / "base")
     m = C2SModel.from_pretrained(tmp_path / "base", device="cpu")
     before = {k: v.clone() for k, v in m.model.state_dict().items()}
-    r = m.fine_tune(
+    r = fine_tune(
+        m,
         toy,
         output_dir=tmp_path / "run",
         lora=True,
@@ -156,7 +158,7 @@ def test_lora_trains_only_adapters_and_reloads_exactly(toy, tmp_path):
 
 def test_lora_on_unsaved_base_needs_merge(toy, tmp_path):
     with pytest.raises(C2SError, match="merge"):
-        tiny(toy).fine_tune(toy, output_dir=tmp_path / "r", lora=True, max_steps=1, **FAST)
+        fine_tune(tiny(toy), toy, output_dir=tmp_path / "r", lora=True, max_steps=1, **FAST)
 
 
 class _Interrupt(TrainerCallback):
@@ -169,23 +171,23 @@ def test_interrupted_run_resumes(toy, tmp_path):
     out = tmp_path / "run"
     opts = dict(max_steps=4, save_steps=2, eval_split=None, **FAST)
     with pytest.raises(KeyboardInterrupt):
-        tiny(toy).fine_tune(toy, output_dir=out, callbacks=[_Interrupt()], **opts)
+        fine_tune(tiny(toy), toy, output_dir=out, callbacks=[_Interrupt()], **opts)
     assert not (out / CONFIG_FILE).exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
     with pytest.raises(OutputExistsError, match="resume"):
-        tiny(toy).fine_tune(toy, output_dir=out, **opts)
+        fine_tune(tiny(toy), toy, output_dir=out, **opts)
     # Another architecture cannot resume this run.
     with pytest.raises(C2SError, match="different architecture"):
-        tiny(toy, architecture="llama").fine_tune(toy, output_dir=out, resume="latest", **opts)
-    r = tiny(toy).fine_tune(toy, output_dir=out, resume="latest", **opts)
+        fine_tune(tiny(toy, architecture="llama"), toy, output_dir=out, resume="latest", **opts)
+    r = fine_tune(tiny(toy), toy, output_dir=out, resume="latest", **opts)
     assert r.steps == 4 and (out / CONFIG_FILE).exists()
     trained = [h["step"] for h in r.log_history if "loss" in h]
     assert trained[-1] == 4
     assert C2SModel.from_pretrained(out, device="cpu").config.training["steps"] == 4
     with pytest.raises(OutputExistsError, match="overwrite"):
-        tiny(toy).fine_tune(toy, output_dir=out, **opts)
+        fine_tune(tiny(toy), toy, output_dir=out, **opts)
     with pytest.raises(C2SError, match="finished run"):
-        tiny(toy).fine_tune(toy, output_dir=out, resume="latest", **opts)
-    r = tiny(toy).fine_tune(toy, output_dir=out, overwrite=True, **{**opts, "max_steps": 2})
+        fine_tune(tiny(toy), toy, output_dir=out, resume="latest", **opts)
+    r = fine_tune(tiny(toy), toy, output_dir=out, overwrite=True, **{**opts, "max_steps": 2})
     assert json.loads((out / CONFIG_FILE).read_text())["training"]["steps"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".c2s-tmp")] == []
 
@@ -193,15 +195,15 @@ def test_interrupted_run_resumes(toy, tmp_path):
 def test_bad_training_input(toy, tmp_path):
     m = tiny(toy)
     with pytest.raises(C2SError, match=r"known tasks: .*cell_type_prediction"):
-        m.fine_tune(toy, tasks=["cell_typing"])
+        fine_tune(m, toy, tasks=["cell_typing"])
     with pytest.raises(C2SError, match="Unknown training option"):
-        m.fine_tune(toy, epochz=2)
+        fine_tune(m, toy, epochz=2)
     with pytest.raises(C2SError, match="WEIGHT"):
-        m.fine_tune(toy, tasks=["cell_type_prediction:x"])
+        fine_tune(m, toy, tasks=["cell_type_prediction:x"])
     with pytest.raises(C2SError, match=r"'validation' split .* no cells"):
-        m.fine_tune(toy, train_split="validation")
+        fine_tune(m, toy, train_split="validation")
     with pytest.raises(C2SError, match="needs \\['tissue'\\]"):
-        m.fine_tune(toy, tasks=["tissue_prediction"])
+        fine_tune(m, toy, tasks=["tissue_prediction"])
 
 
 def test_missing_labels_are_dropped_and_counted(pbmc, tmp_path):
@@ -210,7 +212,7 @@ def test_missing_labels_are_dropped_and_counted(pbmc, tmp_path):
     pbmc.obs.iloc[:7, pbmc.obs.columns.get_loc("cell_type")] = np.nan
     ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=["cell_type", "organism"], split=(1, 0, 0))
     with pytest.warns(UserWarning, match="7 of 60 cells have no value"):
-        r = tiny(ds).fine_tune(ds, max_steps=1, eval_split=None, **FAST)
+        r = fine_tune(tiny(ds), ds, max_steps=1, eval_split=None, **FAST)
     assert r.n_train_examples == 53
 
 
@@ -222,12 +224,13 @@ def test_dataset_without_usable_cells_is_refused(pbmc, tmp_path):
         pytest.warns(UserWarning, match="20 of 20"),
         pytest.raises(C2SError, match="No cell has a value"),
     ):
-        tiny(ds).fine_tune(ds, max_steps=1, **FAST)
+        fine_tune(tiny(ds), ds, max_steps=1, **FAST)
 
 
 def test_validation_loss_per_task(pbmc_dataset):
     m = tiny(pbmc_dataset)
-    r = m.fine_tune(
+    r = fine_tune(
+        m,
         pbmc_dataset,
         tasks=["cell_type_prediction", "cell_type_generation"],
         max_steps=4,

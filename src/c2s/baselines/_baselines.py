@@ -89,7 +89,7 @@ def _by_label(train_y, labels):
 
 def class_mean_cells(train_X, train_y: Sequence, labels: Sequence) -> np.ndarray:
     """One row per entry of ``labels``: the mean of the training cells with that label."""
-    from c2s.metrics._generation import as_matrix
+    from c2s.metrics import as_matrix
 
     y = _by_label(train_y, labels)
     X = as_matrix(train_X)
@@ -100,7 +100,7 @@ def class_mean_cells(train_X, train_y: Sequence, labels: Sequence) -> np.ndarray
 def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int = 0) -> np.ndarray:
     """One row per entry of ``labels``: a training cell with that label drawn at random
     (without replacement while the label's cells last)."""
-    from c2s.metrics._generation import as_matrix
+    from c2s.metrics import as_matrix
 
     y = _by_label(train_y, labels)
     X = as_matrix(train_X)

@@ -33,14 +33,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="c2s",
         description="Cell sentences for single-cell analysis with language models.",
+        epilog="Exit status: 0 success; 1 an unexpected error (a bug: rerun with --debug and "
+        "report the traceback); 2 bad input or options, a missing optional dependency, or a "
+        "file that cannot be read or written (the message says what to change); 130 "
+        "interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"c2s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMANDS:
         importlib.import_module(f"c2s.cli._{name}").register(sub)
+    for p in _subparsers(parser):  # --debug is also accepted after the subcommand
+        if p is not parser:
+            p.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                yield from _subparsers(p)
 
 
 def _warning_to_stderr(message, category, filename, lineno, file=None, line=None):
@@ -48,7 +66,9 @@ def _warning_to_stderr(message, category, filename, lineno, file=None, line=None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit status: 0 ok, 1 unexpected error, 2 bad input (or a
+    missing optional dependency, or a file that cannot be read or written), 130 interrupted.
+    Every error is one line on stderr; ``--debug`` adds the traceback."""
     from c2s._errors import C2SError
 
     parser = build_parser()
@@ -61,17 +81,35 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning_to_stderr
     try:
         return int(args.run(args) or 0)
-    except C2SError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(
             "interrupted: no partial output was left; run the same command again.", file=sys.stderr
         )
         return 130
+    except (C2SError, ImportError, OSError) as e:
+        _traceback(args)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        _traceback(args)
+        print(
+            f"error: unexpected {type(e).__name__}: {_one_line(e)}. This is likely a bug in "
+            "c2s: rerun with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text
+
+
+def _traceback(args) -> None:
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

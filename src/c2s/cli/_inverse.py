@@ -66,38 +66,15 @@ def run_fit(args) -> int:
     out = {"dataset": str(ds.path), **fit.to_dict()}
     out.pop("params")
     if args.plot_dir:
-        out["plots"] = write_plots(cs, fit, args.plot_dir)
+        from c2s.pl import inverse_plots
+
+        out["plots"] = inverse_plots(cs, fit, args.plot_dir)
     emit(
         out,
         args.json,
         _table(fit.metrics, fit.selected) + f"\nstored '{fit.selected}' in {ds.path}",
     )
     return 0
-
-
-def write_plots(cs, fit, plot_dir) -> dict:
-    from pathlib import Path
-
-    from c2s import pl
-    from c2s.pl._inverse import _plt
-
-    plt = _plt()
-    plot_dir = Path(plot_dir)
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    held = cs.take(cs.obs["split"].astype(str).to_numpy() != "train") if "split" in cs.obs else cs
-    ax = pl.inverse_fit(held, fit.candidates or {fit.selected: fit.model})
-    p1 = plot_dir / "inverse_fit.png"
-    ax.figure.savefig(p1, dpi=120, bbox_inches="tight")
-    plt.close(ax.figure)
-    models = fit.candidates or {fit.selected: fit.model}
-    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4.3), squeeze=False)
-    for a, (name, m) in zip(axes[0], models.items(), strict=True):
-        r2 = fit.metrics[name]["r2"]
-        pl.reconstruction(held, m, ax=a, title=f"{name}: held-out R^2 {r2:.3f}")
-    p2 = plot_dir / "reconstruction.png"
-    fig.savefig(p2, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return {"inverse_fit": str(p1), "reconstruction": str(p2)}
 
 
 def run_eval(args) -> int:
@@ -116,17 +93,16 @@ def run_eval(args) -> int:
 def run_reconstruct(args) -> int:
     from c2s._atomic import atomic_file, check_output
     from c2s._errors import C2SError
-    from c2s.inverse import InverseModel, reconstruct
+    from c2s.inverse import load_inverse, reconstruct
     from c2s.io import read_dataset
 
     check_output(args.out, overwrite=args.overwrite)
     ds = read_dataset(args.dataset)
-    inv = ds.meta.get("inverse")
-    if not inv:
+    if not ds.meta.get("inverse"):
         raise C2SError(
             f"{ds.path} has no fitted inverse model; run `c2s inverse fit {ds.path}` first."
         )
-    model = InverseModel.from_dict(inv["params"])
+    model = load_inverse(ds)
     adata = reconstruct(
         ds.sentences(split=args.split, values=False), model, clip_negative=args.clip_negative
     )

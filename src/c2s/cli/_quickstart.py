@@ -27,8 +27,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from c2s._quickstart import run_quickstart
     from c2s.evaluation import headline_table
+    from c2s.quickstart import run_quickstart
 
     m = run_quickstart(
         args.out,

@@ -15,7 +15,7 @@ from c2s.cli._common import add_json, emit
 SUFFIXES = (".h5ad", ".csv")
 
 
-def _common(p, *, with_input: bool = True) -> None:
+def _common(p, *, with_input: bool = True, batch_size: int = 8) -> None:
     p.add_argument("model", help="model directory or hub id")
     if with_input:
         p.add_argument("input", help=".h5ad file or c2s dataset directory")
@@ -24,21 +24,24 @@ def _common(p, *, with_input: bool = True) -> None:
         p.add_argument("--split", choices=["train", "validation", "test"], help="dataset split")
         p.add_argument("--raw", action="store_true", help=".h5ad input: rank adata.raw.X")
         p.add_argument("--layer", help=".h5ad input: rank this layer")
+        p.add_argument("--var-names", help=".h5ad input: var column holding the gene names")
     p.add_argument("--n-genes", type=int, help="genes per sentence (default: the model's)")
     p.add_argument("--organism", help="organism for prompts (default: the model's / obs)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_json(p)
 
 
-def _sampling(p) -> None:
-    p.add_argument("--temperature", type=float, default=1.0, help="0 for greedy decoding")
-    p.add_argument("--top-k", type=int)
+def _sampling(p, *, temperature: float = 1.0, top_k: bool = True) -> None:
+    p.add_argument("--temperature", type=float, default=temperature, help="0 for greedy decoding")
+    if top_k:
+        p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
     p.add_argument("--seed", type=int, default=0)
 
 
+# Defaults below are the c2s.tl verbs' own (tests/cli checks that they agree).
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict cell types (or tissues) with a model")
     _common(p)
@@ -52,8 +55,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("embed", help="embed cells with a model's hidden states")
     _common(p)
+    p.add_argument("--task", default="cell_type_prediction", help="single-cell prompt task")
     p.add_argument("--pool", default="genes", choices=["genes", "prompt", "last"])
-    p.add_argument("--hidden-layer", type=int, default=-1, help="layer index (-1: the last)")
+    p.add_argument("--hidden-layer", type=int, default=-1, help="model layer (-1: the last)")
     p.add_argument("--key-added", default="X_c2s")
     p.set_defaults(run=run_embed)
 
@@ -77,10 +81,12 @@ def register(sub) -> None:
     p.set_defaults(run=run_perturb)
 
     p = sub.add_parser("describe", help="describe groups of cells in words")
-    _common(p)
+    _common(p, batch_size=4)
     p.add_argument("--group-by", nargs="+", metavar="COL")
     p.add_argument("--max-cells", type=int, default=20)
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="vllm: CUDA only")
+    _sampling(p, temperature=0.0, top_k=False)
     p.set_defaults(run=run_describe)
 
 
@@ -97,7 +103,7 @@ def _check_out(args) -> Path:
 
 def _setup(args, *, with_input: bool = True):
     """Check --out before any work, load the model, read the input; plus the keyword
-    arguments that depend on the input's kind (split for datasets, --raw for .h5ad)."""
+    arguments that choose the cells (the verb refuses those that do not apply)."""
     from c2s.model import C2SModel
 
     out = _check_out(args)
@@ -105,7 +111,10 @@ def _setup(args, *, with_input: bool = True):
     if not with_input:
         return out, model, None, {}
     data = _read_input(args)
-    kw = {"use_raw": args.raw} if hasattr(data, "obs_names") else {"split": args.split}
+    kw = {
+        "split": args.split, "layer": args.layer, "use_raw": args.raw,
+        "var_names": args.var_names,
+    }  # fmt: skip
     return out, model, data, kw
 
 
@@ -115,8 +124,6 @@ def _read_input(args):
 
     path = Path(args.input)
     if path.suffix == ".h5ad":
-        if args.split:
-            raise C2SError("--split applies to c2s datasets, not .h5ad files.")
         import anndata as ad
 
         if not path.exists():
@@ -127,8 +134,8 @@ def _read_input(args):
     return C2SDataset(path)
 
 
-def _rank_kw(args) -> dict:
-    return {"use_raw": args.raw, **({"layer": args.layer} if args.layer else {})}
+def _is_anndata(data) -> bool:
+    return hasattr(data, "obs_names")
 
 
 def _write(out: Path, *, overwrite: bool, adata=None, frame=None) -> None:
@@ -165,25 +172,21 @@ def run_predict(args) -> int:
     kw = {
         "task": args.task, "mode": args.mode, "labels": args.labels, "key_added": args.key_added,
         "n_genes": args.n_genes, "organism": args.organism, "group_by": args.group_by,
-        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, **data_kw,
     }  # fmt: skip
-    if hasattr(data, "obs_names"):
-        predict(data, model, **kw, **_rank_kw(args))
+    if _is_anndata(data):
+        predict(data, model, **kw)
         frame = data.obs[[c for c in data.obs.columns if c.startswith(args.key_added)]]
         truth = data.obs.get(_label_col(args.task))
     else:
-        frame = predict(data, model, **kw, **data_kw)
+        frame = predict(data, model, inplace=False, **kw)
         truth = _dataset_truth(data, args.split, _label_col(args.task), frame.index)
     seconds = time.perf_counter() - t0
     if out.suffix == ".csv":
         _write(out, overwrite=args.overwrite, frame=frame)
     else:
-        _write(
-            out,
-            overwrite=args.overwrite,
-            adata=data if hasattr(data, "obs_names") else None,
-            frame=frame,
-        )
+        adata = data if _is_anndata(data) else None
+        _write(out, overwrite=args.overwrite, adata=adata, frame=frame)
     extra = {}
     if truth is not None:
         import numpy as np
@@ -218,20 +221,21 @@ def run_embed(args) -> int:
     out, model, data, data_kw = _setup(args)
     t0 = time.perf_counter()
     kw = {
-        "key_added": args.key_added, "pool": args.pool, "layer": args.hidden_layer, "n_genes": args.n_genes,
-        "organism": args.organism, "batch_size": args.batch_size,
+        "key_added": args.key_added, "pool": args.pool, "hidden_layer": args.hidden_layer,
+        "task": args.task, "n_genes": args.n_genes, "organism": args.organism,
+        "batch_size": args.batch_size, **data_kw,
     }  # fmt: skip
-    if hasattr(data, "obs_names"):
-        embed(data, model, **kw, **data_kw)
+    if _is_anndata(data):
         import pandas as pd
 
+        embed(data, model, **kw)
         X = data.obsm[args.key_added]
         frame = pd.DataFrame(
             X, index=data.obs_names, columns=[f"c2s_{j}" for j in range(X.shape[1])]
         )
         adata = data
     else:
-        frame = embed(data, model, **kw, **data_kw)
+        frame = embed(data, model, inplace=False, **kw)
         adata = None
     seconds = time.perf_counter() - t0
     if out.suffix == ".h5ad" and adata is None:
@@ -261,6 +265,13 @@ def _cells_out(args, out: Path, adata, seconds: float) -> int:
     return 0
 
 
+def _sampling_kw(args) -> dict:
+    kw = {"temperature": args.temperature, "top_p": args.top_p, "seed": args.seed}
+    if hasattr(args, "top_k"):
+        kw["top_k"] = args.top_k
+    return kw
+
+
 def run_generate(args) -> int:
     from c2s._errors import C2SError
     from c2s.tl import generate
@@ -273,9 +284,8 @@ def run_generate(args) -> int:
     t0 = time.perf_counter()
     adata = generate(
         model, labels, task=args.task, n_per_label=args.n_per_label, n_cells=args.n_cells,
-        n_genes=args.n_genes, organism=args.organism,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-        batch_size=args.batch_size,
+        n_genes=args.n_genes, organism=args.organism, batch_size=args.batch_size,
+        **_sampling_kw(args),
     )  # fmt: skip
     return _cells_out(args, out, adata, time.perf_counter() - t0)
 
@@ -283,11 +293,11 @@ def run_generate(args) -> int:
 def run_perturb(args) -> int:
     from c2s.tl import perturb
 
-    out, model, data, kw = _setup(args)
+    out, model, data, data_kw = _setup(args)
     t0 = time.perf_counter()
     adata = perturb(
-        data, model, args.perturbations, n_genes=args.n_genes, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, **kw,
+        data, model, args.perturbations, n_genes=args.n_genes, organism=args.organism,
+        batch_size=args.batch_size, **_sampling_kw(args), **data_kw,
     )  # fmt: skip
     return _cells_out(args, out, adata, time.perf_counter() - t0)
 
@@ -295,11 +305,12 @@ def run_perturb(args) -> int:
 def run_describe(args) -> int:
     from c2s.tl import describe
 
-    out, model, data, kw = _setup(args)
+    out, model, data, data_kw = _setup(args)
     t0 = time.perf_counter()
     frame = describe(
         data, model, group_by=args.group_by, n_genes=args.n_genes, organism=args.organism,
-        max_cells=args.max_cells, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, **kw,
+        max_cells=args.max_cells, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, backend=args.backend, **_sampling_kw(args), **data_kw,
     )  # fmt: skip
     n_cells = int(frame["cells"].map(len).sum())
     frame["cells"] = frame["cells"].map(" ".join)

@@ -50,7 +50,7 @@ def add_config_flags(parser, cls) -> None:
 
 
 def register(sub) -> None:
-    from c2s.train._config import TrainConfig
+    from c2s.train import TrainConfig
 
     p = sub.add_parser(
         "train",
@@ -86,7 +86,7 @@ def register(sub) -> None:
 
 def _options(args) -> tuple[dict, dict]:
     """(training options, model options) from --config and the flags."""
-    from c2s.train._config import TrainConfig, read_yaml
+    from c2s.train import TrainConfig, read_yaml
 
     file_opts = read_yaml(args.config) if args.config else {}
     model_opts = {k: file_opts.pop(k) for k in MODEL_KEYS if k in file_opts}
@@ -103,12 +103,11 @@ def run(args) -> int:
     from c2s._logging import progress
     from c2s.io import read_dataset
     from c2s.model import C2SModel
-    from c2s.train import TrainConfig, fine_tune
-    from c2s.train._trainer import _is_main_process, check_run_dir
+    from c2s.train import TrainConfig, check_run_dir, fine_tune, is_main_process
 
     train_opts, model_opts = _options(args)
     cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
-    if _is_main_process():
+    if is_main_process():
         check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume)
     ds = read_dataset(args.dataset)
     device = model_opts.get("device", "auto")
@@ -143,7 +142,7 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 130
-    if not _is_main_process():
+    if not is_main_process():
         return 0  # under torchrun / accelerate launch, rank 0 reports
     out = {k: v for k, v in result.to_dict().items() if k != "log_history"}
     human = (

@@ -1,7 +1,7 @@
 """Rank -> expression models.
 
 A model maps the 0-based position of a gene in a cell sentence (and the sentence's length)
-to an expression value. ``linear`` is the published fit (COMPAT.md); ``rank_mean`` is the
+to an expression value. ``linear`` is the published fit (docs/formats.md); ``rank_mean`` is the
 default: the mean expression at each rank, estimated separately for cells with short and
 long sentences, smoothed over log-spaced rank bins.
 """

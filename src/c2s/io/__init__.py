@@ -1,8 +1,9 @@
 """The c2s dataset store (Parquet shards), and interop with Hugging Face and the reference."""
 
+from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._reference import export_reference, import_reference
 from c2s.io._split import SPLITS, assign_splits
-from c2s.io._store import C2SDataset, convert, read_dataset, write_sentences
+from c2s.io._write import convert, write_sentences
 
 __all__ = [
     "SPLITS",

@@ -1,4 +1,4 @@
-"""Import and export of the reference package's Arrow dataset layout (COMPAT.md).
+"""Import and export of the reference package's Arrow dataset layout (docs/formats.md).
 
 The reference layout is a Hugging Face ``datasets`` directory (``save_to_disk``) with one row
 per cell: ``cell_name``, ``cell_sentence`` (upper-cased gene names joined by spaces, full
@@ -19,8 +19,9 @@ import pandas as pd
 from c2s._atomic import atomic_dir, check_output
 from c2s._errors import C2SError
 from c2s._logging import progress
+from c2s.io._dataset import C2SDataset
 from c2s.io._split import SPLITS
-from c2s.io._store import C2SDataset, write_sentences
+from c2s.io._write import write_sentences
 from c2s.sentences import CellSentences, Vocab
 
 REFERENCE_VOCAB_FILE = "vocabulary.json"

@@ -7,7 +7,8 @@
 - generated vs real cells: :func:`knn_accuracy`, :func:`mmd_rbf`, :func:`energy_distance`,
   :func:`wasserstein`, :func:`gromov_wasserstein`, :func:`frechet_distance`, :func:`scfid`,
   :func:`gene_validity`, :func:`gene_uniqueness`, :func:`top_gene_overlap`,
-  :func:`generation_metrics`;
+  :func:`generation_metrics`, and :func:`as_matrix` (cells x features from an array, a
+  sparse matrix or an AnnData);
 - perturbation: :func:`perturbation_metrics`, :func:`kendall_tau`;
 - text: :func:`text_similarity`, :func:`token_f1`.
 """
@@ -21,6 +22,7 @@ from c2s.metrics._annotation import (
     macro_f1,
 )
 from c2s.metrics._generation import (
+    as_matrix,
     energy_distance,
     frechet_distance,
     gene_uniqueness,
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_TEXT_MODEL",
     "accuracy",
     "annotation_metrics",
+    "as_matrix",
     "balanced_accuracy",
     "classification_report",
     "confusion_matrix",

@@ -64,7 +64,9 @@ def _model_dir(model: str | None) -> str | None:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(name, local_files_only=True)
-    except Exception:
+    # huggingface_hub absent, not in the local cache (an OSError), or not a valid repo id (a
+    # ValueError): the model is not on this machine, and the caller warns.
+    except (ImportError, OSError, ValueError):
         return None
 
 

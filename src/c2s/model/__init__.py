@@ -1,33 +1,56 @@
-"""Models: :class:`C2SModel` (load, build from scratch, save, fine-tune) and gene tokenizers.
+"""Models: :class:`C2SModel` (load, build from scratch, save), gene tokenizers, and the
+inference kernels the :mod:`c2s.tl` verbs run on prompts.
 
+Kernels (prompts in, arrays out; batched by length, left-padded, under
+``torch.inference_mode``): :func:`score_answers` (the log-likelihood of every candidate
+answer), :func:`decode_constrained` (greedy decoding among candidates), :func:`generate_free`
+(plain decoding), :func:`embed_prompts` (pooled hidden states), :func:`gene_attention`, and
+gene-constrained generation (:class:`GeneTrie`, :func:`cell_layout`, :func:`generate_cells`).
 Heavy imports (torch, transformers, peft) happen inside functions.
 """
 
 from c2s.model._config import CONFIG_FILE, C2SConfig, vocab_hash
+from c2s.model._decode import decode_constrained, generate_free
+from c2s.model._embed import POOLING, embed_prompts, gene_attention
+from c2s.model._generate import CellLayout, GeneTrie, cell_layout, generate_cells, generate_genes
 from c2s.model._model import (
     ARCHITECTURES,
     LORA_TARGETS,
     PRESETS,
     C2SModel,
+    check_adapter_base,
     fix_pad_token,
     lora_targets,
     resolve_device,
     resolve_dtype,
 )
+from c2s.model._score import score_answers
 from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
 __all__ = [
     "ARCHITECTURES",
     "CONFIG_FILE",
     "LORA_TARGETS",
+    "POOLING",
     "PRESETS",
     "C2SConfig",
     "C2SModel",
+    "CellLayout",
+    "GeneTrie",
     "build_gene_tokenizer",
+    "cell_layout",
+    "check_adapter_base",
+    "decode_constrained",
+    "embed_prompts",
     "fix_pad_token",
+    "gene_attention",
+    "generate_cells",
+    "generate_free",
+    "generate_genes",
     "lora_targets",
     "pieces",
     "resolve_device",
     "resolve_dtype",
+    "score_answers",
     "vocab_hash",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 
 from c2s._errors import C2SError
 from c2s._logging import progress
-from c2s.model._infer import left_pad, length_batches
+from c2s.model._batching import left_pad, length_batches
 
 
 class GeneTrie:

@@ -114,13 +114,42 @@ def _check_4bit(device) -> None:
 
 
 def _read_remote_config(name: str, revision: str | None) -> C2SConfig | None:
-    """``c2s_config.json`` from a hub repo, or None when it has none (e.g. a base LM)."""
-    try:
-        from huggingface_hub import hf_hub_download
+    """``c2s_config.json`` from a hub repo; None when the repo has none (a plain language
+    model) or ``name`` is no hub repo (loading the model then says why). When the hub cannot
+    be asked (offline, network error) the defaults apply, with a warning that says so."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
-        return C2SConfig.load(Path(hf_hub_download(name, CONFIG_FILE, revision=revision)).parent)
-    except Exception:  # absent file, offline, or not a hub id: all mean "no config"
+    try:
+        path = hf_hub_download(name, CONFIG_FILE, revision=revision)
+    except LocalEntryNotFoundError as e:  # offline, and not in the local cache
+        _no_remote_config(name, e)
         return None
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError):
+        return None
+    except HFValidationError:  # not a hub id (and not a local path either)
+        return None
+    except (HfHubHTTPError, OSError) as e:  # the hub could not be reached
+        _no_remote_config(name, e)
+        return None
+    return C2SConfig.load(Path(path).parent)
+
+
+def _no_remote_config(name: str, error: Exception) -> None:
+    warnings.warn(
+        f"Could not check {name!r} on the Hugging Face hub for a c2s_config.json "
+        f"({type(error).__name__}: {error}); the defaults apply (compat prompts, 200 genes). "
+        "Pass n_genes, organism and labels yourself, or load the model from a local directory.",
+        stacklevel=4,
+    )
 
 
 class C2SModel:
@@ -129,7 +158,7 @@ class C2SModel:
     Holds ``model`` (a ``transformers`` causal LM, possibly wrapped by peft), ``tokenizer`` and
     ``config`` (:class:`C2SConfig`). Build one with :meth:`from_pretrained` (hub id or path,
     including the released C2S checkpoints) or :meth:`from_scratch`; train with
-    :meth:`fine_tune`; save with :meth:`save`.
+    :func:`c2s.train.fine_tune`; save with :meth:`save`.
     """
 
     def __init__(self, model, tokenizer, config: C2SConfig | None = None):
@@ -138,6 +167,9 @@ class C2SModel:
         self.config = config or C2SConfig()
         self.name_or_path: str | None = getattr(model, "name_or_path", None)
         fix_pad_token(model, tokenizer)
+        # gene tries for constrained generation, per (anchor, sep), for one gene list
+        self._tries_key: int | None = None
+        self._tries: dict[tuple[str, str], object] = {}
 
     def __repr__(self) -> str:
         c = self.model.config
@@ -351,11 +383,19 @@ class C2SModel:
             self.model = model
         return Path(path)
 
-    def fine_tune(self, data, **kwargs):
-        """Fine-tune on a c2s dataset; see :func:`c2s.train.fine_tune` for the options."""
-        from c2s.train import fine_tune
+    # -- caches -----------------------------------------------------------------------------
+    def gene_trie(self, genes: Sequence[str], *, anchor: str = "Cell sentence:", sep: str = " "):
+        """The :class:`~c2s.model.GeneTrie` of ``genes`` as they follow ``anchor + sep`` in
+        this model's tokenizer. Tries are cached per gene list (one list at a time), since
+        building one tokenizes every gene."""
+        from c2s.model._generate import GeneTrie
 
-        return fine_tune(self, data, **kwargs)
+        key = hash(tuple(genes))
+        if self._tries_key != key:
+            self._tries_key, self._tries = key, {}
+        if (anchor, sep) not in self._tries:
+            self._tries[(anchor, sep)] = GeneTrie(self.tokenizer, genes, anchor=anchor, sep=sep)
+        return self._tries[(anchor, sep)]
 
 
 def _portable_tokenizer_class(directory: Path) -> None:

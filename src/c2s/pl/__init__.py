@@ -1,8 +1,17 @@
 """Plots (matplotlib): rank -> expression fits, reconstruction quality, training curves,
-confusion matrices and embeddings."""
+confusion matrices and embeddings; :func:`save_figure` writes any of them to a file."""
 
+from c2s.pl._figure import save_figure
 from c2s.pl._inference import confusion_matrix, embedding
-from c2s.pl._inverse import inverse_fit, reconstruction
+from c2s.pl._inverse import inverse_fit, inverse_plots, reconstruction
 from c2s.pl._training import loss_curve
 
-__all__ = ["confusion_matrix", "embedding", "inverse_fit", "loss_curve", "reconstruction"]
+__all__ = [
+    "confusion_matrix",
+    "embedding",
+    "inverse_fit",
+    "inverse_plots",
+    "loss_curve",
+    "reconstruction",
+    "save_figure",
+]

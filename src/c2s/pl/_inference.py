@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from c2s.pl._inverse import _plt
+from c2s.pl._figure import pyplot as _plt
 
 
 def confusion_matrix(

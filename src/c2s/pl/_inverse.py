@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
+from c2s.pl._figure import pyplot as _plt
+from c2s.pl._figure import save_figure
 from c2s.sentences import CellSentences
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError("Plots need matplotlib: pip install 'c2s[plot]'") from e
-    return plt
 
 
 def _sample(n: int, k: int, seed: int) -> np.ndarray:
@@ -101,3 +95,27 @@ def reconstruction(
     ax.set_ylabel("reconstructed expression")
     ax.set_title(title or f"Reconstruction ({model.name})")
     return ax
+
+
+def inverse_plots(sentences: CellSentences, fit, plot_dir: str | os.PathLike) -> dict[str, str]:
+    """The fit plot and one reconstruction panel per candidate model of an inverse fit
+    (:func:`c2s.inverse.fit_inverse`), drawn on the held-out cells (those whose ``split`` is
+    not ``"train"``, or all cells without a split column) and saved as PNG in ``plot_dir``.
+
+    Returns
+    -------
+    ``{"inverse_fit": path, "reconstruction": path}``.
+    """
+    plt = _plt()
+    plot_dir = Path(plot_dir)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    cs = sentences
+    held = cs.take(cs.obs["split"].astype(str).to_numpy() != "train") if "split" in cs.obs else cs
+    models = fit.candidates or {fit.selected: fit.model}
+    p1 = save_figure(inverse_fit(held, models), plot_dir / "inverse_fit.png", tight_bbox=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4.3), squeeze=False)
+    for a, (name, m) in zip(axes[0], models.items(), strict=True):
+        r2 = fit.metrics[name]["r2"]
+        reconstruction(held, m, ax=a, title=f"{name}: held-out R^2 {r2:.3f}")
+    p2 = save_figure(fig, plot_dir / "reconstruction.png", tight_bbox=True)
+    return {"inverse_fit": str(p1), "reconstruction": str(p2)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from c2s.pl._inverse import _plt
+from c2s.pl._figure import pyplot as _plt
 
 
 def loss_curve(result, *, ax=None, title: str | None = None):

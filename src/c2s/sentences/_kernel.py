@@ -275,3 +275,24 @@ def rank_rows(
             out_genes[base + q] = row_idx[order[q]]
             out_bits[base + q] = row_bits[order[q]]
         out_count[r] = k
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def sort_rows(offsets, genes, values, out_genes, out_values):
+    """Per row, (gene, value) pairs in ascending gene order.
+
+    Uses the ranking kernel's stable radix sort: ascending gene index is descending
+    ``0xFFFFFFFF - gene``, and the sort skips the digits that are constant in a row.
+    """
+    n_cells = offsets.shape[0] - 1
+    for i in numba.prange(n_cells):
+        a, b = offsets[i], offsets[i + 1]
+        if b == a:
+            continue
+        keys = np.empty(b - a, dtype=np.uint32)
+        for q in range(b - a):
+            keys[q] = np.uint32(0xFFFFFFFF) - np.uint32(genes[a + q])
+        order = _radix_sort_desc(keys, np.arange(b - a), 32)
+        for q in range(b - a):
+            out_genes[a + q] = genes[a + order[q]]
+            out_values[a + q] = values[a + order[q]]

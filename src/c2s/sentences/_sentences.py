@@ -183,17 +183,26 @@ class CellSentences:
         )
 
     def to_csr(self, data: np.ndarray | None = None):
-        """Cells x vocabulary sparse matrix with ``data`` (default: the stored values) in place."""
+        """Cells x vocabulary sparse matrix with ``data`` (default: the stored values) in place;
+        each row's entries in gene order."""
         import scipy.sparse as sp
+
+        from c2s.sentences._kernel import sort_rows
 
         if data is None:
             if self.values is None:
                 raise C2SError("These sentences carry no values; pass data=.")
             data = self.values
+        data = np.asarray(data, dtype=np.float32)
+        if data.shape != self.genes.shape:
+            raise C2SError(f"data has {data.size} entries; the sentences have {self.genes.size}.")
+        # Rows in gene order with the compiled sort (scipy's sort_indices is ~10x slower on
+        # long rows); new arrays, since the inputs may be read-only views of Arrow buffers.
+        indices = np.empty(self.genes.shape, dtype=np.int32)
+        values = np.empty_like(data)
+        sort_rows(self.offsets, self.genes, data, indices, values)
         X = sp.csr_matrix(
-            (np.asarray(data, dtype=np.float32), self.genes, self.offsets),
-            shape=(self.n_cells, len(self.vocab)),
-            copy=True,  # the arrays may be read-only views of Arrow buffers
+            (values, indices, self.offsets.copy()), shape=(self.n_cells, len(self.vocab))
         )
-        X.sort_indices()
+        X.has_sorted_indices = True
         return X

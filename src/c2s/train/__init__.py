@@ -1,26 +1,25 @@
-"""Training: prompt tokenization with response-only labels, batching, and fine-tuning."""
+"""Training: fine-tuning with the Hugging Face Trainer (tasks mixed by weight, LoRA, resume,
+DDP), its options, the examples it trains on and the collator that batches them.
 
-from c2s.train._config import TrainConfig, task_weights
-from c2s.train._encode import (
-    IGNORE,
-    EncodeStats,
-    PromptCollator,
-    encode_examples,
-    encode_text,
-    encode_texts,
-)
-from c2s.train._trainer import TrainResult, build_examples, fine_tune
+Token encoding (prompt + response with response-only labels) is in :mod:`c2s.encoding`,
+which inference shares.
+"""
+
+from c2s.train._collate import CountingCollator, PromptCollator
+from c2s.train._config import TrainConfig, read_yaml, task_weights
+from c2s.train._examples import build_examples
+from c2s.train._rundir import check_run_dir, is_main_process
+from c2s.train._trainer import TrainResult, fine_tune
 
 __all__ = [
-    "IGNORE",
-    "EncodeStats",
+    "CountingCollator",
     "PromptCollator",
     "TrainConfig",
     "TrainResult",
     "build_examples",
-    "encode_examples",
-    "encode_text",
-    "encode_texts",
+    "check_run_dir",
     "fine_tune",
+    "is_main_process",
+    "read_yaml",
     "task_weights",
 ]

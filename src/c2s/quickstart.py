@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from c2s._atomic import atomic_dir
+from c2s._logging import Stopwatch
 from c2s._version import __version__
 
 # The training recipe: prediction examples are cheap (the loss, and so the vocabulary
@@ -53,13 +54,12 @@ def run_quickstart(
     -------
     The metrics dictionary also written to ``out_dir/metrics.json``.
     """
-    from c2s.cli._inverse import write_plots
     from c2s.datasets import pbmc68k_reduced
-    from c2s.evaluation import _Clock
     from c2s.inverse import fit_inverse
     from c2s.io import convert
+    from c2s.pl import inverse_plots
 
-    st = _Clock(verbose, prefix="quickstart")
+    st = Stopwatch(verbose, prefix="quickstart")
     t0 = time.perf_counter()
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         adata = st.run("load PBMC data", pbmc68k_reduced)
@@ -77,7 +77,7 @@ def run_quickstart(
         cs = ds.sentences(obs_columns=["cell_type"])
         fit = st.run("fit inverse transform", lambda: fit_inverse(cs, seed=seed))
         ds.update_meta(inverse=fit.to_dict())
-        plots = st.run("plots", lambda: write_plots(cs, fit, tmp))
+        plots = st.run("plots", lambda: inverse_plots(cs, fit, tmp))
         training = None
         if epochs > 0:
             training = st.run("train model", lambda: _train(ds, tmp, preset, epochs, seed, verbose))
@@ -117,19 +117,17 @@ def run_quickstart(
 
 def _train(ds, tmp: Path, preset: str, epochs: float, seed: int, verbose: bool) -> dict:
     from c2s.model import C2SModel
-    from c2s.pl import loss_curve
-    from c2s.pl._inverse import _plt
+    from c2s.pl import loss_curve, save_figure
+    from c2s.train import fine_tune
 
     model = C2SModel.from_scratch(ds, preset=preset, max_length=1024, seed=seed)
-    r = model.fine_tune(
-        ds, output_dir=tmp / "model", tasks=TRAIN_TASKS, epochs=epochs, seed=seed, **TRAIN_OPTIONS
-    )
+    r = fine_tune(
+        model, ds, output_dir=tmp / "model", tasks=TRAIN_TASKS, epochs=epochs, seed=seed,
+        **TRAIN_OPTIONS,
+    )  # fmt: skip
     shutil.rmtree(tmp / "model" / "checkpoints", ignore_errors=True)  # the demo needs no resume
-    plt = _plt()
     ax = loss_curve(r, title=f"{preset} model, trained from scratch on PBMC")
-    ax.figure.tight_layout()
-    ax.figure.savefig(tmp / "loss_curve.png", dpi=120)
-    plt.close(ax.figure)
+    save_figure(ax, tmp / "loss_curve.png")
     return {
         "preset": preset,
         "architecture": model.model.config.model_type,
@@ -151,11 +149,11 @@ def _train(ds, tmp: Path, preset: str, epochs: float, seed: int, verbose: bool) 
 
 def _evaluate(st, ds, tmp: Path, seed: int, verbose: bool) -> dict:
     """The trained model against the baselines on the held-out cells (c2s evaluate)."""
-    from c2s.evaluation import _evaluate, _Options
+    from c2s.evaluation import evaluate
     from c2s.model import C2SModel
 
     model = C2SModel.from_pretrained(tmp / "model")
-    res = _evaluate(model, ds, tmp, _Options(seed=seed, progress_bar=verbose), st)
+    res = evaluate(model, ds, plot_dir=tmp, seed=seed, progress_bar=verbose, stopwatch=st)
     res.pop("timing_s")  # the stages are in the quickstart's own timing
     for key in ("model", "dataset", "split"):
         res.pop(key)

@@ -1,0 +1,105 @@
+"""Generation: cells generated per label next to the class-mean cell and resampled real
+training cells, every side compared with the held-out cells in the same form (top-n genes,
+expression from the dataset's inverse transform)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from c2s._errors import C2SError
+from c2s.evaluation._options import EvalOptions
+from c2s.evaluation._plots import umap_plot
+
+
+def top_n_expression(ds, split, n, inv):
+    from c2s.inverse import reconstruct
+
+    cs = ds.sentences(split=split, top_k=n, values=False)
+    return reconstruct(cs, inv).X, cs
+
+
+def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
+    from c2s.baselines import class_mean_cells, resampled_cells
+    from c2s.inverse import load_inverse, reconstruct
+    from c2s.metrics import gene_uniqueness, gene_validity, generation_metrics, top_gene_overlap
+    from c2s.sentences import CellSentences
+    from c2s.tl import generate
+
+    key = "cell_type"
+    inv_spec = ds.meta.get("inverse") or m.config.inverse
+    if inv_spec is None:
+        raise C2SError(
+            "Generation is compared on expression, which needs an inverse transform: fit one "
+            "with `c2s inverse fit DATASET` first."
+        )
+    inv = load_inverse(inv_spec)
+    split, seed = o.split, o.seed
+    n = int(o.n_genes or m.config.n_genes or 100)
+    real_X, real_cs = top_n_expression(ds, split, n, inv)
+    train_X, train_cs = top_n_expression(ds, "train", n, inv)
+    y_real = real_cs.obs[key].astype(str).to_numpy()
+    y_train = train_cs.obs[key].astype(str).to_numpy()
+    known = set(m.config.labels.get(key, [])) or set(y_train)
+    keep = np.isin(y_real, sorted(known))
+    real_X, y_real = real_X[keep], y_real[keep]
+    counts = {lab: int(c) for lab, c in zip(*np.unique(y_real, return_counts=True), strict=True)}
+    t = time.perf_counter()
+    genes = None if m.config.genes else ds.vocab.display_names.tolist()
+    gen = generate(m, counts, seed=seed, inverse=inv, genes=genes, **{**o.verb_kw(), "n_genes": n})
+    gen_s = time.perf_counter() - t
+    y_gen = gen.obs[key].astype(str).to_numpy()
+    sents = gen.obs["c2s_sentence"].astype(str).tolist()
+    gcs = CellSentences.from_text(sents, ds.vocab, on_unknown="drop")
+    gen_X = reconstruct(gcs, inv).X
+    real_sents = real_cs.to_text()
+    real_sents = [s for s, k in zip(real_sents, keep, strict=True) if k]
+    out = {
+        "n_genes": n,
+        "n_cells": len(y_gen),
+        "per_label": counts,
+        "representation": f"top {n} genes, expression from the dataset's inverse transform",
+    }
+    # one draw of training rows, used for both the cells and their sentences
+    drawn = resampled_cells(np.arange(len(y_train))[:, None], y_train, y_gen, seed=seed)
+    drawn = drawn[:, 0].astype(np.int64)
+    sides = {
+        "c2s": gen_X,
+        "class_mean": class_mean_cells(train_X, y_train, y_gen),
+        "resampled_real": train_X[drawn],
+    }
+    for name, X in sides.items():
+        out[name] = generation_metrics(real_X, y_real, X, y_gen, seed=seed)
+    out["c2s"].update(
+        {
+            "valid_gene_rate": gene_validity(sents, ds.vocab.display_names),
+            "unique_gene_rate": gene_uniqueness(sents),
+            "top_gene_overlap": top_gene_overlap(sents, y_gen, real_sents, y_real, n_top=n)["mean"],
+            "seconds": gen_s,
+            "cells_per_s": len(y_gen) / gen_s,
+        }
+    )
+    train_sents = train_cs.to_text()
+    out["resampled_real"]["top_gene_overlap"] = top_gene_overlap(
+        [train_sents[i] for i in drawn], y_gen, real_sents, y_real, n_top=n
+    )["mean"]
+    if plot_dir is not None:
+        gen.write_h5ad(plot_dir / "generated.h5ad")
+        generation_plot(real_X, y_real, gen_X, y_gen, seed, plot_dir, res)
+    return out
+
+
+def generation_plot(real_X, y_real, gen_X, y_gen, seed, plot_dir, res):
+    from c2s.metrics import pca_space
+
+    f = pca_space(real_X, 30, seed)
+    umap_plot(
+        np.vstack([f(real_X), f(gen_X)]),
+        np.concatenate([y_real, y_gen]),
+        seed,
+        plot_dir / "umap_generated.png",
+        markers=["real (held-out)"] * len(y_real) + ["generated"] * len(y_gen),
+        title="UMAP: generated cells (dots) and held-out real cells (crosses)",
+    )
+    res["plots"]["umap_generated"] = "umap_generated.png"

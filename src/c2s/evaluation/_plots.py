@@ -1,0 +1,37 @@
+"""Figures of an evaluation: UMAPs and the training loss curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def umap(X, seed: int) -> np.ndarray:
+    import anndata as ad
+    import scanpy as sc
+
+    a = ad.AnnData(obsm={"X_rep": np.asarray(X)})
+    sc.pp.neighbors(a, use_rep="X_rep", random_state=seed)
+    sc.tl.umap(a, random_state=seed)
+    return a.obsm["X_umap"]
+
+
+def umap_plot(X, groups, seed, path, markers=None, title="UMAP of C2S embeddings (all cells)"):
+    from c2s.pl import embedding, save_figure
+
+    ax = embedding(umap(X, seed), groups, markers=markers, title=title)
+    save_figure(ax, path)
+
+
+def loss_plot(m, plot_dir, res):
+    path = Path(str(getattr(m, "name_or_path", "") or "")) / "train_log.json"
+    if not path.is_file():
+        return
+    from c2s.pl import loss_curve, save_figure
+
+    log = json.loads(path.read_text())
+    ax = loss_curve(log.get("log_history", []), title="training")
+    save_figure(ax, plot_dir / "loss_curve.png")
+    res["plots"]["loss_curve"] = "loss_curve.png"

@@ -1,0 +1,93 @@
+"""The evaluation's outputs: ``metrics.json``, ``report.md`` and the headline table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from c2s.evaluation._embedding import KNN_K
+
+
+def write_outputs(res: dict, out_dir: Path) -> None:
+    """``metrics.json`` and ``report.md`` for an evaluation result."""
+    (out_dir / "metrics.json").write_text(
+        json.dumps(res, indent=2, sort_keys=True, default=float) + "\n"
+    )
+    (out_dir / "report.md").write_text("# c2s evaluation\n\n" + report_sections(res))
+
+
+def headline_table(res: dict) -> str:
+    """The C2S-vs-baselines table (annotation and generation) as Markdown."""
+    lines = []
+    a = res.get("annotation")
+    if a:
+        lines += [
+            f"| annotation ({a['n_eval']} held-out cells) | accuracy | macro-F1 | balanced accuracy |",
+            "|---|---|---|---|",
+        ]
+        for name, title in (
+            ("c2s", "C2S model (label scoring)"),
+            ("logistic_regression", "logistic regression (CellTypist-style)"),
+            ("knn_pca", "k-NN on PCA (k=15)"),
+        ):
+            r = a[name]
+            lines.append(
+                f"| {title} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['balanced_accuracy']:.3f} |"
+            )
+        lines.append("")
+    g = res.get("generation")
+    if g:
+        lines += [
+            f"| generation ({g['n_cells']} cells, {g['n_genes']} genes each) | k-NN@{KNN_K} accuracy | MMD | scFID | energy | Wasserstein |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, title in (
+            ("c2s", "C2S model (sampled, T=1)"),
+            ("class_mean", "class-mean cell"),
+            ("resampled_real", "resampled real training cells"),
+        ):
+            r = g[name]
+            lines.append(
+                f"| {title} | {r['knn_accuracy'][KNN_K] if KNN_K in r['knn_accuracy'] else r['knn_accuracy'][str(KNN_K)]:.3f} | "
+                f"{r['mmd']:.4f} | {r['scfid']:.2f} | {r['energy_distance']:.3f} | "
+                f"{r.get('wasserstein', float('nan')):.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def report_sections(res: dict) -> str:
+    """Markdown for the evaluation part of a report (tables and plot links)."""
+    parts = [headline_table(res)]
+    g = res.get("generation")
+    if g:
+        c = g["c2s"]
+        parts.append(
+            f"Generated genes: {c['valid_gene_rate']:.1%} valid, {c['unique_gene_rate']:.1%} unique "
+            f"within each cell; overlap of each type's top {g['n_genes']} genes with the held-out "
+            f"cells': C2S {c['top_gene_overlap']:.1%}, resampled real cells "
+            f"{g['resampled_real']['top_gene_overlap']:.1%}. Distances are computed in a PCA "
+            f"space fit on the held-out cells ({g['c2s']['pca_components']} components); lower is "
+            "closer. The class-mean cell sits at each type's centre with no spread; resampled "
+            "real cells are what a perfect generator would score.\n"
+        )
+    e = res.get("embedding", {})
+    if f"knn{KNN_K}_accuracy" in e:
+        parts.append(
+            f"C2S embeddings ({e['dimensions']} dimensions): a {KNN_K}-NN classifier on the "
+            f"training cells' embeddings labels the held-out cells with accuracy "
+            f"{e[f'knn{KNN_K}_accuracy']:.3f}.\n"
+        )
+    r = res.get("reconstruction", {})
+    if "r2" in r:
+        parts.append(
+            f"Inverse transform (`{r['model']}`) on the held-out cells' expressed genes: "
+            f"R^2 {r['r2']:.3f}, Pearson {r['pearson']:.3f}, Spearman {r['spearman']:.3f}.\n"
+        )
+    if res.get("skipped"):
+        parts.append(
+            "Not scored: " + "; ".join(f"`{k}` ({v})" for k, v in res["skipped"].items()) + ".\n"
+        )
+    for name, file in res.get("plots", {}).items():
+        parts.append(f"![{name.replace('_', ' ')}]({file})")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,227 @@
+"""Reading datasets: :class:`C2SDataset`, a dataset directory read lazily with pyarrow."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from c2s._errors import C2SError
+from c2s.io._meta import META_FILE, SCHEMA_VERSION, write_meta
+from c2s.io._split import SPLITS
+from c2s.sentences import CellSentences, Vocab
+
+
+class C2SDataset:
+    """A c2s dataset directory, read lazily with pyarrow.
+
+    Parameters
+    ----------
+    path
+        The dataset directory written by :func:`convert` or :func:`write_sentences`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        meta_path = self.path / META_FILE
+        if not meta_path.exists():
+            hint = ""
+            if (self.path / "state.json").exists() or (self.path / "dataset_info.json").exists():
+                hint = " It looks like a reference-package Arrow dataset: import it with `c2s import-reference`."
+            raise C2SError(f"{str(self.path)!r} is not a c2s dataset (no {META_FILE}).{hint}")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("schema_version", 0) > SCHEMA_VERSION:
+            raise C2SError(
+                f"{self.path} was written by a newer c2s (schema {self.meta['schema_version']}); "
+                "upgrade c2s to read it."
+            )
+        self._vocab: Vocab | None = None
+
+    def __repr__(self) -> str:
+        return f"C2SDataset({str(self.path)!r}: {self.n_cells} cells, {self.meta['n_genes']} genes)"
+
+    def __len__(self) -> int:
+        return self.n_cells
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.meta["n_cells"])
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path / s["file"] for s in self.meta["shards"]]
+
+    @property
+    def vocab(self) -> Vocab:
+        if self._vocab is None:
+            self._vocab = Vocab.from_frame(
+                pq.read_table(self.path / self.meta["vocab_file"]).to_pandas()
+            )
+        return self._vocab
+
+    @property
+    def obs_columns(self) -> list[str]:
+        return list(self.meta["obs_columns"])
+
+    @property
+    def has_values(self) -> bool:
+        return bool(self.meta.get("has_values"))
+
+    def _read(self, columns: list[str]) -> pa.Table:
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in self.files])
+
+    def _read_rows(self, columns: list[str], rows) -> pa.Table:
+        """``columns`` of the cells ``rows`` (all when ``None``), in the order given; each shard
+        is read only if it holds a requested cell, and only its requested rows are kept."""
+        if rows is None:
+            return self._read(columns)
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_cells):
+            raise C2SError(f"Row indices must lie in [0, {self.n_cells}).")
+        order = np.argsort(rows, kind="stable")
+        wanted = rows[order]
+        parts, start = [], 0
+        for f, shard in zip(self.files, self.meta["shards"], strict=True):
+            stop = start + shard["n_cells"]
+            lo, hi = np.searchsorted(wanted, [start, stop])
+            if hi > lo:
+                t = pq.read_table(f, columns=columns)
+                parts.append(t.take(pa.array(wanted[lo:hi] - start)))
+            start = stop
+        if not parts:
+            return self._read(columns).slice(0, 0)
+        tab = pa.concat_tables(parts)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return tab.take(pa.array(back))
+
+    def obs(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The carried obs columns plus ``split``, indexed by cell id (no gene lists read)."""
+        cols = self.obs_columns if columns is None else list(columns)
+        tab = self._read(["cell_id", "split", *[c for c in cols if c != "split"]])
+        df = tab.to_pandas()
+        return df.set_index("cell_id").rename_axis(None)
+
+    def split_codes(self) -> np.ndarray:
+        """Split per cell as codes (0 train, 1 validation, 2 test)."""
+        arr = self._read(["split"]).column("split").combine_chunks()
+        return np.asarray(arr.indices, dtype=np.int8)
+
+    def split_indices(self) -> dict[str, np.ndarray]:
+        """Row indices of each split."""
+        codes = self.split_codes()
+        return {s: np.flatnonzero(codes == i) for i, s in enumerate(SPLITS)}
+
+    def sentences(
+        self,
+        *,
+        split: str | None = None,
+        rows=None,
+        top_k: int | None = None,
+        values: bool = True,
+        obs_columns: list[str] | None = None,
+    ) -> CellSentences:
+        """Load cells into :class:`~c2s.sentences.CellSentences`.
+
+        Parameters
+        ----------
+        split
+            Only ``"train"``, ``"validation"`` or ``"test"`` cells.
+        rows
+            Only these row indices (use either ``split`` or ``rows``).
+        top_k
+            Keep only the first ``top_k`` genes of each cell.
+        values
+            Load the stored expression values too (if the dataset has them).
+        obs_columns
+            obs columns to load (default: all carried ones).
+        """
+        if split is not None and rows is not None:
+            raise C2SError("Pass either split= or rows=, not both.")
+        if split is not None:
+            if split not in SPLITS:
+                raise C2SError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
+            rows = self.split_indices()[split]
+        cols = self.obs_columns if obs_columns is None else list(obs_columns)
+        want_values = values and self.has_values
+        read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
+        tab = self._read_rows(read, rows)
+        genes_col = tab.column("genes").combine_chunks()
+        offsets = np.asarray(genes_col.offsets, dtype=np.int64)
+        genes = np.asarray(genes_col.values, dtype=np.int32)
+        vals = None
+        if want_values:
+            vcol = tab.column("values").combine_chunks()
+            vals = np.asarray(vcol.values, dtype=np.float32)
+        if offsets[0] != 0:  # a sliced list array: rebase
+            genes = genes[offsets[0] : offsets[-1]]
+            if vals is not None:
+                vals = vals[offsets[0] : offsets[-1]]
+            offsets = offsets - offsets[0]
+        obs = (
+            tab.select(["cell_id", "split", *cols])
+            .to_pandas()
+            .set_index("cell_id")
+            .rename_axis(None)
+        )
+        cs = CellSentences(genes, offsets, self.vocab, obs, vals)
+        return cs.top_k(top_k) if top_k is not None else cs
+
+    def texts(self, k: int | None = None, *, split: str | None = None) -> list[str]:
+        """Sentences as text (upper-cased gene names, space-separated), top ``k`` if given."""
+        return self.sentences(split=split, values=False, obs_columns=[]).to_text(k)
+
+    def to_hf(self, *, split: str | None = None):
+        """The shards opened with Hugging Face ``datasets`` (``load_dataset("parquet")``).
+
+        Returns a ``datasets.Dataset``; with ``split`` only that split's rows.
+        """
+        try:
+            import datasets
+        except ImportError as e:
+            raise ImportError(
+                "Opening with Hugging Face datasets needs: pip install 'c2s[hf]'"
+            ) from e
+        ds = datasets.load_dataset(
+            "parquet", data_files=[str(f) for f in self.files], split="train"
+        )
+        if split is not None:
+            if split not in SPLITS:
+                raise C2SError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
+            ds = ds.select(self.split_indices()[split])
+        return ds
+
+    def update_meta(self, **fields) -> None:
+        """Change fields of c2s_dataset.json (atomically)."""
+        self.meta.update(fields)
+        write_meta(self.path, self.meta)
+
+    def info(self) -> dict:
+        """A summary: cells, genes, lengths, obs columns, split counts, fitted inverse."""
+        m = self.meta
+        return {
+            "path": str(self.path),
+            "n_cells": m["n_cells"],
+            "n_genes": m["n_genes"],
+            "n_shards": len(m["shards"]),
+            "has_values": m.get("has_values"),
+            "top_k": m["ranking"].get("top_k"),
+            "seed": m["ranking"].get("seed"),
+            "lengths": m.get("lengths"),
+            "obs_columns": m.get("obs_columns"),
+            "split": m.get("split", {}).get("counts"),
+            "source": m.get("source"),
+            "normalization": m.get("normalization"),
+            "inverse": m.get("inverse"),
+            "package_version": m.get("package_version"),
+        }
+
+
+def read_dataset(path: str | os.PathLike) -> C2SDataset:
+    """Open a c2s dataset directory."""
+    return C2SDataset(path)

@@ -1,0 +1,66 @@
+"""``describe``: a natural-language summary per group of cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import pandas as pd
+
+from c2s.tl._inputs import fit_prompts, load_model, read_cells, renderer, settings, units_of
+
+
+def describe(
+    data,
+    model,
+    *,
+    group_by: Sequence[str] | None = None,
+    n_genes: int | None = None,
+    organism: str | None = None,
+    max_cells: int = 20,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    seed: int = 0,
+    batch_size: int = 4,
+    split: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    var_names: str | None = None,
+    progress_bar: bool | None = None,
+    backend: Literal["hf", "vllm"] = "hf",
+) -> pd.DataFrame:
+    """A natural-language summary per group of cells (``group_by`` obs columns; without them,
+    runs of ``max_cells`` cells). Greedy decoding by default; ``temperature > 0`` samples
+    (with ``top_p`` nucleus sampling and ``seed``). ``backend="vllm"`` decodes with vLLM on a
+    GPU.
+
+    ``data``, ``split``, ``layer``, ``use_raw`` and ``var_names`` are as in
+    :func:`predict`.
+
+    Returns
+    -------
+    A DataFrame with one row per group: ``cells`` (its cell ids), ``description`` and the
+    ``group_by`` values; nothing is written into ``data``.
+    """
+    from c2s.model import generate_free
+
+    m = load_model(model)
+    k, org = settings(m, n_genes, organism)
+    cs = read_cells(
+        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
+    )
+    r = renderer(m, "natural_language_interpretation", k, org, max_cells=max_cells, min_cells=1)
+    units = units_of(r, cs, group_by)
+    prompts, _, _ = fit_prompts(r, cs, units, m, reserve=max_new_tokens)
+    texts = generate_free(
+        m, prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+        batch_size=batch_size, progress_bar=progress_bar, backend=backend,
+    )  # fmt: skip
+    rows = []
+    for u, text in zip(units, texts, strict=True):
+        row = {"cells": [str(cs.obs.index[i]) for i in u], "description": r.task.parse(text)}
+        for c in group_by or []:
+            row[c] = cs.obs.iloc[u[0]][c]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,219 @@
+"""``generate`` (cells from labels) and ``perturb`` (perturbed cells from control cells):
+gene-constrained decoding, then expression from the inverse transform."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from c2s._errors import C2SError
+from c2s.tl._inputs import load_model, read_cells, renderer, settings
+
+
+def _genes(m, genes) -> list[str]:
+    genes = list(genes) if genes is not None else m.config.genes
+    if not genes:
+        raise C2SError(
+            "The model's c2s_config.json lists no genes; pass genes= with the gene names it "
+            "may generate (e.g. the data's upper-cased var names)."
+        )
+    return genes
+
+
+def _layout(m, r, prompts: list[str], genes: list[str], n_cells: int = 1):
+    """The generation layout of ``prompts`` (renderer ``r``'s answer format), with gene
+    tries from the model's own cache."""
+    from c2s.model import CellLayout, cell_layout
+    from c2s.prompts import multi_cell_text
+
+    def trie_for(anchor: str, sep: str):
+        return m.gene_trie(genes, anchor=anchor, sep=sep)
+
+    if r.task.kind == "multi":
+        answer = lambda sents: r.answer(multi_cell_text(sents))  # noqa: E731
+    else:
+        answer = lambda sents: r.answer(sents[0])  # noqa: E731
+    try:
+        return cell_layout(m.tokenizer, prompts, answer, genes, n_cells, trie_for)
+    except C2SError as e:
+        if n_cells > 1:
+            raise
+        # A tokenizer that merges genes with the text after them (e.g. "GENE." as one token):
+        # one cell per prompt still works gene by gene, with EOS closing the last gene.
+        warnings.warn(
+            f"This tokenizer does not give the training format's tokens gene by gene ({e}); "
+            "each cell's last gene is closed by EOS instead of the text that follows it in "
+            "training.",
+            stacklevel=3,
+        )
+        return CellLayout.plain(m.tokenizer, prompts, trie_for("Cell sentence:", " "))
+
+
+def _to_anndata(m, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse):
+    """Generated sentences as an AnnData with reconstructed expression."""
+    from c2s.inverse import load_inverse, reconstruct
+    from c2s.sentences import CellSentences, Vocab
+
+    vocab = Vocab.from_names(genes)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+    flat = (
+        np.concatenate([np.asarray(s, dtype=np.int32) for s in sentences])
+        if sentences
+        else np.zeros(0, np.int32)
+    )
+    obs = obs.copy()
+    obs["c2s_sentence"] = [" ".join(genes[g] for g in s) for s in sentences]
+    obs["c2s_n_genes"] = [len(s) for s in sentences]
+    cs = CellSentences(flat, offsets, vocab, obs)
+    spec = inverse if inverse is not None else m.config.inverse
+    if spec is None:
+        raise C2SError(
+            "No inverse model to turn ranks into expression: the model's c2s_config.json has "
+            "none. Pass inverse= (a fitted model, or a dataset whose inverse to use)."
+        )
+    return reconstruct(cs, load_inverse(spec), clip_negative=True)
+
+
+def generate(
+    model,
+    labels: Sequence[str] | dict[str, int],
+    *,
+    n_per_label: int = 10,
+    task: str = "cell_type_generation",
+    n_genes: int | None = None,
+    n_cells: int = 5,
+    organism: str | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    genes: Sequence[str] | None = None,
+    inverse=None,
+    batch_size: int = 8,
+    progress_bar: bool | None = None,
+):
+    """Generate cells conditioned on labels: cell types (``cell_type_generation``), or tissues
+    with a multi-cell task (``tissue_conditional_generation``: ``n_cells`` cells per prompt).
+
+    Decoding is constrained to the model's genes (``genes`` to override) that the cell has
+    not used yet and stops at exactly ``n_genes`` genes; a multi-cell answer's ``Cell i:``
+    headers are forced, so its tokens are exactly those of the training format. ``labels`` is
+    a list (each entry ``n_per_label`` times; repeats add up) or ``{label: count}``; for a
+    multi-cell task a count is a number of groups of ``n_cells`` cells.
+
+    Returns
+    -------
+    A new AnnData, one row per generated cell: ``X`` reconstructed with the model's inverse
+    model (or ``inverse``: an InverseModel, its dict, or a dataset with a fitted one),
+    ``obs[label column]`` (the condition), ``obs["c2s_sentence"]``, ``obs["c2s_n_genes"]``
+    (multi-cell tasks also ``obs["c2s_group"]`` and ``obs["c2s_cell"]``, the cell's number in
+    its group from 1) and ``uns["c2s_generate"]`` (task, n_genes, n_cells, sampling options,
+    seconds).
+    """
+    from c2s.model import generate_cells
+
+    m = load_model(model)
+    k, org = settings(m, n_genes, organism)
+    r = renderer(m, task, k, org)
+    if r.task.answer != "cells" or r.task.kind not in ("single", "multi"):
+        raise C2SError(
+            f"Task {task!r} does not generate cells from a label; use cell_type_generation or "
+            "tissue_conditional_generation."
+        )
+    multi = r.task.kind == "multi"
+    pairs = labels.items() if isinstance(labels, dict) else [(lab, n_per_label) for lab in labels]
+    conds = [lab for lab, n in pairs for _ in range(int(n))]  # a repeated label counts twice
+    if not conds:
+        raise C2SError("No labels to generate cells for.")
+    col = r.task.label or "label"
+    extra = {"num_cells": n_cells} if multi else {}
+    prompts = [r.prompt(values={col: lab, **extra}) for lab in conds]
+    genes = _genes(m, genes)
+    layout = _layout(m, r, prompts, genes, n_cells if multi else 1)
+    t0 = time.perf_counter()
+    groups = generate_cells(
+        m, layout, k, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        batch_size=batch_size, progress_bar=progress_bar,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    sents = [cell for cells in groups for cell in cells]
+    per = layout.n_cells
+    obs = pd.DataFrame(
+        {col: [lab for lab in conds for _ in range(per)]},
+        index=[f"c2s_gen_{i}" for i in range(len(sents))],
+    )
+    if multi:
+        obs["c2s_group"] = np.repeat(np.arange(len(conds)), per)
+        obs["c2s_cell"] = np.tile(np.arange(1, per + 1), len(conds))
+    out = _to_anndata(m, genes, sents, obs, inverse)
+    out.uns["c2s_generate"] = {
+        "task": task, "n_genes": k, "n_cells": per, "temperature": temperature, "top_k": top_k,
+        "top_p": top_p, "seed": seed, "seconds": seconds,
+    }  # fmt: skip
+    return out
+
+
+def perturb(
+    data,
+    model,
+    perturbations: Sequence[str],
+    *,
+    n_genes: int | None = None,
+    organism: str | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    genes: Sequence[str] | None = None,
+    inverse=None,
+    batch_size: int = 8,
+    split: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    var_names: str | None = None,
+    progress_bar: bool | None = None,
+):
+    """Predict perturbed cells: every control cell of ``data`` under every perturbation.
+
+    ``data``, ``split``, ``layer``, ``use_raw`` and ``var_names`` are as in
+    :func:`predict`; sampling options as in :func:`generate`.
+
+    Returns
+    -------
+    A new AnnData like :func:`generate`'s, one row per (control cell, perturbation), with
+    ``obs["control_cell"]``, ``obs["perturbation"]``, ``obs["c2s_sentence"]`` and
+    ``obs["c2s_n_genes"]``; nothing is written into ``data``.
+    """
+    from c2s.model import generate_cells
+    from c2s.prompts import sentence_texts
+
+    m = load_model(model)
+    k, org = settings(m, n_genes, organism)
+    if not perturbations:
+        raise C2SError("Name at least one perturbation.")
+    cs = read_cells(
+        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
+    )
+    r = renderer(m, "perturbation_prediction", k, org)
+    prompts, ctrl, pert = [], [], []
+    for i in range(cs.n_cells):
+        s = sentence_texts(cs, [i], k)[0]
+        for p in perturbations:
+            prompts.append(r.prompt(values={"control_cell_sentence": s, "perturbation_name": p}))
+            ctrl.append(str(cs.obs.index[i]))
+            pert.append(str(p))
+    genes = _genes(m, genes)
+    groups = generate_cells(
+        m, _layout(m, r, prompts, genes), k, temperature=temperature, top_k=top_k, top_p=top_p,
+        seed=seed, batch_size=batch_size, progress_bar=progress_bar,
+    )  # fmt: skip
+    sents = [cells[0] for cells in groups]
+    obs = pd.DataFrame(
+        {"control_cell": ctrl, "perturbation": pert},
+        index=[f"c2s_pert_{i}" for i in range(len(ctrl))],
+    )
+    return _to_anndata(m, genes, sents, obs, inverse)

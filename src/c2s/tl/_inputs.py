@@ -1,0 +1,196 @@
+"""What every verb does before the model runs: load the model, resolve the input once (an
+AnnData, or a c2s dataset or one split of it) into top-k sentences, and build prompts that
+fit the model's context.
+
+The contract shared by the verbs (tested over their signatures):
+
+- ``data`` is an AnnData (ranked here; ``layer``, ``use_raw`` and ``var_names`` choose its
+  expression and gene names) or a c2s dataset (a directory or
+  :class:`~c2s.io.C2SDataset`, ranked already; ``split`` picks one split);
+- ``layer`` always means an AnnData layer, ``hidden_layer`` a layer of the model;
+- a verb that annotates cells writes into the AnnData and returns ``None`` when
+  ``inplace=True`` (the default), and writes nothing and returns the results when
+  ``inplace=False``; a dataset cannot be written, so it needs ``inplace=False``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from c2s._errors import C2SError
+
+
+def load_model(model, device="auto"):
+    """A :class:`~c2s.model.C2SModel`, loaded when given as a path or hub id."""
+    from c2s.model import C2SModel
+
+    return model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model, device=device)
+
+
+def is_anndata(data) -> bool:
+    return type(data).__name__ == "AnnData"
+
+
+def check_inplace(data, inplace: bool) -> None:
+    """Refuse ``inplace=True`` for input that cannot be written (before any work)."""
+    if inplace and not is_anndata(data):
+        raise C2SError(
+            "A c2s dataset cannot be annotated in place: pass inplace=False to get the results "
+            "as a DataFrame (one row per cell), or give an AnnData."
+        )
+
+
+def read_cells(
+    data,
+    model,
+    *,
+    n_genes: int,
+    split: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    var_names: str | None = None,
+    seed: int = 0,
+):
+    """Top-``n_genes`` sentences of the input, checked against the model's gene vocabulary
+    (genes it never saw are counted in a warning)."""
+    from c2s.io import C2SDataset
+
+    if is_anndata(data):
+        if split is not None:
+            raise C2SError("split= applies to c2s datasets; subset the AnnData instead.")
+        from c2s.sentences import from_anndata
+
+        cs = from_anndata(
+            data, layer=layer, use_raw=use_raw, var_names=var_names, top_k=n_genes, seed=seed
+        )
+    else:
+        if layer is not None or use_raw or var_names is not None:
+            raise C2SError(
+                "layer=, use_raw= and var_names= choose the expression and gene names of an "
+                "AnnData; a c2s dataset was ranked when it was converted."
+            )
+        if isinstance(data, str | Path) and str(data).endswith(".h5ad"):
+            raise C2SError(
+                f"{str(data)!r} is an .h5ad file: read it first (anndata.read_h5ad), or "
+                "convert it to a c2s dataset (c2s.io.convert)."
+            )
+        ds = data if isinstance(data, C2SDataset) else C2SDataset(data)
+        cs = ds.sentences(split=split, top_k=n_genes, values=False)
+    if cs.n_cells == 0:
+        raise C2SError("There are no cells to run the model on.")
+    known = model.config.genes
+    if known:
+        names = cs.vocab.display_names.astype(str)
+        used = np.zeros(len(names), dtype=bool)
+        used[np.unique(cs.genes)] = True
+        missing = used & ~np.isin(names, np.asarray(known, dtype=str))
+        if missing.any():
+            warnings.warn(
+                f"{int(missing.sum())} of the {int(used.sum())} genes in these sentences are not in "
+                f"the model's vocabulary (e.g. {', '.join(names[missing][:3])}); the model never "
+                "saw them in training.",
+                stacklevel=3,
+            )
+    return cs
+
+
+def settings(model, n_genes, organism) -> tuple[int, str | None]:
+    """Genes per sentence and organism: the arguments, else the model's c2s_config.json."""
+    cfg = model.config
+    k = n_genes or cfg.n_genes
+    if not k:
+        raise C2SError("Give n_genes (--n-genes): the model has no c2s_config.json saying it.")
+    return int(k), organism or cfg.organism
+
+
+def renderer(model, task, k, organism, profile=None, **kw):
+    from c2s.prompts import Renderer
+
+    constants = {"organism": organism} if organism else {}
+    return Renderer(
+        task, profile=profile or model.config.profile, n_genes=k, constants=constants, **kw
+    )
+
+
+def fit_prompts(r, cs, units, model, reserve: int = 16):
+    """Prompts for units (tuples of cell rows), the genes per sentence each uses, and their
+    token ids (None when the model states no context). A prompt longer than the model's
+    context (less ``reserve`` tokens for the answer) is rendered again with fewer genes
+    (warned)."""
+    try:
+        prompts = [r.prompt(cs, u) for u in units]
+    except C2SError as e:
+        if "organism" in str(e):
+            raise C2SError(
+                f"{e} The model's c2s_config.json names no organism either: pass organism= "
+                "(--organism)."
+            ) from None
+        raise
+    ks = [r.n_genes] * len(prompts)
+    context = getattr(model.model.config, "max_position_embeddings", None)
+    if not context:
+        return prompts, ks, None
+    limit = context - reserve
+    ids = model.tokenizer(prompts)["input_ids"]
+    long = [i for i, x in enumerate(ids) if len(x) > limit]
+    for i in long:
+        lo, hi, best = 1, r.n_genes - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            p = r.prompt(cs, units[i], n_genes=mid)
+            if len(model.tokenizer(p)["input_ids"]) <= limit:
+                best, lo = p, mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            raise C2SError(f"Even one gene per cell does not fit the model's {context} tokens.")
+        prompts[i], ks[i] = best, lo - 1
+        ids[i] = model.tokenizer(best)["input_ids"]
+    if long:
+        warnings.warn(
+            f"{len(long)} prompts were longer than the model's context ({context} tokens, "
+            f"{reserve} kept for the answer) and lost genes from the end of their sentences.",
+            stacklevel=3,
+        )
+    return prompts, ks, ids
+
+
+def sentence_span(prompt: str, cs, i: int, k: int) -> tuple[str, int]:
+    """Cell ``i``'s top-``k`` sentence and where it starts in its prompt."""
+    from c2s.prompts import sentence_texts
+
+    sentence = sentence_texts(cs, [i], k)[0]
+    return sentence, prompt.find(sentence)
+
+
+def label_set(model, task, labels) -> list[str]:
+    """Candidate labels: ``labels``, else those the model saw in training (no repeats)."""
+    if labels is not None:
+        out = [str(x) for x in labels]
+    else:
+        out = list(model.config.labels.get(task.label, []))
+    return list(dict.fromkeys(out))
+
+
+def units_of(r, cs, group_by) -> list[tuple[int, ...]]:
+    """The prompts' cells: one cell each, or groups for multi-cell tasks (by ``group_by``
+    columns, else consecutive runs of ``max_cells`` cells)."""
+    r.min_cells = 1  # at inference every cell belongs to some group
+    if r.task.kind == "single":
+        return [(i,) for i in range(cs.n_cells)]
+    if r.task.kind == "multi":
+        if group_by:
+            r.group_by = list(group_by)
+        elif r.group_by is None:
+            r.group_by = []
+        groups = r.groups(cs, np.arange(cs.n_cells)) if r.group_by else None
+        if groups is None:  # no grouping key: consecutive runs of max_cells cells
+            groups = [
+                np.arange(a, min(a + r.max_cells, cs.n_cells))
+                for a in range(0, cs.n_cells, r.max_cells)
+            ]
+        return [tuple(int(x) for x in g) for g in groups]
+    raise C2SError(f"Task {r.task.name!r} pairs cells; use perturb().")

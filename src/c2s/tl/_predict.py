@@ -1,0 +1,170 @@
+"""``predict``: a label per cell (or per group of cells) by scoring, constrained decoding or
+free decoding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from c2s._errors import C2SError
+from c2s.tl._inputs import (
+    check_inplace,
+    fit_prompts,
+    is_anndata,
+    label_set,
+    load_model,
+    read_cells,
+    renderer,
+    settings,
+    units_of,
+)
+
+MODES = ("auto", "score", "constrained", "free")
+
+
+def predict(
+    data,
+    model,
+    *,
+    task: str = "cell_type_prediction",
+    mode: Literal["auto", "score", "constrained", "free"] = "auto",
+    labels: Sequence[str] | None = None,
+    key_added: str = "c2s_prediction",
+    n_genes: int | None = None,
+    organism: str | None = None,
+    group_by: Sequence[str] | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 8,
+    split: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    var_names: str | None = None,
+    inplace: bool = True,
+    progress_bar: bool | None = None,
+):
+    """Predict a label per cell (or per group of cells for multi-cell tasks).
+
+    Parameters
+    ----------
+    data
+        An AnnData, or a c2s dataset (directory or :class:`~c2s.io.C2SDataset`; ``split``
+        picks one split; needs ``inplace=False``).
+    model
+        A :class:`~c2s.model.C2SModel`, or its directory or hub id.
+    mode
+        ``"score"``: the log-likelihood of every candidate label, argmax and probabilities
+        (the prompt's key/value cache is shared across candidates); ``"constrained"``: greedy
+        decoding restricted to the candidates; ``"free"``: plain greedy decoding with a short
+        token budget. ``"auto"``: score when a label set is known (``labels`` or the model's
+        ``c2s_config.json``), else free.
+    labels
+        Candidate labels (default: those the model saw in training).
+    n_genes, organism
+        Genes per sentence and the prompt's organism (default: the model's).
+    group_by
+        Multi-cell tasks: obs columns whose values form the groups.
+    layer, use_raw, var_names
+        AnnData input: rank ``layers[layer]`` or ``raw.X``; take gene names from a var column.
+    inplace
+        Write into the AnnData (and return None), or return the results.
+
+    Returns
+    -------
+    With ``inplace=True``, None; the AnnData gets ``obs[key_added]`` (the label),
+    ``obs[key_added + "_probability"]`` (score mode), ``obs[key_added + "_answer"]`` (the raw
+    answer text, free mode), ``obsm[key_added + "_probabilities"]`` (cells x labels, score
+    mode) and ``uns[key_added]`` (task, mode, labels, n_genes, seconds, n_prompts).
+    With ``inplace=False``, a DataFrame with one row per cell and the same columns as obs
+    gets, plus ``"p_" + label`` per candidate label (score mode); ``attrs["c2s"]`` holds
+    what uns would.
+    """
+    check_inplace(data, inplace)
+    m = load_model(model)
+    k, org = settings(m, n_genes, organism)
+    if mode not in MODES:
+        raise C2SError(f"mode must be one of {MODES}, not {mode!r}.")
+    cs = read_cells(
+        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
+    )
+    r = renderer(m, task, k, org)
+    if r.task.answer != "label":
+        raise C2SError(f"Task {task!r} does not answer with a label; predict needs one that does.")
+    cands = label_set(m, r.task, labels)
+    if mode == "auto":
+        mode = "score" if cands else "free"
+    if mode in ("score", "constrained") and not cands:
+        raise C2SError(
+            f"No candidate labels for {r.task.label!r}: the model's c2s_config.json lists none. "
+            "Pass labels= (--labels A B ...) or use mode='free'."
+        )
+    units = units_of(r, cs, group_by)
+    prompts, _, ids = fit_prompts(r, cs, units, m, reserve=max_new_tokens or 16)
+    t0 = time.perf_counter()
+    probs = answers = None
+    kw = {"batch_size": batch_size, "progress_bar": progress_bar, "prompt_ids": ids}
+    if mode == "score":
+        from c2s.model import score_answers
+
+        ll = score_answers(m, prompts, [r.answer(c) for c in cands], **kw)
+        z = ll - ll.max(1, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(1, keepdims=True)
+        pred = [cands[j] for j in ll.argmax(1)]
+    elif mode == "constrained":
+        from c2s.model import decode_constrained
+
+        idx = decode_constrained(m, prompts, [r.answer(c) for c in cands], **kw)
+        pred = [cands[j] for j in idx]
+    else:
+        from c2s.model import generate_free
+
+        budget = max_new_tokens or (
+            max(len(m.tokenizer(" " + r.answer(c))["input_ids"]) for c in cands) + 4
+            if cands
+            else 32
+        )
+        answers = generate_free(
+            m, prompts, max_new_tokens=budget, batch_size=batch_size, progress_bar=progress_bar
+        )
+        pred = [r.task.parse(a) for a in answers]
+    seconds = time.perf_counter() - t0
+    # unit results -> cells
+    cell_unit = np.full(cs.n_cells, -1)
+    for u, cells in enumerate(units):
+        cell_unit[list(cells)] = u
+    have = cell_unit >= 0
+    col = np.array([pred[u] if u >= 0 else None for u in cell_unit], dtype=object)
+    frame = pd.DataFrame({key_added: col}, index=cs.obs.index)
+    if probs is not None:
+        frame[key_added + "_probability"] = np.where(have, probs.max(1)[cell_unit], np.nan)
+    if answers is not None:
+        frame[key_added + "_answer"] = [answers[u] if u >= 0 else None for u in cell_unit]
+    info = {
+        "task": task,
+        "mode": mode,
+        "labels": cands,
+        "n_genes": k,
+        "seconds": seconds,
+        "n_prompts": len(prompts),
+    }
+    prob_frame = None
+    if probs is not None:
+        prob_frame = pd.DataFrame(
+            probs[np.maximum(cell_unit, 0)], index=cs.obs.index, columns=cands
+        )
+        prob_frame[~have] = np.nan
+    if inplace and is_anndata(data):
+        for c in frame.columns:
+            data.obs[c] = frame[c].to_numpy()
+        if prob_frame is not None:
+            data.obsm[key_added + "_probabilities"] = prob_frame.set_axis(data.obs_names, axis=0)
+        data.uns[key_added] = info
+        return None
+    if prob_frame is not None:
+        frame = pd.concat([frame, prob_frame.add_prefix("p_")], axis=1)
+    frame.attrs["c2s"] = info
+    return frame

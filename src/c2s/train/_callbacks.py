@@ -1,0 +1,118 @@
+"""Hooks into the Hugging Face Trainer: the combined validation loss, progress on stderr,
+the collator's options for a model, and evaluation with a plain collator."""
+
+from __future__ import annotations
+
+from c2s._logging import get_logger
+from c2s.train._collate import PromptCollator
+
+log = get_logger(__name__)
+
+
+def eval_key(task: str, n_tasks: int) -> str:
+    return f"eval_{task}_loss" if n_tasks > 1 else "eval_loss"
+
+
+def combine_eval_class():
+    from transformers import TrainerCallback
+
+    class CombineEval(TrainerCallback):
+        """After each evaluation, log the token-weighted validation loss over all tasks."""
+
+        def __init__(self, names: list[str], tokens: dict[str, int]):
+            self.names, self.tokens = names, tokens
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            per = {}
+            for h in reversed(state.log_history):
+                if h.get("step") != state.global_step:
+                    break
+                for n in self.names:
+                    key = eval_key(n, len(self.names))
+                    if key in h and n not in per:
+                        per[n] = h[key]
+            if metrics:
+                for n in self.names:
+                    key = eval_key(n, len(self.names))
+                    if key in metrics:
+                        per[n] = metrics[key]
+            if len(per) < len([n for n in self.names if self.tokens.get(n)]):
+                return  # more task evaluations of this step to come
+            total = sum(self.tokens[n] for n in per)
+            mean = sum(per[n] * self.tokens[n] for n in per) / max(total, 1)
+            state.log_history.append(
+                {"step": state.global_step, "c2s_eval_loss": mean, "c2s_eval_per_task": per}
+            )
+
+    return CombineEval
+
+
+def collator_options(model) -> dict:
+    """Left padding with position ids and trimmed logits when the model's forward accepts
+    ``position_ids`` and ``logits_to_keep`` (GPT-NeoX, GPT-2, Llama, Gemma and most others in
+    transformers 5); plain right padding otherwise."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    if "position_ids" in params and "logits_to_keep" in params:
+        return {"padding_side": "left", "position_ids": True, "trim_logits": True}
+    return {}
+
+
+def trainer_class(Trainer):
+    class C2STrainer(Trainer):
+        """Evaluates with a plain collator, so that the counts are of training batches only."""
+
+        def get_eval_dataloader(self, eval_dataset=None):
+            counting = self.data_collator
+            self.data_collator = PromptCollator(
+                counting.pad_token_id,
+                padding_side=counting.padding_side,
+                position_ids=counting.position_ids,
+                trim_logits=counting.trim_logits,
+            )
+            try:
+                return super().get_eval_dataloader(eval_dataset)
+            finally:
+                self.data_collator = counting
+
+    return C2STrainer
+
+
+def own_progress(trainer) -> None:
+    """Replace the Trainer's printing (to stdout) with a bar and log lines on stderr, so that
+    stdout stays free for ``--json``."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from c2s._logging import progress
+
+    class StderrProgress(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                self.bar = progress(total=state.max_steps, desc="training", unit="step")
+                self.bar.update(state.global_step)
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if self.bar is None or not logs:
+                return
+            shown = {k: round(v, 4) for k, v in logs.items() if k == "loss" or k.endswith("_loss")}
+            if shown:
+                self.bar.set_postfix(shown)
+            log.info("step %d: %s", state.global_step, logs)
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(StderrProgress())

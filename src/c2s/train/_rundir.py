@@ -1,0 +1,152 @@
+"""The run directory: what may be replaced or resumed, checkpoints, the split used, logs,
+and the finished model (``c2s_config.json`` moved in last: its presence marks a finished
+run). Under torchrun / accelerate launch only the main process touches it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from c2s._atomic import TMP_PREFIX, tmp_sibling
+from c2s._errors import C2SError, OutputExistsError
+from c2s._logging import get_logger
+from c2s.model import CONFIG_FILE
+from c2s.train._config import TrainConfig
+
+log = get_logger(__name__)
+
+CHECKPOINTS = "checkpoints"
+
+
+def check_run_dir(out: str | os.PathLike, *, overwrite: bool, resume: str | None) -> None:
+    """Refuse a run directory that would lose work: a finished run without ``overwrite``, an
+    interrupted run without ``resume`` or ``overwrite``, a resume with nothing to resume."""
+    out = Path(out)
+    if not out.exists():
+        if resume:
+            raise C2SError(f"Nothing to resume: {out} does not exist.")
+        return
+    finished = (out / CONFIG_FILE).exists()
+    if resume:
+        if finished:
+            raise C2SError(
+                f"{out} holds a finished run; resume continues interrupted runs. Train into a "
+                "new directory (or pass --overwrite to start over)."
+            )
+        return
+    if overwrite:
+        return
+    if finished:
+        raise OutputExistsError(
+            f"Output {str(out)!r} already exists. Choose another path, or pass "
+            "overwrite=True (--overwrite) to replace it."
+        )
+    raise OutputExistsError(
+        f"{out} holds an interrupted training run. Pass resume='latest' (--resume latest) "
+        "to continue it, or overwrite=True (--overwrite) to start over."
+    )
+
+
+def prepare_run_dir(out: Path, *, overwrite: bool, resume: str | None) -> Path | None:
+    """Check the run directory; with ``overwrite``, move the old one aside and return where
+    (deleted when the new run completes)."""
+    check_run_dir(out, overwrite=overwrite, resume=resume)
+    if not out.exists() or resume:
+        return None
+    old = tmp_sibling(out)
+    os.replace(out, old)
+    log.info("Moved the previous output aside to %s until this run completes.", old)
+    return old
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch job (or a single process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = []
+    for p in ckpt_dir.glob("checkpoint-*"):
+        try:
+            found.append((int(p.name.split("-")[-1]), p))
+        except ValueError:
+            continue
+    return max(found)[1] if found else None
+
+
+def check_resume(model, ckpt: Path) -> None:
+    """Refuse a checkpoint whose architecture or adapter differs from the model's."""
+    mine = model.model
+    if (ckpt / "adapter_config.json").exists():
+        if not hasattr(mine, "peft_config"):
+            raise C2SError(
+                f"{ckpt} holds LoRA adapter weights, but this run trains all weights; resume with "
+                "the same --lora options."
+            )
+        theirs = json.loads((ckpt / "adapter_config.json").read_text())
+        cur = mine.peft_config["default"]
+        if theirs.get("r") != cur.r or set(theirs.get("target_modules") or []) != set(
+            cur.target_modules
+        ):
+            raise C2SError(
+                f"{ckpt} holds LoRA adapters of rank {theirs.get('r')} on "
+                f"{theirs.get('target_modules')}, not rank {cur.r} on {sorted(cur.target_modules)}."
+            )
+        return
+    cfg_path = ckpt / "config.json"
+    if not cfg_path.exists():
+        raise C2SError(f"{ckpt} is not a training checkpoint (no config.json).")
+    theirs = json.loads(cfg_path.read_text())
+    if hasattr(mine, "peft_config"):
+        raise C2SError(f"{ckpt} holds full weights, but this run trains LoRA adapters.")
+    ours = mine.config.to_dict()
+    keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+    diff = [k for k in keys if k in theirs and k in ours and theirs[k] != ours[k]]
+    if diff:
+        detail = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in diff)
+        raise C2SError(
+            f"Cannot resume from {ckpt}: it is a different architecture ({detail}; checkpoint vs "
+            "model). Resume with the model the run started from."
+        )
+
+
+def write_split(path: Path, ds, cfg: TrainConfig) -> None:
+    idx = ds.split_indices()
+    split_meta = ds.meta.get("split", {})
+    payload = {
+        "dataset": str(ds.path),
+        "seed": split_meta.get("seed"),
+        "fractions": split_meta.get("fractions"),
+        "train_split": cfg.train_split,
+        "eval_split": cfg.eval_split,
+        **{k: v.tolist() for k, v in idx.items()},
+    }
+    write_json(path, payload)
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, np.integer | np.floating):
+        return o.item()
+    return str(o)
+
+
+def save_into(model, run_dir: Path, *, merge: bool) -> None:
+    """Save the model into the run directory; ``c2s_config.json`` is moved in last."""
+    staged = run_dir / f"{TMP_PREFIX}model"
+    if staged.exists():
+        shutil.rmtree(staged)
+    model.save(staged, merge=merge)
+    names = sorted(p.name for p in staged.iterdir())
+    for name in [n for n in names if n != CONFIG_FILE] + [CONFIG_FILE]:
+        os.replace(staged / name, run_dir / name)
+    staged.rmdir()
