@@ -1,28 +1,145 @@
-"""Write outputs under a temporary sibling name and rename them into place when complete."""
+"""Outputs that never lose data: checked before any work, written under a temporary sibling
+name, renamed into place when complete, one writer at a time.
+
+- **Ownership.** ``overwrite`` replaces only what c2s made: a directory with c2s's marker
+  file (``.c2s-output.json``, written into every output directory) of a compatible kind, or a
+  file with the suffix the verb writes. Anything else is refused with a message.
+- **Inputs are safe.** An output that is, contains or lies inside an input is refused.
+- **Rollback.** The previous output stays in place until the new one is complete; if the
+  final rename fails, it is put back.
+- **One writer.** A lock file next to the output (``.c2s-lock-NAME``) lets one process write
+  it at a time; a lock left by a process that no longer runs is reported and cleared.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from c2s._errors import OutputExistsError
+from c2s._errors import C2SError, OutputExistsError
 
 TMP_PREFIX = ".c2s-tmp-"
+LOCK_PREFIX = ".c2s-lock-"
+MARKER = ".c2s-output.json"
+
+# Directory kinds c2s writes, and the kinds an existing directory may have to be replaced by
+# each (a training run and a saved model are both model directories).
+DIR_KINDS: dict[str, set[str]] = {
+    "dataset": {"dataset"},
+    "run": {"run", "model"},
+    "model": {"model", "run"},
+    "evaluation": {"evaluation"},
+    "quickstart": {"quickstart"},
+    "reference": {"reference"},
+}
+# Files of older c2s versions (before the marker) that identify a directory's kind.
+_SIGNATURES = (("c2s_dataset.json", "dataset"), ("c2s_config.json", "model"))
 
 
-def check_output(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; called before any work starts."""
+def output_kind(path: str | os.PathLike) -> str | None:
+    """The kind of c2s output directory ``path`` is, or None when c2s did not make it."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    if not path.is_dir() or path.is_symlink():
+        return None
+    marker = path / MARKER
+    if marker.is_file():
+        try:
+            kind = json.loads(marker.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return kind if kind in DIR_KINDS else None
+    for name, kind in _SIGNATURES:
+        if (path / name).is_file():
+            return kind
+    return None
+
+
+def write_marker(directory: str | os.PathLike, kind: str) -> None:
+    """Mark ``directory`` as a c2s output of ``kind`` (so that it may be replaced later)."""
+    from c2s._version import __version__
+
+    if kind not in DIR_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}")
+    body = {"kind": kind, "c2s_version": __version__}  # no time: outputs stay byte-identical
+    (Path(directory) / MARKER).write_text(json.dumps(body, sort_keys=True) + "\n")
+
+
+def _real(p: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(os.path.abspath(p)))
+
+
+def check_not_input(path: str | os.PathLike, inputs: Iterable) -> None:
+    """Refuse an output that is, contains or lies inside one of ``inputs`` (paths that do not
+    exist, such as hub ids, are skipped)."""
+    out = _real(path)
+    for inp in inputs:
+        if inp is None or not Path(str(inp)).exists():
+            continue
+        src = _real(inp)
+        if out == src or src in out.parents or out in src.parents:
+            how = "is" if out == src else ("lies inside" if src in out.parents else "contains")
+            raise C2SError(
+                f"The output {str(path)!r} {how} the input {str(inp)!r}; writing it would "
+                "destroy the input. Choose an output path outside the input."
+            )
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool,
+    kind: str | None = None,
+    inputs: Iterable = (),
+) -> Path:
+    """Refuse an output that would lose data; called before any work starts.
+
+    ``kind`` is a directory kind (:data:`DIR_KINDS`) or, for a file, None (its suffix is the
+    kind). An existing output needs ``overwrite`` and must be replaceable: a c2s directory of
+    a compatible kind, or a file with the same suffix.
+    """
+    path = Path(path)
+    check_not_input(path, inputs)
+    if not (path.exists() or path.is_symlink()):
+        return path
+    if not overwrite:
         raise OutputExistsError(
             f"Output {str(path)!r} already exists. Choose another path, or pass "
             "overwrite=True (--overwrite on the command line) to replace it."
         )
+    _check_replaceable(path, kind)
     return path
+
+
+def _check_replaceable(path: Path, kind: str | None) -> None:
+    if kind is None:
+        if path.is_symlink() or not path.is_file():
+            raise C2SError(
+                f"{str(path)!r} is not a file (a directory or a link), so c2s will not replace "
+                "it with one. Choose another output path."
+            )
+        return
+    found = output_kind(path)
+    if found is None or found not in DIR_KINDS[kind]:
+        what = "not a directory c2s made" if found is None else f"a c2s {found}, not a {kind}"
+        raise C2SError(
+            f"{str(path)!r} is {what}, so --overwrite will not replace it (c2s only replaces "
+            "outputs it wrote itself). Choose another output path, or remove it yourself."
+        )
+
+
+def tmp_sibling(path: Path, tag: str | None = None) -> Path:
+    """A hidden name next to ``path`` (same directory, so a rename is atomic): unique, or
+    fixed by ``tag`` (for processes that must agree on it)."""
+    tail = tag if tag is not None else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return path.parent / f"{TMP_PREFIX}{path.name}-{tail}"
 
 
 def _remove(path: Path) -> None:
@@ -32,47 +149,110 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def tmp_sibling(path: Path) -> Path:
-    """A fresh hidden name next to ``path`` (same directory, so a rename is atomic)."""
-    return path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _place(tmp: Path, path: Path) -> None:
-    if path.exists():
-        # Move the old output aside first so that a failure here still leaves one of the two.
+def place(tmp: Path, path: Path, *, overwrite: bool, kind: str | None = None) -> None:
+    """Rename the finished ``tmp`` to ``path``. An output that appeared meanwhile is checked
+    again; the previous output is moved aside first and put back if the rename fails."""
+    if path.exists() or path.is_symlink():
+        check_output(path, overwrite=overwrite, kind=kind)
         old = tmp_sibling(path)
         os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
         _remove(old)
     else:
         os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a fresh temporary directory that becomes ``path`` only if the block succeeds."""
-    path = check_output(path, overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(path)
-    tmp.mkdir()
+def _alive(pid: int) -> bool:
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _place(tmp, path)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary file path that becomes ``path`` only if the block succeeds."""
-    path = check_output(path, overwrite=overwrite)
+def output_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``.c2s-lock-NAME`` next to ``path`` while writing it: a second writer is refused;
+    a lock left by a process that no longer runs (on this host) is reported and cleared."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}"
+    lock = path.parent / f"{LOCK_PREFIX}{path.name}"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    for attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                other = {}
+            pid, host = other.get("pid"), other.get("host")
+            if attempt == 0 and host == me["host"] and isinstance(pid, int) and not _alive(pid):
+                warnings.warn(
+                    f"Removed a stale lock on {str(path)!r} left by process {pid}, which is no "
+                    "longer running.",
+                    stacklevel=3,
+                )
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            since = time.strftime("%H:%M:%S", time.localtime(other.get("since", 0)))
+            raise C2SError(
+                f"Another c2s process (pid {pid} on {host}, since {since}) is writing "
+                f"{str(path)!r}. Wait for it to finish; if it is gone, remove {str(lock)!r}."
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
     try:
-        yield tmp
-    except BaseException:
+        yield lock
+    finally:
         with contextlib.suppress(FileNotFoundError):
-            _remove(tmp)
-        raise
-    _place(tmp, path)
+            lock.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    kind: str,
+    inputs: Iterable = (),
+) -> Iterator[Path]:
+    """Yield a fresh temporary directory that becomes ``path`` (marked as a c2s output of
+    ``kind``) only if the block succeeds."""
+    path = check_output(path, overwrite=overwrite, kind=kind, inputs=inputs)
+    with output_lock(path):
+        tmp = tmp_sibling(path)
+        tmp.mkdir()
+        try:
+            yield tmp
+            write_marker(tmp, kind)
+            place(tmp, path, overwrite=overwrite, kind=kind)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def atomic_file(
+    path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = ()
+) -> Iterator[Path]:
+    """Yield a temporary file path (with ``path``'s suffix) that becomes ``path`` only if the
+    block succeeds."""
+    path = check_output(path, overwrite=overwrite, inputs=inputs)
+    with output_lock(path):
+        tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}"
+        try:
+            yield tmp
+            place(tmp, path, overwrite=overwrite)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                _remove(tmp)
+            raise

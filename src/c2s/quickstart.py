@@ -61,7 +61,7 @@ def run_quickstart(
 
     st = Stopwatch(verbose, prefix="quickstart")
     t0 = time.perf_counter()
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, kind="quickstart") as tmp:
         adata = st.run("load PBMC data", pbmc68k_reduced)
         ds = st.run(
             "convert",

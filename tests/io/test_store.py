@@ -296,8 +296,13 @@ def test_existing_output_is_refused(tmp_path, lognorm_adata):
         convert(lognorm_adata, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".c2s-tmp-")]
-    ds = convert(lognorm_adata, out, overwrite=True)
-    assert not (out / "keep.txt").exists() and ds.n_cells == lognorm_adata.n_obs
+    # --overwrite replaces only what c2s made: a directory of the user's is kept
+    with pytest.raises(C2SError, match="only replaces outputs it wrote"):
+        convert(lognorm_adata, out, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    mine = convert(lognorm_adata, tmp_path / "ds2", seed=1)
+    ds = convert(lognorm_adata, mine.path, overwrite=True)
+    assert ds.n_cells == lognorm_adata.n_obs and ds.meta["ranking"]["seed"] == 0
 
 
 @pytest.mark.parametrize("as_file", [False, True])

@@ -167,6 +167,42 @@ class _Interrupt(TrainerCallback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+def test_resume_restores_exactly(toy, tmp_path, arch):
+    """Interrupted at step 2 and resumed, a run ends with the same weights as the same run
+    straight through: weights (the output layer included: GPT-NeoX checkpoints store it under
+    an older name), optimizer, schedule and data order all come back."""
+    opts = dict(max_steps=4, save_steps=2, eval_split=None, learning_rate=3e-3, **FAST)
+    straight = tiny(toy, architecture=arch)
+    fine_tune(straight, toy, output_dir=tmp_path / "a", **opts)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(
+            tiny(toy, architecture=arch), toy, output_dir=tmp_path / "b",
+            callbacks=[_Interrupt()], **opts,
+        )  # fmt: skip
+    resumed = tiny(toy, architecture=arch)
+    fine_tune(resumed, toy, output_dir=tmp_path / "b", resume="latest", **opts)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_fit(toy, tmp_path):
+    opts = dict(max_steps=4, save_steps=2, eval_split=None, **FAST)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(tiny(toy), toy, output_dir=out, callbacks=[_Interrupt()], **opts)
+    ckpt = out / "checkpoints" / "checkpoint-2"
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(ckpt / "model.safetensors")
+    weights.pop(next(k for k in weights if "layers.1." in k))
+    save_file(weights, ckpt / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(C2SError, match="missing"):
+        fine_tune(tiny(toy), toy, output_dir=out, resume="latest", **opts)
+
+
 def test_interrupted_run_resumes(toy, tmp_path):
     out = tmp_path / "run"
     opts = dict(max_steps=4, save_steps=2, eval_split=None, **FAST)

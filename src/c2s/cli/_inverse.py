@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from c2s.cli._common import add_json, emit
 
 
@@ -96,7 +98,9 @@ def run_reconstruct(args) -> int:
     from c2s.inverse import load_inverse, reconstruct
     from c2s.io import read_dataset
 
-    check_output(args.out, overwrite=args.overwrite)
+    if Path(args.out).suffix != ".h5ad":
+        raise C2SError(f"The output must be an .h5ad file, not {args.out!r}.")
+    check_output(args.out, overwrite=args.overwrite, inputs=[args.dataset])
     ds = read_dataset(args.dataset)
     if not ds.meta.get("inverse"):
         raise C2SError(
@@ -106,7 +110,7 @@ def run_reconstruct(args) -> int:
     adata = reconstruct(
         ds.sentences(split=args.split, values=False), model, clip_negative=args.clip_negative
     )
-    with atomic_file(args.out, overwrite=args.overwrite) as tmp:
+    with atomic_file(args.out, overwrite=args.overwrite, inputs=[args.dataset]) as tmp:
         adata.write_h5ad(tmp)
     out = {"out": args.out, "n_cells": adata.n_obs, "n_genes": adata.n_vars, "model": model.name}
     emit(out, args.json, f"wrote {adata.n_obs} x {adata.n_vars} reconstructed cells to {args.out}")

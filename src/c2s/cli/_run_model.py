@@ -98,7 +98,12 @@ def _check_out(args) -> Path:
     out = Path(args.out)
     if out.suffix not in SUFFIXES:
         raise C2SError(f"--out must end in .h5ad or .csv, not {out.name!r}.")
-    return check_output(out, overwrite=args.overwrite)
+    return check_output(out, overwrite=args.overwrite, inputs=_inputs(args))
+
+
+def _inputs(args) -> list:
+    """The paths this command reads (an output must not be, contain or lie inside one)."""
+    return [args.model, getattr(args, "input", None)]
 
 
 def _setup(args, *, with_input: bool = True):
@@ -138,10 +143,11 @@ def _is_anndata(data) -> bool:
     return hasattr(data, "obs_names")
 
 
-def _write(out: Path, *, overwrite: bool, adata=None, frame=None) -> None:
+def _write(out: Path, args, *, adata=None, frame=None) -> None:
     from c2s._atomic import atomic_file
 
-    with atomic_file(out, overwrite=overwrite) as tmp:  # the temporary name keeps the suffix
+    # the temporary name keeps the suffix
+    with atomic_file(out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
         if out.suffix == ".csv":
             frame.to_csv(tmp, index_label="cell_id")
             return
@@ -183,10 +189,10 @@ def run_predict(args) -> int:
         truth = _dataset_truth(data, args.split, _label_col(args.task), frame.index)
     seconds = time.perf_counter() - t0
     if out.suffix == ".csv":
-        _write(out, overwrite=args.overwrite, frame=frame)
+        _write(out, args, frame=frame)
     else:
         adata = data if _is_anndata(data) else None
-        _write(out, overwrite=args.overwrite, adata=adata, frame=frame)
+        _write(out, args, adata=adata, frame=frame)
     extra = {}
     if truth is not None:
         import numpy as np
@@ -243,7 +249,7 @@ def run_embed(args) -> int:
 
         adata = ad.AnnData(obs=frame.iloc[:, :0].copy())
         adata.obsm[args.key_added] = frame.to_numpy()
-    _write(out, overwrite=args.overwrite, adata=adata, frame=frame)
+    _write(out, args, adata=adata, frame=frame)
     d, human = _summary(len(frame), seconds, out, dimensions=frame.shape[1])
     emit(d, args.json, human)
     return 0
@@ -252,7 +258,7 @@ def run_embed(args) -> int:
 def _cells_out(args, out: Path, adata, seconds: float) -> int:
     import numpy as np
 
-    _write(out, overwrite=args.overwrite, adata=adata, frame=adata.obs)
+    _write(out, args, adata=adata, frame=adata.obs)
     sents = adata.obs["c2s_sentence"].str.split()
     valid = set(adata.var["display_name"].astype(str))
     n = int(sum(len(s) for s in sents))
@@ -314,7 +320,7 @@ def run_describe(args) -> int:
     )  # fmt: skip
     n_cells = int(frame["cells"].map(len).sum())
     frame["cells"] = frame["cells"].map(" ".join)
-    _write(out, overwrite=args.overwrite, frame=frame)
+    _write(out, args, frame=frame)
     d, human = _summary(n_cells, time.perf_counter() - t0, out, groups=len(frame))
     emit(d, args.json, human)
     return 0

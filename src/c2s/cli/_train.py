@@ -108,7 +108,8 @@ def run(args) -> int:
     train_opts, model_opts = _options(args)
     cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
     if is_main_process():
-        check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume)
+        inputs = [args.dataset, model_opts.get("model")]
+        check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume, inputs=inputs)
     ds = read_dataset(args.dataset)
     device = model_opts.get("device", "auto")
     if "model" in model_opts:

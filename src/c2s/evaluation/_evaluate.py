@@ -77,7 +77,8 @@ def evaluate(
     opts = EvalOptions(split, batch_size, seed, progress_bar, tasks, n_genes, organism)
     if out is None:
         return run_parts(m, ds, None if plot_dir is None else Path(plot_dir), opts, clock)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    inputs = [getattr(m, "name_or_path", None), ds.path]
+    with atomic_dir(out, overwrite=overwrite, kind="evaluation", inputs=inputs) as tmp:
         res = run_parts(m, ds, Path(tmp), opts, clock)
         write_outputs(res, Path(tmp))
     return res

@@ -70,7 +70,7 @@ def export_reference(
     """
     datasets = _need_datasets()
     ds = dataset if isinstance(dataset, C2SDataset) else C2SDataset(dataset)
-    out_dir = check_output(out_dir, overwrite=overwrite)
+    out_dir = check_output(out_dir, overwrite=overwrite, kind="reference", inputs=[ds.path])
     keys = ds.obs_columns if obs_keys is None else list(obs_keys)
     bad = [k for k in keys if k in _RESERVED]
     if bad:
@@ -97,7 +97,7 @@ def export_reference(
             bar.update(part.n_cells)
         bar.close()
 
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, kind="reference", inputs=[ds.path]) as tmp:
         cache = tmp / ".cache"
         hf = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
         data_dir = tmp / "data"
@@ -151,7 +151,7 @@ def import_reference(
     """
     datasets = _need_datasets()
     arrow_dir = Path(arrow_dir)
-    check_output(out_dir, overwrite=overwrite)
+    check_output(out_dir, overwrite=overwrite, kind="dataset", inputs=[arrow_dir])
     if not arrow_dir.is_dir():
         raise C2SError(f"{str(arrow_dir)!r} is not a directory.")
     try:

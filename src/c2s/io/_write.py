@@ -97,7 +97,8 @@ def convert(
     from c2s.pp import check_expression, require_rankable
     from c2s.sentences import check_gene_names
 
-    out_dir = check_output(out_dir, overwrite=overwrite)  # fail before any work
+    inputs = [data] if isinstance(data, str | os.PathLike) else [getattr(data, "filename", None)]
+    out_dir = check_output(out_dir, overwrite=overwrite, kind="dataset", inputs=inputs)
     src = open_source(data, layer=layer, use_raw=use_raw)
     if chunk_size is None:
         # In-memory input is resident already: bigger chunks mean fewer kernel launches.
@@ -148,7 +149,7 @@ def convert(
     use_processes = src.path is not None
     n_threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, kind="dataset", inputs=inputs) as tmp:
         jobs = [
             ConvertJob(
                 src,
@@ -248,7 +249,7 @@ def write_sentences(
     schema = table_schema(obs_schema(obs[obs_keys]), with_values)
     ids = np.asarray(obs.index.astype(str), dtype=object)
     bounds = [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, kind="dataset") as tmp:
         for i, (a, b) in enumerate(bounds):
             cells = cell_columns(schema, ids[a:b], codes[a:b], obs.iloc[a:b][obs_keys])
             w = ShardWriter(tmp / shard_name(i), schema, with_values, cells)

@@ -374,7 +374,7 @@ class C2SModel:
             else:
                 config.adapter = True
                 config.base_model = check_adapter_base(model)
-        with atomic_dir(path, overwrite=overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite, kind="model") as tmp:
             model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             _portable_tokenizer_class(tmp)

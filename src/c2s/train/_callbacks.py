@@ -3,6 +3,9 @@ the collator's options for a model, and evaluation with a plain collator."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from c2s._errors import C2SError
 from c2s._logging import get_logger
 from c2s.train._collate import PromptCollator
 
@@ -77,7 +80,51 @@ def trainer_class(Trainer):
             finally:
                 self.data_collator = counting
 
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            model = self.model if model is None else model
+            ckpt = Path(resume_from_checkpoint)
+            full = any((ckpt / name).is_file() for name in _FULL_WEIGHTS)
+            if hasattr(model, "peft_config") or not full or self.is_fsdp_enabled:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            load_checkpoint_strictly(model, ckpt)
+            return None
+
     return C2STrainer
+
+
+_FULL_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def load_checkpoint_strictly(model, ckpt: Path) -> None:
+    """Load a full-weights checkpoint into ``model``, every key accounted for.
+
+    The Trainer's own loader reads the file's keys as they are and skips, without error, any
+    it does not know; checkpoints store some layers under older names (GPT-NeoX's output
+    layer is ``embed_out`` on disk, ``lm_head`` in the model), so training would go on from a
+    freshly initialized layer. The checkpoint is loaded the way ``from_pretrained`` reads it
+    (renamings applied) and any missing, unexpected or mis-shaped key is an error.
+    """
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    loaded, info = type(model).from_pretrained(ckpt, dtype=dtype, output_loading_info=True)
+    problems = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys")}
+    problems["mismatched_keys"] = sorted(str(x) for x in info.get("mismatched_keys") or [])
+    bad = {k: v for k, v in problems.items() if v}
+    if bad:
+        detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(v[:5])}" for k, v in bad.items())
+        raise C2SError(
+            f"Cannot resume from {ckpt}: its weights do not fit the model ({detail}). Resume "
+            "with the model the run started from, or start over with --overwrite."
+        )
+    with torch.no_grad():
+        model.load_state_dict(loaded.state_dict(), strict=True)
+    del loaded
 
 
 def own_progress(trainer) -> None:

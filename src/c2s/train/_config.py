@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from c2s._errors import C2SError
+
+SPLITS = ("train", "validation", "test")
+SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+    "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
+)  # fmt: skip
 
 
 def _help(text: str, **kw) -> dict:
@@ -68,7 +77,8 @@ class TrainConfig:
         default=0.0, metadata=_help("warmup: steps (>= 1) or a fraction of all steps (< 1)")
     )
     scheduler: str = field(
-        default="cosine", metadata=_help("learning-rate schedule (any transformers SchedulerType)")
+        default="cosine",
+        metadata=_help("learning-rate schedule (a transformers SchedulerType)", choices=SCHEDULERS),
     )
     logging_steps: int = field(default=10, metadata=_help("log the training loss every N steps"))
     eval_steps: int | None = field(
@@ -116,16 +126,48 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        if self.n_genes < 1:
-            raise C2SError(f"n_genes must be positive, got {self.n_genes}.")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise C2SError("batch_size and grad_accum must be at least 1.")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise C2SError("Train for a positive number of epochs or max_steps.")
-        if self.sampling not in ("group_by_length", "random"):
-            raise C2SError(f"sampling must be group_by_length or random, not {self.sampling!r}.")
+        # Every option is checked here, before any file is touched: types first (a YAML file
+        # can hold anything), then ranges.
+        _check_types(self)
         if self.eval_split == "":
             self.eval_split = None
+        at_least = {
+            "n_genes": 1, "batch_size": 1, "grad_accum": 1, "min_cells": 1, "lora_r": 1,
+            "lora_alpha": 1, "logging_steps": 1, "save_total_limit": 1, "num_workers": 0,
+            "max_length": 8, "eval_batch_size": 1, "eval_steps": 1, "save_steps": 1,
+            "max_train_examples": 1, "max_eval_examples": 1,
+        }  # fmt: skip
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise C2SError(f"{name} must be at least {low}, got {value}.")
+        if self.max_cells < self.min_cells:
+            raise C2SError(f"max_cells ({self.max_cells}) is below min_cells ({self.min_cells}).")
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise C2SError(f"epochs must be a positive number, got {self.epochs}.")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise C2SError(
+                f"max_steps must be positive (or -1: train for epochs), got {self.max_steps}."
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise C2SError(f"learning_rate must be a positive number, got {self.learning_rate}.")
+        for name in ("weight_decay", "warmup"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise C2SError(f"{name} must be a non-negative number, got {value}.")
+        if not 0 <= self.lora_dropout < 1:
+            raise C2SError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout}.")
+        choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(self)}
+        for name in ("scheduler", "sampling"):
+            if getattr(self, name) not in choices[name]:
+                raise C2SError(
+                    f"{name} must be one of {', '.join(choices[name])}, not {getattr(self, name)!r}."
+                )
+        if self.train_split not in SPLITS or self.eval_split not in (*SPLITS, None):
+            raise C2SError(
+                f"train_split and eval_split must be one of {', '.join(SPLITS)} "
+                f"(eval_split may be empty), not {self.train_split!r} / {self.eval_split!r}."
+            )
         task_weights(self.tasks)
 
     @classmethod
@@ -148,6 +190,36 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Each field holds a value of its annotated type (ints are accepted for floats)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        hint = hints[f.name]
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        allowed = typing.get_args(hint) if union else (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        ok = False
+        for tp in allowed:
+            origin = typing.get_origin(tp) or tp
+            if origin is list:
+                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            elif tp is float:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+            elif tp is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif tp is not type(None):
+                ok = isinstance(value, tp)
+            if ok:
+                break
+        if not ok:
+            want = " or ".join(
+                "a list of strings" if typing.get_origin(t) is list else t.__name__ for t in allowed
+            )
+            raise C2SError(f"{f.name} must be {want}, got {value!r}.")
 
 
 def read_yaml(path: str | os.PathLike) -> dict:

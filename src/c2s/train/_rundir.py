@@ -4,14 +4,25 @@ run). Under torchrun / accelerate launch only the main process touches it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from c2s._atomic import TMP_PREFIX, tmp_sibling
+from c2s._atomic import (
+    MARKER,
+    TMP_PREFIX,
+    check_not_input,
+    output_kind,
+    output_lock,
+    place,
+    tmp_sibling,
+    write_marker,
+)
 from c2s._errors import C2SError, OutputExistsError
 from c2s._logging import get_logger
 from c2s.model import CONFIG_FILE
@@ -22,14 +33,25 @@ log = get_logger(__name__)
 CHECKPOINTS = "checkpoints"
 
 
-def check_run_dir(out: str | os.PathLike, *, overwrite: bool, resume: str | None) -> None:
-    """Refuse a run directory that would lose work: a finished run without ``overwrite``, an
-    interrupted run without ``resume`` or ``overwrite``, a resume with nothing to resume."""
+def check_run_dir(
+    out: str | os.PathLike, *, overwrite: bool, resume: str | None, inputs: Iterable = ()
+) -> None:
+    """Refuse a run directory that would lose work: one that is, contains or lies inside an
+    input (the dataset, the model trained from), a directory c2s did not make, a finished
+    run without ``overwrite``, an interrupted run without ``resume`` or ``overwrite``, a
+    resume with nothing to resume."""
     out = Path(out)
+    check_not_input(out, inputs)
     if not out.exists():
         if resume:
             raise C2SError(f"Nothing to resume: {out} does not exist.")
         return
+    kind = output_kind(out)
+    if kind not in ("run", "model"):
+        raise C2SError(
+            f"{str(out)!r} exists and is not a training run c2s made, so c2s will neither "
+            "resume nor replace it. Choose another --out."
+        )
     finished = (out / CONFIG_FILE).exists()
     if resume:
         if finished:
@@ -51,16 +73,40 @@ def check_run_dir(out: str | os.PathLike, *, overwrite: bool, resume: str | None
     )
 
 
-def prepare_run_dir(out: Path, *, overwrite: bool, resume: str | None) -> Path | None:
-    """Check the run directory; with ``overwrite``, move the old one aside and return where
-    (deleted when the new run completes)."""
-    check_run_dir(out, overwrite=overwrite, resume=resume)
-    if not out.exists() or resume:
-        return None
-    old = tmp_sibling(out)
-    os.replace(out, old)
-    log.info("Moved the previous output aside to %s until this run completes.", old)
-    return old
+def work_dir_for(out: Path, *, resume: str | None) -> Path:
+    """Where a run writes: ``out`` itself, or, when it replaces an existing run, a hidden
+    sibling that takes ``out``'s place only when the run completes (the previous run stays
+    untouched until then). The name is fixed, so every process of a DDP job agrees on it."""
+    if out.exists() and not resume:
+        return tmp_sibling(out, tag="new-run")
+    return out
+
+
+@contextlib.contextmanager
+def run_dir_lock(out: Path):
+    """One training process (rank 0) writes a run directory at a time."""
+    if not is_main_process():
+        yield
+        return
+    with output_lock(out):
+        yield
+
+
+def make_run_dir(path: Path) -> None:
+    """Create the run directory (rank 0), marked as a c2s run."""
+    path.mkdir(parents=True, exist_ok=True)
+    if output_kind(path) is None:
+        write_marker(path, "run")
+
+
+def finish_run_dir(work: Path, out: Path, *, ok: bool) -> None:
+    """Put a replacing run in place (``ok``), or remove it and leave the previous one."""
+    if work == out or not is_main_process():
+        return
+    if ok:
+        place(work, out, overwrite=True, kind="run")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def is_main_process() -> bool:
@@ -146,6 +192,7 @@ def save_into(model, run_dir: Path, *, merge: bool) -> None:
     if staged.exists():
         shutil.rmtree(staged)
     model.save(staged, merge=merge)
+    (staged / MARKER).unlink(missing_ok=True)  # the run directory keeps its own marker
     names = sorted(p.name for p in staged.iterdir())
     for name in [n for n in names if n != CONFIG_FILE] + [CONFIG_FILE]:
         os.replace(staged / name, run_dir / name)

@@ -31,10 +31,14 @@ from c2s.train._lora import apply_lora
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
+    check_run_dir,
+    finish_run_dir,
     is_main_process,
     latest_checkpoint,
-    prepare_run_dir,
+    make_run_dir,
+    run_dir_lock,
     save_into,
+    work_dir_for,
     write_json,
     write_split,
 )
@@ -142,25 +146,32 @@ def fine_tune(
             f"max_length {max_length} exceeds the model's context of {model_max} tokens."
         )
 
-    tmp_run = None
     if output_dir is None:
-        tmp_run = tempfile.TemporaryDirectory(prefix="c2s-train-")
-        run_dir, old = Path(tmp_run.name), None
-    else:
-        run_dir = Path(output_dir)
-        # Under torchrun / accelerate launch only the main process checks and prepares the
-        # directory (the others would see it half-made); a failure there stops every rank.
-        old = None
-        if is_main_process():
-            old = prepare_run_dir(run_dir, overwrite=overwrite, resume=cfg.resume)
-    try:
-        return _run(model, ds, cfg, max_length, run_dir, tmp_run is None, old, callbacks)
-    finally:
-        if tmp_run is not None:
-            tmp_run.cleanup()
+        with tempfile.TemporaryDirectory(prefix="c2s-train-") as tmp:
+            return _run(model, ds, cfg, max_length, Path(tmp), None, callbacks)
+    out = Path(output_dir)
+    # Under torchrun / accelerate launch only the main process checks, locks and prepares
+    # the directory (the others would see it half-made); a failure there stops every rank.
+    if is_main_process():
+        inputs = [ds.path, model.name_or_path]
+        check_run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs)
+    work = work_dir_for(out, resume=cfg.resume)
+    with run_dir_lock(out):
+        if is_main_process() and work != out and work.exists():
+            shutil.rmtree(work)  # a replacement run that never finished (c2s's own name)
+        try:
+            result = _run(model, ds, cfg, max_length, work, out, callbacks)
+        except BaseException:
+            finish_run_dir(work, out, ok=False)
+            raise
+        finish_run_dir(work, out, ok=True)
+    return result
 
 
-def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResult:
+def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResult:
+    """Train into ``run_dir``; save there unless ``final_dir`` is None (no output wanted).
+    ``final_dir`` is where the run ends up (``run_dir`` itself, or the run it replaces)."""
+    save = final_dir is not None
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -206,7 +217,7 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
 
     main = is_main_process()
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_run_dir(run_dir)
     ckpt_dir = run_dir / CHECKPOINTS
     resume_from = None
     if cfg.resume:
@@ -301,14 +312,12 @@ def _run(model, ds, cfg, max_length, run_dir, save, old, callbacks) -> TrainResu
         trainable_parameters=model.n_parameters(trainable=True),
         total_parameters=model.n_parameters(),
         log_history=list(trainer.state.log_history),
-        output_dir=str(run_dir) if save else None,
+        output_dir=str(final_dir) if save else None,
     )
     update_config(model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result)
     if save and trainer.is_world_process_zero():
         write_json(run_dir / "train_log.json", result.to_dict())
         save_into(model, run_dir, merge=cfg.merge)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     log.info(
         "Trained %d steps in %.1f s (%.2f s total).",
