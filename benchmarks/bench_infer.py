@@ -166,7 +166,7 @@ def forward_floor(m, sub, n_genes: int, batch: int, repeat: int) -> dict:
     from c2s.model._batching import Preamble, left_pad, length_batches
     from c2s.tl._inputs import read_cells, renderer
 
-    cs = read_cells(sub, m, n_genes=n_genes)
+    cs, _ = read_cells(sub, m, n_genes=n_genes)
     r = renderer(m, "cell_type_prediction", n_genes, "Homo sapiens")
     ids = m.tokenizer([r.prompt(cs, [i]) for i in range(cs.n_cells)])["input_ids"]
 

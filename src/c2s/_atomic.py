@@ -81,7 +81,7 @@ def check_not_input(path: str | os.PathLike, inputs: Iterable) -> None:
     exist, such as hub ids, are skipped)."""
     out = _real(path)
     for inp in inputs:
-        if inp is None or not Path(str(inp)).exists():
+        if inp is None or str(inp) == "" or not Path(str(inp)).exists():
             continue
         src = _real(inp)
         if out == src or src in out.parents or out in src.parents:
@@ -107,6 +107,7 @@ def check_output(
     """
     path = Path(path)
     check_not_input(path, inputs)
+    _check_writable(path)
     if not (path.exists() or path.is_symlink()):
         return path
     if not overwrite:
@@ -116,6 +117,17 @@ def check_output(
         )
     _check_replaceable(path, kind)
     return path
+
+
+def _check_writable(path: Path) -> None:
+    """The output can be created: its nearest existing ancestor is a writable directory."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise C2SError(f"Cannot create {str(path)!r}: {str(parent)!r} is a file, not a directory.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise C2SError(f"Cannot create {str(path)!r}: no permission to write in {str(parent)!r}.")
 
 
 def _check_replaceable(path: Path, kind: str | None) -> None:

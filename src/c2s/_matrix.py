@@ -58,7 +58,15 @@ class MatrixSource:
                 f"var has no column {var_names!r} to take gene names from; "
                 f"available: {list(self.var.columns)}."
             )
-        return np.asarray(self.var[var_names].astype(str), dtype=object)
+        col = self.var[var_names]
+        empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            raise C2SError(
+                f"{int(empty.sum())} genes have no name in var[{var_names!r}] (e.g. "
+                f"{list(self.var.index[empty][:3])}); fill them in (for example from the var "
+                "index) or take names from another column."
+            )
+        return np.asarray(col.astype(str), dtype=object)
 
     def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
         """Rows ``[start, stop)`` as a scipy CSR matrix."""
@@ -75,7 +83,7 @@ class MatrixSource:
             if sp.issparse(X):
                 a, b = int(X.indptr[start]), int(X.indptr[stop])
                 return X.indptr[start : stop + 1], X.indices[a:b], X.data[a:b]
-            block = sp.csr_matrix(np.asarray(X[start:stop]))
+            block = sp.csr_matrix(_widen(np.asarray(X[start:stop])))
             return block.indptr, block.indices, block.data
         import h5py
 
@@ -98,6 +106,12 @@ class MatrixSource:
                 yield (a, b, *_h5_rows(f, self.where, a, b, self.shape[1]))
 
 
+def _widen(x: np.ndarray) -> np.ndarray:
+    """float16 (which scipy.sparse and the rank kernel do not take) as float32; ranks and
+    values are unchanged."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
 def _h5_group_path(where: str) -> str:
     return "raw/X" if where == "raw" else where
 
@@ -108,13 +122,13 @@ def _h5_rows(f, where: str, start: int, stop: int, n_vars: int):
 
     node = f[_h5_group_path(where)]
     if isinstance(node, h5py.Dataset):
-        X = sp.csr_matrix(node[start:stop])
+        X = sp.csr_matrix(_widen(node[start:stop]))
         return X.indptr, X.indices, X.data
     enc = node.attrs.get("encoding-type", "")
     if enc == "csr_matrix" or node.attrs.get("h5sparse_format", "") == "csr":
         indptr = node["indptr"][start : stop + 1]
         a, b = int(indptr[0]), int(indptr[-1])
-        return indptr - a, node["indices"][a:b], node["data"][a:b]
+        return indptr - a, node["indices"][a:b], _widen(node["data"][a:b])
     if enc == "csc_matrix":
         # Column-major storage cannot be read by rows without reading everything.
         from anndata.io import read_elem
@@ -176,6 +190,12 @@ def _open_file(path: Path, where: str) -> MatrixSource:
         shape = tuple(node.shape) if isinstance(node, h5py.Dataset) else tuple(node.attrs["shape"])
         var = read_elem(f["raw/var" if where == "raw" else "var"])
         obs = read_elem(f["obs"])
+        if not isinstance(obs, pd.DataFrame) or not isinstance(var, pd.DataFrame):
+            raise C2SError(
+                f"The obs or var table of {str(path)!r} does not read back as a table (a "
+                "column with an empty name?). Fix it with anndata (adata.obs.rename(...)) and "
+                "save the file again."
+            )
         enc = "" if isinstance(node, h5py.Dataset) else node.attrs.get("encoding-type", "")
     if enc == "csc_matrix":
         import warnings

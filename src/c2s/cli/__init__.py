@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted: no partial output was left; run the same command again.", file=sys.stderr
         )
         return 130
+    except BrokenPipeError:
+        # the reader went away (``c2s info DS | head``): nothing more to say, nothing wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (C2SError, ImportError, OSError) as e:
         _traceback(args)
         print(f"error: {_one_line(e)}", file=sys.stderr)

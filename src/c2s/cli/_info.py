@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from c2s.cli._common import add_json, emit
 
 
 def register(sub) -> None:
     p = sub.add_parser("info", help="summarize a c2s dataset")
     p.add_argument("dataset", help="c2s dataset directory")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="read every file and verify it against the metadata (exit 2 if damaged)",
+    )
     add_json(p)
     p.set_defaults(run=run)
 
@@ -40,6 +47,27 @@ def _human(info: dict) -> str:
 def run(args) -> int:
     from c2s.io import read_dataset
 
-    info = read_dataset(args.dataset).info()
-    emit(info, args.json, _human(info))
-    return 0
+    ds = read_dataset(args.dataset)
+    info = ds.info()
+    if not args.check:
+        emit(info, args.json, _human(info))
+        return 0
+    report = ds.check()
+    info["check"] = report
+    if report["ok"]:
+        human = _human(info) + f"\ncheck       ok: every file read, {report['n_cells']} cells"
+    else:
+        human = (
+            _human(info)
+            + "\ncheck       DAMAGED:\n"
+            + "\n".join(f"  - {p}" for p in report["problems"])
+        )
+    emit(info, args.json, human)
+    if report["ok"]:
+        return 0
+    n = len(report["problems"])
+    print(
+        f"error: {ds.path} is damaged ({n} problem{'s' * (n > 1)}); convert it again.",
+        file=sys.stderr,
+    )
+    return 2

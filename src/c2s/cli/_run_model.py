@@ -41,6 +41,15 @@ def _sampling(p, *, temperature: float = 1.0, top_k: bool = True) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _strict(p) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (instead of warning) on a task the model was not trained for or labels it "
+        "never saw",
+    )
+
+
 # Defaults below are the c2s.tl verbs' own (tests/cli checks that they agree).
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict cell types (or tissues) with a model")
@@ -51,6 +60,7 @@ def register(sub) -> None:
     p.add_argument("--key-added", default="c2s_prediction")
     p.add_argument("--group-by", nargs="+", metavar="COL", help="multi-cell tasks: grouping")
     p.add_argument("--max-new-tokens", type=int, help="free mode: token budget")
+    _strict(p)
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("embed", help="embed cells with a model's hidden states")
@@ -72,12 +82,14 @@ def register(sub) -> None:
     p.add_argument("--n-per-label", type=int, default=10, help="cells (or groups) per label")
     p.add_argument("--n-cells", type=int, default=5, help="multi-cell tasks: cells per group")
     _sampling(p)
+    _strict(p)
     p.set_defaults(run=run_generate)
 
     p = sub.add_parser("perturb", help="predict perturbed cells from control cells")
     _common(p)
     p.add_argument("--perturbations", nargs="+", required=True)
     _sampling(p)
+    _strict(p)
     p.set_defaults(run=run_perturb)
 
     p = sub.add_parser("describe", help="describe groups of cells in words")
@@ -87,6 +99,7 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="vllm: CUDA only")
     _sampling(p, temperature=0.0, top_k=False)
+    _strict(p)
     p.set_defaults(run=run_describe)
 
 
@@ -133,7 +146,10 @@ def _read_input(args):
 
         if not path.exists():
             raise C2SError(f"{path} does not exist.")
-        return ad.read_h5ad(path)
+        try:
+            return ad.read_h5ad(path)
+        except OSError as e:  # not HDF5, truncated, unreadable
+            raise C2SError(f"Cannot read {path} as an .h5ad file: {e}") from e
     from c2s.io import C2SDataset
 
     return C2SDataset(path)
@@ -154,11 +170,16 @@ def _write(out: Path, args, *, adata=None, frame=None) -> None:
         if adata is None:  # dataset input: the results as obs of an AnnData without X
             import anndata as ad
 
-            obs = frame.copy()
+            probs = [c for c in frame.columns if c.startswith("p_")]
+            obs = frame.drop(columns=probs)
             for c in obs.columns:
                 if obs[c].dtype == object:
                     obs[c] = obs[c].astype(str)
             adata = ad.AnnData(obs=obs)
+            if probs:  # as tl.predict writes them: an array, its labels in uns
+                key = args.key_added
+                adata.obsm[f"{key}_probabilities"] = frame[probs].to_numpy()
+                adata.uns[key] = {**frame.attrs.get("c2s", {}), "labels": [c[2:] for c in probs]}
         adata.write_h5ad(tmp)
 
 
@@ -178,7 +199,8 @@ def run_predict(args) -> int:
     kw = {
         "task": args.task, "mode": args.mode, "labels": args.labels, "key_added": args.key_added,
         "n_genes": args.n_genes, "organism": args.organism, "group_by": args.group_by,
-        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, **data_kw,
+        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+        "strict": args.strict, **data_kw,
     }  # fmt: skip
     if _is_anndata(data):
         predict(data, model, **kw)
@@ -291,7 +313,7 @@ def run_generate(args) -> int:
     adata = generate(
         model, labels, task=args.task, n_per_label=args.n_per_label, n_cells=args.n_cells,
         n_genes=args.n_genes, organism=args.organism, batch_size=args.batch_size,
-        **_sampling_kw(args),
+        strict=args.strict, **_sampling_kw(args),
     )  # fmt: skip
     return _cells_out(args, out, adata, time.perf_counter() - t0)
 
@@ -303,7 +325,7 @@ def run_perturb(args) -> int:
     t0 = time.perf_counter()
     adata = perturb(
         data, model, args.perturbations, n_genes=args.n_genes, organism=args.organism,
-        batch_size=args.batch_size, **_sampling_kw(args), **data_kw,
+        batch_size=args.batch_size, strict=args.strict, **_sampling_kw(args), **data_kw,
     )  # fmt: skip
     return _cells_out(args, out, adata, time.perf_counter() - t0)
 
@@ -316,7 +338,8 @@ def run_describe(args) -> int:
     frame = describe(
         data, model, group_by=args.group_by, n_genes=args.n_genes, organism=args.organism,
         max_cells=args.max_cells, max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size, backend=args.backend, **_sampling_kw(args), **data_kw,
+        batch_size=args.batch_size, backend=args.backend, strict=args.strict,
+        **_sampling_kw(args), **data_kw,
     )  # fmt: skip
     n_cells = int(frame["cells"].map(len).sum())
     frame["cells"] = frame["cells"].map(" ".join)

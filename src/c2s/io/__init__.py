@@ -1,5 +1,6 @@
 """The c2s dataset store (Parquet shards), and interop with Hugging Face and the reference."""
 
+from c2s.io._check import check_dataset
 from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._reference import export_reference, import_reference
 from c2s.io._split import SPLITS, assign_splits
@@ -9,6 +10,7 @@ __all__ = [
     "SPLITS",
     "C2SDataset",
     "assign_splits",
+    "check_dataset",
     "convert",
     "export_reference",
     "import_reference",

@@ -16,6 +16,36 @@ from c2s.io._meta import META_FILE, SCHEMA_VERSION, write_meta
 from c2s.io._split import SPLITS
 from c2s.sentences import CellSentences, Vocab
 
+_DAMAGED = (
+    "The dataset is damaged: `c2s info --check DATASET` lists what is wrong; convert it again."
+)
+_REQUIRED = ("n_cells", "n_genes", "shards", "vocab_file", "obs_columns")
+
+
+def _check_meta(path: Path, meta: dict) -> None:
+    """The metadata has what readers need, and every file it names lies inside the dataset."""
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise C2SError(f"{path / META_FILE} lacks {missing}. {_DAMAGED}")
+    try:
+        names = [meta["vocab_file"], *(s["file"] for s in meta["shards"])]
+        counts = [int(s["n_cells"]) for s in meta["shards"]]
+    except (TypeError, KeyError, ValueError) as e:
+        raise C2SError(f"{path / META_FILE} has a malformed shard list ({e}). {_DAMAGED}") from e
+    root = os.path.realpath(path)
+    for name in names:
+        bad = not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..")
+        if bad or os.path.dirname(os.path.realpath(path / name)) != root:
+            raise C2SError(
+                f"{path / META_FILE} names the file {name!r}, which is not a file of the dataset "
+                "folder itself; c2s reads nothing outside it."
+            )
+    if sum(counts) != int(meta["n_cells"]):
+        raise C2SError(
+            f"{path / META_FILE}: its shards hold {sum(counts)} cells, not {meta['n_cells']}. "
+            f"{_DAMAGED}"
+        )
+
 
 class C2SDataset:
     """A c2s dataset directory, read lazily with pyarrow.
@@ -34,12 +64,18 @@ class C2SDataset:
             if (self.path / "state.json").exists() or (self.path / "dataset_info.json").exists():
                 hint = " It looks like a reference-package Arrow dataset: import it with `c2s import-reference`."
             raise C2SError(f"{str(self.path)!r} is not a c2s dataset (no {META_FILE}).{hint}")
-        self.meta = json.loads(meta_path.read_text())
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise C2SError(f"Cannot read {meta_path}: {e}. {_DAMAGED}") from e
+        if not isinstance(self.meta, dict):
+            raise C2SError(f"{meta_path} does not hold c2s dataset metadata. {_DAMAGED}")
         if self.meta.get("schema_version", 0) > SCHEMA_VERSION:
             raise C2SError(
                 f"{self.path} was written by a newer c2s (schema {self.meta['schema_version']}); "
                 "upgrade c2s to read it."
             )
+        _check_meta(self.path, self.meta)
         self._vocab: Vocab | None = None
 
     def __repr__(self) -> str:
@@ -59,9 +95,13 @@ class C2SDataset:
     @property
     def vocab(self) -> Vocab:
         if self._vocab is None:
-            self._vocab = Vocab.from_frame(
-                pq.read_table(self.path / self.meta["vocab_file"]).to_pandas()
-            )
+            vocab = Vocab.from_frame(self._table(self.path / self.meta["vocab_file"]).to_pandas())
+            if len(vocab) != int(self.meta["n_genes"]):
+                raise C2SError(
+                    f"{self.path}: the vocabulary has {len(vocab)} genes, the metadata says "
+                    f"{self.meta['n_genes']}. {_DAMAGED}"
+                )
+            self._vocab = vocab
         return self._vocab
 
     @property
@@ -72,8 +112,18 @@ class C2SDataset:
     def has_values(self) -> bool:
         return bool(self.meta.get("has_values"))
 
+    def _table(self, f: Path, columns: list[str] | None = None) -> pa.Table:
+        """One Parquet file of the dataset; a missing or damaged file is a C2SError."""
+        try:
+            return pq.read_table(f, columns=columns)
+        except (OSError, pa.ArrowException) as e:
+            raise C2SError(
+                f"{f.name} of {self.path} cannot be read ({' '.join(str(e).split())[:200]}). "
+                f"{_DAMAGED}"
+            ) from e
+
     def _read(self, columns: list[str]) -> pa.Table:
-        return pa.concat_tables([pq.read_table(f, columns=columns) for f in self.files])
+        return pa.concat_tables([self._table(f, columns) for f in self.files])
 
     def _read_rows(self, columns: list[str], rows) -> pa.Table:
         """``columns`` of the cells ``rows`` (all when ``None``), in the order given; each shard
@@ -90,7 +140,7 @@ class C2SDataset:
             stop = start + shard["n_cells"]
             lo, hi = np.searchsorted(wanted, [start, stop])
             if hi > lo:
-                t = pq.read_table(f, columns=columns)
+                t = self._table(f, columns)
                 parts.append(t.take(pa.array(wanted[lo:hi] - start)))
             start = stop
         if not parts:
@@ -169,7 +219,10 @@ class C2SDataset:
             .set_index("cell_id")
             .rename_axis(None)
         )
-        cs = CellSentences(genes, offsets, self.vocab, obs, vals)
+        try:
+            cs = CellSentences(genes, offsets, self.vocab, obs, vals)
+        except C2SError as e:  # e.g. gene indices outside the vocabulary
+            raise C2SError(f"{self.path}: {e} {_DAMAGED}") from e
         return cs.top_k(top_k) if top_k is not None else cs
 
     def texts(self, k: int | None = None, *, split: str | None = None) -> list[str]:
@@ -200,6 +253,13 @@ class C2SDataset:
         """Change fields of c2s_dataset.json (atomically)."""
         self.meta.update(fields)
         write_meta(self.path, self.meta)
+
+    def check(self) -> dict:
+        """Read every file and verify it against the metadata (see
+        :func:`c2s.io.check_dataset`): ``{"ok": bool, "problems": [...], ...}``."""
+        from c2s.io._check import check_dataset
+
+        return check_dataset(self)
 
     def info(self) -> dict:
         """A summary: cells, genes, lengths, obs columns, split counts, fitted inverse."""

@@ -99,7 +99,15 @@ def export_reference(
 
     with atomic_dir(out_dir, overwrite=overwrite, kind="reference", inputs=[ds.path]) as tmp:
         cache = tmp / ".cache"
-        hf = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
+        try:
+            hf = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
+        except datasets.exceptions.DatasetGenerationError as e:
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, C2SError):  # our own message (e.g. a damaged shard)
+                raise cause from None
+            raise
+        if len(hf) != ds.n_cells:  # nothing is written unless every cell was
+            raise C2SError(f"Exported {len(hf)} cells, but {ds.path} says it holds {ds.n_cells}.")
         data_dir = tmp / "data"
         hf.save_to_disk(str(data_dir))
         del hf
@@ -156,9 +164,12 @@ def import_reference(
         raise C2SError(f"{str(arrow_dir)!r} is not a directory.")
     try:
         loaded = datasets.load_from_disk(str(arrow_dir))
-    except FileNotFoundError as e:
+    # FileNotFoundError: not save_to_disk output; IndexError: datasets cannot open an empty
+    # one; ValueError / OSError: damaged Arrow files.
+    except (FileNotFoundError, IndexError, ValueError, OSError) as e:
         raise C2SError(
-            f"{str(arrow_dir)!r} is not a dataset saved with datasets.save_to_disk ({e})."
+            f"{str(arrow_dir)!r} cannot be loaded as a dataset saved with "
+            f"datasets.save_to_disk ({type(e).__name__}: {e}); an empty or damaged dataset?"
         ) from e
     if isinstance(loaded, datasets.DatasetDict):
         parts = [(name, loaded[name]) for name in loaded]
@@ -174,8 +185,15 @@ def import_reference(
     vocab = None
     vpath = Path(vocabulary) if vocabulary is not None else arrow_dir / REFERENCE_VOCAB_FILE
     if vpath.exists():
-        names = list(json.loads(vpath.read_text()))
-        vocab = Vocab.from_names(names)
+        try:
+            mapping = json.loads(vpath.read_text())
+        except (OSError, ValueError) as e:
+            raise C2SError(f"Cannot read the vocabulary {str(vpath)!r}: {e}.") from e
+        if not isinstance(mapping, dict | list) or not all(isinstance(g, str) for g in mapping):
+            raise C2SError(
+                f"{str(vpath)!r} must map gene names to cell counts (or list gene names)."
+            )
+        vocab = Vocab.from_names(list(mapping))
     elif vocabulary is not None:
         raise C2SError(f"Vocabulary file {str(vpath)!r} does not exist.")
     texts, obs_parts, split_codes = [], [], []

@@ -210,6 +210,12 @@ def run_job(job: ConvertJob, on_chunk=None) -> ShardResult:
     return ShardResult(job.shard, job.stop - job.start, n_expressed, hist)
 
 
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _executor(workers: int, use_processes: bool) -> Executor | None:
     if workers <= 1:
         return None
@@ -217,8 +223,11 @@ def _executor(workers: int, use_processes: bool) -> Executor | None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        # spawn, not fork: the parent's OpenMP threads (numba) do not survive a fork.
-        return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        # spawn, not fork: the parent's OpenMP threads (numba) do not survive a fork. Workers
+        # ignore Ctrl-C: the parent handles it (one message, no traceback per worker).
+        return ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint
+        )
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(workers)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -22,7 +25,11 @@ def parse_fractions(split) -> tuple[float, float, float]:
     fr = tuple(float(x) for x in split)
     if len(fr) == 2:
         fr = (fr[0], fr[1], 0.0)
-    if len(fr) != 3 or any(x < 0 for x in fr) or abs(sum(fr) - 1.0) > 1e-6:
+    if (
+        len(fr) != 3
+        or not all(math.isfinite(x) and x >= 0 for x in fr)
+        or abs(sum(fr) - 1.0) > 1e-6
+    ):
         raise C2SError(
             f"Split fractions must be three non-negative numbers summing to 1 "
             f"(train, validation, test), got {split!r}."
@@ -62,11 +69,22 @@ def assign_splits(
             for c in range(len(labels.cat.categories))
         ]
         groups.append(np.flatnonzero(labels.isna().to_numpy()))
-    for idx in groups:
+    short = []
+    for g, idx in enumerate(groups):
         perm = idx[rng.permutation(len(idx))]
         counts = _allocate(len(idx), fractions)
         bounds = np.cumsum(counts)
         codes[perm[: bounds[0]]] = 0
         codes[perm[bounds[0] : bounds[1]]] = 1
         codes[perm[bounds[1] :]] = 2
+        labelled = stratify is not None and g < len(groups) - 1
+        if labelled and any(f > 0 and c == 0 for f, c in zip(fractions, counts, strict=True)):
+            short.append(f"{labels.cat.categories[g]} ({len(idx)} cells)")
+    if short:
+        warnings.warn(
+            f"{len(short)} labels have too few cells to appear in every split, so some split "
+            f"has none of them: {', '.join(short[:8])}{' ...' if len(short) > 8 else ''}. "
+            "Their held-out scores will be missing; merge rare labels or drop them.",
+            stacklevel=3,
+        )
     return codes

@@ -129,6 +129,12 @@ def convert(
         )
     obs = src.obs
     obs_keys = list(obs.columns) if obs_keys is None else list(obs_keys)
+    unnamed = [k for k in obs_keys if not isinstance(k, str) or not k.strip()]
+    if unnamed:
+        raise C2SError(
+            f"obs has column(s) with no usable name ({unnamed}); rename them "
+            "(adata.obs.rename(columns=...)) or choose the columns to carry with --obs / obs_keys=."
+        )
     missing = [k for k in obs_keys if k not in obs.columns]
     if missing:
         raise C2SError(f"obs has no column(s) {missing}; available: {list(obs.columns)}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from c2s._logging import get_logger, quiet_hf_progress
 from c2s.model._config import CONFIG_FILE, C2SConfig
 
 log = get_logger(__name__)
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 # From-scratch sizes. ``tiny`` is for tests, ``small`` trains on PBMC in minutes on 2 CPU cores,
 # ``base`` wants a GPU. Heads divide the hidden size in every preset.
@@ -217,11 +220,17 @@ class C2SModel:
         load_in_4bit
             Quantize to 4 bits with bitsandbytes (CUDA only), for QLoRA fine-tuning.
         """
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         quiet_hf_progress()
         name = str(name_or_path)
         local = Path(name)
+        if not local.exists() and not _looks_like_hub_id(name):
+            raise C2SError(
+                f"No model at {name!r}: there is no such directory, and it is not a hub id "
+                "(owner/name), so the hub is not asked. Check the path."
+            )
         if local.exists() and not local.is_dir():
             raise C2SError(f"{name!r} is a file; pass the model's directory.")
         if local.is_dir() and not (
@@ -268,6 +277,13 @@ class C2SModel:
             raise C2SError(
                 f"Cannot load a model from {name!r}: {e}\nPass a local model directory, or a "
                 "hub id (e.g. vandijklab/C2S-Pythia-410m-cell-type-prediction) with network access."
+            ) from e
+        # A damaged weights file (SafetensorError), or a config transformers cannot build
+        # (ValueError: an unknown model_type, bad sizes): the directory is not usable.
+        except (ValueError, SafetensorError) as e:
+            raise C2SError(
+                f"Cannot load the model in {name!r}: {' '.join(str(e).split())[:300]} The "
+                "directory is damaged or holds a model transformers cannot build."
             ) from e
         if not load_in_4bit:
             model = model.to(dev)
@@ -410,8 +426,8 @@ def _portable_tokenizer_class(directory: Path) -> None:
 
 
 def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not Path(name).exists() and not name.startswith(".")
+    """``owner/name`` of letters, digits, ``-``, ``_`` and ``.``, not an existing path."""
+    return bool(_HUB_ID.fullmatch(name)) and not Path(name).exists()
 
 
 def check_adapter_base(peft_model) -> str:

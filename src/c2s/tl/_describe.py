@@ -7,7 +7,17 @@ from typing import Literal
 
 import pandas as pd
 
-from c2s.tl._inputs import fit_prompts, load_model, read_cells, renderer, settings, units_of
+from c2s.tl._inputs import (
+    at_least,
+    check_sampling,
+    check_task,
+    fit_prompts,
+    load_model,
+    read_cells,
+    renderer,
+    settings,
+    units_of,
+)
 
 
 def describe(
@@ -27,6 +37,7 @@ def describe(
     layer: str | None = None,
     use_raw: bool = False,
     var_names: str | None = None,
+    strict: bool = False,
     progress_bar: bool | None = None,
     backend: Literal["hf", "vllm"] = "hf",
 ) -> pd.DataFrame:
@@ -35,7 +46,7 @@ def describe(
     (with ``top_p`` nucleus sampling and ``seed``). ``backend="vllm"`` decodes with vLLM on a
     GPU.
 
-    ``data``, ``split``, ``layer``, ``use_raw`` and ``var_names`` are as in
+    ``data``, ``split``, ``layer``, ``use_raw``, ``var_names`` and ``strict`` are as in
     :func:`predict`.
 
     Returns
@@ -47,7 +58,12 @@ def describe(
 
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
-    cs = read_cells(
+    check_sampling(temperature, None, top_p)
+    at_least(
+        max_cells=(max_cells, 1), max_new_tokens=(max_new_tokens, 1), batch_size=(batch_size, 1)
+    )
+    check_task(m, "natural_language_interpretation", strict)
+    cs, _ = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
     r = renderer(m, "natural_language_interpretation", k, org, max_cells=max_cells, min_cells=1)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
 from c2s.tl._inputs import (
+    at_least,
     check_inplace,
     fit_prompts,
     is_anndata,
@@ -51,14 +53,16 @@ def embed(
     -------
     With ``inplace=True``, None; the AnnData gets ``obsm[key_added]`` (cells x hidden size)
     and ``uns[key_added]`` (pool, hidden_layer, task, n_genes). With ``inplace=False``, a
-    DataFrame (cells x dimensions, columns ``c2s_0`` ...).
+    DataFrame (cells x dimensions, columns ``c2s_0`` ...). Cells that express no gene get
+    NaN (named in a warning).
     """
     from c2s.model import embed_prompts
 
     check_inplace(data, inplace)
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
-    cs = read_cells(
+    at_least(batch_size=(batch_size, 1))
+    cs, index = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
     r = renderer(m, task, k, org)
@@ -69,17 +73,19 @@ def embed(
     for i, p in enumerate(prompts):
         sentence, start = sentence_span(p, cs, i, ks[i])
         spans.append((start, start + len(sentence)))
-    X = embed_prompts(
+    found = embed_prompts(
         m, prompts, spans, pool=pool, hidden_layer=hidden_layer, batch_size=batch_size,
         progress_bar=progress_bar,
     )  # fmt: skip
+    X = np.full((len(index), found.shape[1]), np.nan, dtype=found.dtype)
+    X[index.get_indexer(cs.obs.index)] = found  # cells with no gene stay NaN
     if inplace and is_anndata(data):
         data.obsm[key_added] = X
         data.uns[key_added] = {
             "pool": pool, "hidden_layer": hidden_layer, "task": task, "n_genes": k,
         }  # fmt: skip
         return None
-    return pd.DataFrame(X, index=cs.obs.index, columns=[f"c2s_{j}" for j in range(X.shape[1])])
+    return pd.DataFrame(X, index=index, columns=[f"c2s_{j}" for j in range(X.shape[1])])
 
 
 def attention(
@@ -111,11 +117,19 @@ def attention(
 
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
-    cs = read_cells(
+    cs, index = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
     r = renderer(m, task, k, org)
-    rows = list(range(min(10, cs.n_cells))) if cells is None else [int(i) for i in cells]
+    if cells is None:
+        rows = list(range(min(10, cs.n_cells)))
+    else:
+        asked = [int(i) for i in cells]
+        bad = [i for i in asked if not -len(index) <= i < len(index)]
+        if bad:
+            raise C2SError(f"cells {bad} are not rows of the input ({len(index)} cells).")
+        where = cs.obs.index.get_indexer(index[asked])
+        rows = [int(i) for i in where if i >= 0]  # cells with no gene were left out (warned)
     out = {}
     for i in rows:
         prompt, ks, _ = fit_prompts(r, cs, [(i,)], m, reserve=0)

@@ -11,7 +11,16 @@ import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
-from c2s.tl._inputs import load_model, read_cells, renderer, settings
+from c2s.tl._inputs import (
+    at_least,
+    check_labels,
+    check_sampling,
+    check_task,
+    load_model,
+    read_cells,
+    renderer,
+    settings,
+)
 
 
 def _genes(m, genes) -> list[str]:
@@ -94,6 +103,7 @@ def generate(
     genes: Sequence[str] | None = None,
     inverse=None,
     batch_size: int = 8,
+    strict: bool = False,
     progress_bar: bool | None = None,
 ):
     """Generate cells conditioned on labels: cell types (``cell_type_generation``), or tissues
@@ -103,7 +113,8 @@ def generate(
     not used yet and stops at exactly ``n_genes`` genes; a multi-cell answer's ``Cell i:``
     headers are forced, so its tokens are exactly those of the training format. ``labels`` is
     a list (each entry ``n_per_label`` times; repeats add up) or ``{label: count}``; for a
-    multi-cell task a count is a number of groups of ``n_cells`` cells.
+    multi-cell task a count is a number of groups of ``n_cells`` cells. A task the model was
+    not trained for, or a label it never saw, is a warning (an error with ``strict``).
 
     Returns
     -------
@@ -118,6 +129,8 @@ def generate(
 
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
+    check_sampling(temperature, top_k, top_p)
+    at_least(n_per_label=(n_per_label, 1), n_cells=(n_cells, 1), batch_size=(batch_size, 1))
     r = renderer(m, task, k, org)
     if r.task.answer != "cells" or r.task.kind not in ("single", "multi"):
         raise C2SError(
@@ -129,6 +142,8 @@ def generate(
     conds = [lab for lab, n in pairs for _ in range(int(n))]  # a repeated label counts twice
     if not conds:
         raise C2SError("No labels to generate cells for.")
+    check_task(m, task, strict)
+    check_labels(m, r, list(dict.fromkeys(map(str, conds))), strict)
     col = r.task.label or "label"
     extra = {"num_cells": n_cells} if multi else {}
     prompts = [r.prompt(values={col: lab, **extra}) for lab in conds]
@@ -175,12 +190,13 @@ def perturb(
     layer: str | None = None,
     use_raw: bool = False,
     var_names: str | None = None,
+    strict: bool = False,
     progress_bar: bool | None = None,
 ):
     """Predict perturbed cells: every control cell of ``data`` under every perturbation.
 
     ``data``, ``split``, ``layer``, ``use_raw`` and ``var_names`` are as in
-    :func:`predict`; sampling options as in :func:`generate`.
+    :func:`predict`; sampling options and ``strict`` as in :func:`generate`.
 
     Returns
     -------
@@ -195,7 +211,10 @@ def perturb(
     k, org = settings(m, n_genes, organism)
     if not perturbations:
         raise C2SError("Name at least one perturbation.")
-    cs = read_cells(
+    check_sampling(temperature, top_k, top_p)
+    at_least(batch_size=(batch_size, 1))
+    check_task(m, "perturbation_prediction", strict)
+    cs, _ = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
     r = renderer(m, "perturbation_prediction", k, org)

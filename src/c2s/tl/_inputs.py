@@ -15,6 +15,7 @@ The contract shared by the verbs (tested over their signatures):
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def read_cells(
     var_names: str | None = None,
     seed: int = 0,
 ):
-    """Top-``n_genes`` sentences of the input, checked against the model's gene vocabulary
-    (genes it never saw are counted in a warning)."""
+    """Top-``n_genes`` sentences of the input's cells that express any gene, checked against
+    the model's gene vocabulary (genes it never saw are counted in a warning), and the index
+    of all the input's cells (cells with no expressed gene are named in a warning and left
+    out; their results are missing)."""
     from c2s.io import C2SDataset
 
     if is_anndata(data):
@@ -81,6 +84,18 @@ def read_cells(
         cs = ds.sentences(split=split, top_k=n_genes, values=False)
     if cs.n_cells == 0:
         raise C2SError("There are no cells to run the model on.")
+    index = cs.obs.index
+    empty = cs.lengths == 0
+    if empty.all():
+        raise C2SError("No cell of the input expresses any gene; there is nothing to run on.")
+    if empty.any():
+        ids = ", ".join(map(str, index[empty][:5]))
+        warnings.warn(
+            f"{int(empty.sum())} cells express no gene and are left out (their results are "
+            f"missing): {ids}{' ...' if empty.sum() > 5 else ''}.",
+            stacklevel=3,
+        )
+        cs = cs.take(np.flatnonzero(~empty))
     known = model.config.genes
     if known:
         names = cs.vocab.display_names.astype(str)
@@ -94,16 +109,73 @@ def read_cells(
                 "saw them in training.",
                 stacklevel=3,
             )
-    return cs
+    return cs, index
 
 
 def settings(model, n_genes, organism) -> tuple[int, str | None]:
     """Genes per sentence and organism: the arguments, else the model's c2s_config.json."""
     cfg = model.config
+    if n_genes is not None and n_genes < 1:
+        raise C2SError(f"n_genes must be at least 1, got {n_genes}.")
     k = n_genes or cfg.n_genes
     if not k:
         raise C2SError("Give n_genes (--n-genes): the model has no c2s_config.json saying it.")
     return int(k), organism or cfg.organism
+
+
+def at_least(**values) -> None:
+    """Each ``name=(value, low)`` with a value below ``low`` is an error (None is allowed)."""
+    for name, (value, low) in values.items():
+        if value is not None and value < low:
+            raise C2SError(f"{name} must be at least {low}, got {value}.")
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise C2SError(f"temperature must be 0 (greedy) or positive, got {temperature}.")
+    if top_k is not None and top_k < 1:
+        raise C2SError(f"top_k must be at least 1, got {top_k}.")
+    if top_p is not None and not (0 < top_p <= 1):
+        raise C2SError(f"top_p must lie in (0, 1], got {top_p}.")
+
+
+def _untrusted(message: str, strict: bool) -> None:
+    if strict:
+        raise C2SError(f"{message} (strict mode; pass strict=False / drop --strict to go on).")
+    warnings.warn(message, stacklevel=4)
+
+
+def check_task(model, task: str, strict: bool) -> None:
+    """A task the model was not trained for (per its c2s_config.json) is a warning, or an
+    error when ``strict``; without a config nothing is known, so nothing is said."""
+    trained = model.config.tasks
+    if trained and task not in trained:
+        _untrusted(
+            f"The model was not trained for {task!r} (it was trained for {', '.join(trained)}); "
+            "its answers to that prompt mean little",
+            strict,
+        )
+
+
+def check_labels(model, r, labels: list[str], strict: bool) -> None:
+    """Labels the model never saw in training, or whose words its tokenizer does not know,
+    are a warning (an error when ``strict``): their scores mean little."""
+    known = set(model.config.labels.get(r.task.label or "", []))
+    unseen = [lab for lab in labels if known and lab not in known]
+    unk = model.tokenizer.unk_token_id
+    unknown_words = []
+    if unk is not None:
+        ids = model.tokenizer([" " + r.answer(lab) for lab in labels])["input_ids"]
+        unknown_words = [lab for lab, t in zip(labels, ids, strict=True) if unk in t]
+    parts = []
+    if unseen:
+        parts.append(f"never seen in training: {', '.join(map(repr, unseen[:5]))}")
+    if unknown_words:
+        parts.append(
+            f"with words the tokenizer does not know: {', '.join(map(repr, unknown_words[:5]))}"
+        )
+    if parts:
+        _untrusted(f"Candidate labels the model cannot score fairly ({'; '.join(parts)})", strict)
 
 
 def renderer(model, task, k, organism, profile=None, **kw):

@@ -12,7 +12,10 @@ import pandas as pd
 
 from c2s._errors import C2SError
 from c2s.tl._inputs import (
+    at_least,
     check_inplace,
+    check_labels,
+    check_task,
     fit_prompts,
     is_anndata,
     label_set,
@@ -44,6 +47,7 @@ def predict(
     use_raw: bool = False,
     var_names: str | None = None,
     inplace: bool = True,
+    strict: bool = False,
     progress_bar: bool | None = None,
 ):
     """Predict a label per cell (or per group of cells for multi-cell tasks).
@@ -71,23 +75,29 @@ def predict(
         AnnData input: rank ``layers[layer]`` or ``raw.X``; take gene names from a var column.
     inplace
         Write into the AnnData (and return None), or return the results.
+    strict
+        Refuse (instead of warning about) a task the model was not trained for and candidate
+        labels it never saw or cannot spell.
 
     Returns
     -------
     With ``inplace=True``, None; the AnnData gets ``obs[key_added]`` (the label),
     ``obs[key_added + "_probability"]`` (score mode), ``obs[key_added + "_answer"]`` (the raw
     answer text, free mode), ``obsm[key_added + "_probabilities"]`` (cells x labels, score
-    mode) and ``uns[key_added]`` (task, mode, labels, n_genes, seconds, n_prompts).
-    With ``inplace=False``, a DataFrame with one row per cell and the same columns as obs
-    gets, plus ``"p_" + label`` per candidate label (score mode); ``attrs["c2s"]`` holds
-    what uns would.
+    mode; columns in the order of ``uns[key_added]["labels"]``) and ``uns[key_added]``
+    (task, mode, labels, n_genes, seconds, n_prompts). With ``inplace=False``, a DataFrame
+    with one row per cell and the same columns as obs gets, plus ``"p_" + label`` per
+    candidate label (score mode); ``attrs["c2s"]`` holds what uns would. Cells that express
+    no gene get no prediction (named in a warning).
     """
     check_inplace(data, inplace)
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
     if mode not in MODES:
         raise C2SError(f"mode must be one of {MODES}, not {mode!r}.")
-    cs = read_cells(
+    at_least(batch_size=(batch_size, 1), max_new_tokens=(max_new_tokens, 1))
+    check_task(m, task, strict)
+    cs, index = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
     r = renderer(m, task, k, org)
@@ -101,6 +111,8 @@ def predict(
             f"No candidate labels for {r.task.label!r}: the model's c2s_config.json lists none. "
             "Pass labels= (--labels A B ...) or use mode='free'."
         )
+    if mode in ("score", "constrained"):
+        check_labels(m, r, cands, strict)
     units = units_of(r, cs, group_by)
     prompts, _, ids = fit_prompts(r, cs, units, m, reserve=max_new_tokens or 16)
     t0 = time.perf_counter()
@@ -157,11 +169,14 @@ def predict(
             probs[np.maximum(cell_unit, 0)], index=cs.obs.index, columns=cands
         )
         prob_frame[~have] = np.nan
+        prob_frame = prob_frame.reindex(index)  # cells with no gene: NaN
+    frame = frame.reindex(index)
     if inplace and is_anndata(data):
         for c in frame.columns:
             data.obs[c] = frame[c].to_numpy()
         if prob_frame is not None:
-            data.obsm[key_added + "_probabilities"] = prob_frame.set_axis(data.obs_names, axis=0)
+            # an array (labels in uns): label names may hold "/", which h5ad keys cannot
+            data.obsm[key_added + "_probabilities"] = prob_frame.to_numpy()
         data.uns[key_added] = info
         return None
     if prob_frame is not None:
