@@ -169,3 +169,253 @@ def test_overwrite_replaces_what_c2s_made(capsys, tmp_path, ds, trained_model):
     code, err = run(capsys, "train", ds, "--out", model, "--overwrite", *TRAIN)
     assert code == 0, err
     assert leftovers(tmp_path) == []
+
+
+# -- every case: a message and a status, nothing lost -------------------------------------------
+def _corrupt(ds: Path, how: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shard = ds / "cells-00000.parquet"
+    if how == "missing":
+        shard.unlink()
+    elif how == "truncated":
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    elif how == "garbage":
+        shard.write_bytes(b"not parquet" * 50)
+    elif how == "gene_out_of_range":
+        t = pq.read_table(shard)
+        genes = t.column("genes").to_pylist()
+        genes[0] = [99_999, *genes[0][1:]]
+        i = t.schema.get_field_index("genes")
+        pq.write_table(t.set_column(i, "genes", pa.array(genes, pa.list_(pa.int32()))), shard)
+    elif how == "short_vocab":
+        v = ds / "vocab.parquet"
+        pq.write_table(pq.read_table(v).slice(0, 100), v)
+    elif how == "path_escape":
+        meta = json.loads((ds / "c2s_dataset.json").read_text())
+        meta["vocab_file"] = "../../outside.parquet"
+        (ds / "c2s_dataset.json").write_text(json.dumps(meta))
+
+
+def _h5ad(kind: str, src: Path, dest: Path) -> Path:
+    import anndata as ad
+    import numpy as np
+
+    if kind == "truncated":
+        dest.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    elif kind == "text":
+        dest.write_text("hello")
+    else:
+        a = ad.read_h5ad(src)
+        X = a.X.toarray()
+        if kind == "float16":
+            a.X = X.astype(np.float16)
+        elif kind == "empty_obs_name":
+            a.obs[""] = 1
+        elif kind == "nan_gene_name":
+            a.var["symbol"] = a.var_names.astype(str)
+            a.var.iloc[0, a.var.columns.get_loc("symbol")] = np.nan
+        elif kind == "empty_cell":
+            X[3] = 0
+            a.X = X
+        a.write_h5ad(dest)
+    return dest
+
+
+# (name, argv with {ds} {model} {h5ad} {out} placeholders, corruption, exit status, stderr pattern)
+CASES = [
+    ("lr nan", "train {ds} --out {out} {train} --learning-rate nan", None, 2, "learning_rate must"),
+    ("scheduler", "train {ds} --out {out} {train} --scheduler bogus", None, 2, "invalid choice"),
+    ("warmup", "train {ds} --out {out} {train} --warmup -5", None, 2, "warmup must"),
+    ("epochs", "train {ds} --out {out} {train} --epochs -1", None, 2, "epochs must"),
+    ("resume finished", "train {ds} --out {model} {train} --resume latest", None, 2, "finished run"),
+    ("missing shard", "export {ds} {out}", "missing", 2, "cannot be read"),
+    ("truncated shard", "inverse eval {ds}", "truncated", 2, "cannot be read"),
+    ("garbage shard", "predict {model} {ds} --out {out}.csv", "garbage", 2, "cannot be read"),
+    ("gene index", "predict {model} {ds} --out {out}.csv", "gene_out_of_range", 2, "outside the vocabulary"),
+    ("short vocab", "export {ds} {out}", "short_vocab", 2, "vocabulary has 100 genes"),
+    ("check", "info {ds} --check", "gene_out_of_range", 2, "is damaged"),
+    ("path escape", "info {ds}", "path_escape", 2, "reads nothing outside"),
+    ("truncated h5ad", "predict {model} {h5ad:truncated} --out {out}.csv", None, 2, "Cannot read"),
+    ("text h5ad", "embed {model} {h5ad:text} --out {out}.csv", None, 2, "Cannot read"),
+    ("float16", "predict {model} {h5ad:float16} --out {out}.csv", None, 0, None),
+    ("empty obs name", "convert {h5ad:empty_obs_name} {out}", None, 2, "empty name"),
+    ("nan gene name", "convert {h5ad:nan_gene_name} {out} --var-names symbol", None, 2, "no name"),
+    ("top-k", "convert {h5ad} {out} --top-k -3", None, 2, "top_k"),
+    ("split nan", "convert {h5ad} {out} --split nan,0.5,0.5", None, 2, "Split fractions"),
+    ("n-genes 0", "predict {model} {h5ad} --out {out}.csv --n-genes 0", None, 2, "n_genes must"),
+    ("temperature", "generate {model} --labels B --out {out}.h5ad --temperature -1", None, 2, "temperature"),
+    ("top-p", "generate {model} --labels B --out {out}.h5ad --top-p 5", None, 2, "top_p"),
+    ("unseen labels", "predict {model} {h5ad} --out {out}.csv --labels alien martian", None, 0, "never seen"),
+    ("unseen labels strict", "predict {model} {h5ad} --out {out}.csv --labels alien --strict", None, 2, "never seen"),
+    ("untrained task", "perturb {model} {h5ad} --out {out}.h5ad --perturbations IFNG --n-genes 4", None, 0, "not trained for"),
+    ("untrained strict", "describe {model} {h5ad} --out {out}.csv --strict", None, 2, "not trained for"),
+    ("reconstruct csv", "inverse reconstruct {ds} {out}.csv", None, 2, "must be an .h5ad"),
+    ("mistyped model", "predict ./modle {h5ad} --out {out}.csv", None, 2, "not a hub id"),
+    ("empty cell", "embed {model} {h5ad:empty_cell} --out {out}.csv", None, 0, "express no gene"),
+    ("label with slash", "predict {model} {h5ad} --out {out}.h5ad --labels CD4+/CD45RA+ B", None, 0, None),
+    ("out under a file", "convert {h5ad} {model}/config.json/ds", None, 2, "is a file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "damage", "status", "says"), CASES, ids=[c[0] for c in CASES]
+)
+def test_each_case_has_a_message_and_loses_nothing(
+    capsys, tmp_path, ds, trained_model, pbmc, name, argv, damage, status, says
+):
+    import warnings
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    h5ad = tmp_path / "cells.h5ad"
+    pbmc[:30].copy().write_h5ad(h5ad)
+    if damage:
+        _corrupt(ds, damage)
+    words = []
+    for w in argv.split():
+        if w.startswith("{h5ad:"):
+            w = str(_h5ad(w[6:-1], h5ad, tmp_path / f"{w[6:-1]}.h5ad"))
+        words += (
+            w.format(ds=ds, model=model, h5ad=h5ad, out=tmp_path / "out", train=" ".join(TRAIN))
+        ).split()
+    inputs = {p: digest(p) for p in (ds, model, h5ad)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, err = run(capsys, *words)
+    assert code == status, err
+    if status == 2:
+        line = one_error_line(err)
+        assert says in line, line
+    else:
+        assert "Traceback" not in err and "error:" not in err
+        if says:
+            assert says in err, err
+    assert not [w for w in caught if "slashes" in str(w.message)]
+    assert {p: digest(p) for p in inputs} == inputs, "an input changed"
+    assert leftovers(tmp_path) == [] and leftovers(ds.parent) == []
+    if status == 2 and "{out}" in argv:
+        assert not list(tmp_path.glob("out*")), "a failed command left output"
+
+
+def test_a_closed_pipe_is_not_an_error(ds):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "c2s.cli", "info", str(ds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before c2s writes (``c2s info ds | head -0``)
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0 and "Traceback" not in err and "error" not in err
+
+
+def test_a_from_scratch_model_trains_into_a_relative_path(monkeypatch, tmp_path, ds):
+    """A new model's name is empty; that is no input path (it once made every output "lie
+    inside the input")."""
+    from c2s.model import C2SModel
+    from c2s.train import fine_tune
+
+    monkeypatch.chdir(tmp_path)
+    m = C2SModel.from_scratch(ds, device="cpu", max_length=128)
+    fine_tune(m, ds, output_dir="run", max_steps=1, n_genes=8, eval_split=None)
+    assert (tmp_path / "run" / "c2s_config.json").exists()
+
+
+# -- the option space -----------------------------------------------------------------------------
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+NUMBER = st.one_of(
+    st.integers(-3, 40),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from(["x", "", "1e9", "-0"]),
+)
+
+
+@pytest.fixture(scope="module")
+def small_h5ad(tmp_path_factory, _pbmc):
+    path = tmp_path_factory.mktemp("h5") / "cells.h5ad"
+    _pbmc[:40].copy().write_h5ad(path)
+    return path
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(
+    top_k=st.none() | NUMBER,
+    split=st.none() | st.lists(NUMBER, min_size=0, max_size=4).map(lambda v: ",".join(map(str, v))),
+    seed=st.none() | st.integers(-2, 5),
+    chunk=st.none() | st.integers(-1, 50),
+    shard=st.none() | st.integers(-1, 50),
+    stratify=st.none() | st.sampled_from(["cell_type", "nope", ""]),
+    obs=st.none() | st.lists(st.sampled_from(["cell_type", "louvain", "nope", ""]), min_size=1, max_size=2),
+    flags=st.lists(st.sampled_from(["--normalize", "--no-values", "--raw"]), unique=True),
+)  # fmt: skip
+def test_convert_options_exit_cleanly(
+    tmp_path_factory, small_h5ad, top_k, split, seed, chunk, shard, stratify, obs, flags
+):
+    out = tmp_path_factory.mktemp("conv") / "ds"
+    argv = ["convert", small_h5ad, out, *flags]
+    for flag, value in (
+        ("--top-k", top_k), ("--split", split), ("--seed", seed), ("--chunk-size", chunk),
+        ("--shard-size", shard), ("--stratify", stratify),
+    ):  # fmt: skip
+        if value is not None:
+            argv += [flag, str(value)]
+    if obs:
+        argv += ["--obs", *obs]
+    before = digest(small_h5ad)
+    _exits_cleanly(argv, out)
+    assert digest(small_h5ad) == before
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    temperature=st.none() | NUMBER,
+    top_k=st.none() | NUMBER,
+    top_p=st.none() | NUMBER,
+    n_genes=st.none() | st.integers(-2, 12),
+    per_label=st.none() | st.integers(-1, 2),
+    batch=st.none() | st.integers(-1, 3),
+    labels=st.lists(st.sampled_from(["CD19+ B", "alien", "", "a/b"]), min_size=1, max_size=2),
+)  # fmt: skip
+def test_generate_options_exit_cleanly(
+    tmp_path_factory, trained_model, temperature, top_k, top_p, n_genes, per_label, batch, labels
+):
+    out = tmp_path_factory.mktemp("gen") / "cells.h5ad"
+    argv = ["generate", trained_model, "--out", out, "--labels", *labels]
+    for flag, value in (
+        ("--temperature", temperature), ("--top-k", top_k), ("--top-p", top_p),
+        ("--n-genes", n_genes), ("--n-per-label", per_label), ("--batch-size", batch),
+    ):  # fmt: skip
+        if value is not None:
+            argv += [flag, str(value)]
+    before = digest(trained_model)
+    _exits_cleanly(argv, out)
+    assert digest(trained_model) == before
+
+
+def _exits_cleanly(argv, out: Path) -> None:
+    """Exit 0 with the output, or exit 2 with one line and nothing written; never a
+    traceback (argparse's own usage errors exit 2 through SystemExit)."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code
+    text = err.getvalue()
+    assert "Traceback" not in text, text
+    assert code in (0, 2), (argv, text)
+    if code == 0:
+        assert out.exists()
+    else:
+        lines = [ln for ln in text.splitlines() if not ln.startswith("warning:")]
+        assert lines and lines[-1].startswith(("error: ", "c2s ")), text
+        assert not out.exists()
+    assert leftovers(out.parent) == []

@@ -31,7 +31,7 @@ _COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="c2s",
         description="Cell sentences for single-cell analysis with language models.",
         epilog="Exit status: 0 success; 1 an unexpected error (a bug: rerun with --debug and "
@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, like every other error (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _subparsers(parser: argparse.ArgumentParser):
     yield parser
     for action in parser._actions:
@@ -73,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     from c2s._errors import C2SError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -9,6 +9,7 @@ be handed to the reference's tools, and on import we use it when present.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 
 from c2s._atomic import atomic_dir, check_output
 from c2s._errors import C2SError
-from c2s._logging import progress
+from c2s._logging import progress, progress_enabled
 from c2s.io._dataset import C2SDataset
 from c2s.io._split import SPLITS
 from c2s.io._write import write_sentences
@@ -26,6 +27,19 @@ from c2s.sentences import CellSentences, Vocab
 
 REFERENCE_VOCAB_FILE = "vocabulary.json"
 _RESERVED = ("cell_name", "cell_sentence")
+
+
+@contextlib.contextmanager
+def _quiet_datasets(datasets, progress_bar):
+    """Hugging Face datasets' own bars follow c2s's progress setting."""
+    was = datasets.is_progress_bar_enabled()
+    if not progress_enabled(progress_bar):
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was:
+            datasets.enable_progress_bars()
 
 
 def _need_datasets():
@@ -100,7 +114,8 @@ def export_reference(
     with atomic_dir(out_dir, overwrite=overwrite, kind="reference", inputs=[ds.path]) as tmp:
         cache = tmp / ".cache"
         try:
-            hf = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
+            with _quiet_datasets(datasets, progress_bar):
+                hf = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
         except datasets.exceptions.DatasetGenerationError as e:
             cause = e.__cause__ or e.__context__
             if isinstance(cause, C2SError):  # our own message (e.g. a damaged shard)
@@ -109,7 +124,8 @@ def export_reference(
         if len(hf) != ds.n_cells:  # nothing is written unless every cell was
             raise C2SError(f"Exported {len(hf)} cells, but {ds.path} says it holds {ds.n_cells}.")
         data_dir = tmp / "data"
-        hf.save_to_disk(str(data_dir))
+        with _quiet_datasets(datasets, progress_bar):
+            hf.save_to_disk(str(data_dir))
         del hf
         # save_to_disk writes into a fresh directory; move its files up and drop the cache.
         for f in data_dir.iterdir():
