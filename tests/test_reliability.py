@@ -192,6 +192,21 @@ def _corrupt(ds: Path, how: str) -> None:
     elif how == "short_vocab":
         v = ds / "vocab.parquet"
         pq.write_table(pq.read_table(v).slice(0, 100), v)
+    elif how == "edited_count":
+        meta = json.loads((ds / "c2s_dataset.json").read_text())
+        meta["n_cells"] += 5
+        (ds / "c2s_dataset.json").write_text(json.dumps(meta))
+    elif how == "symlinked_shard":
+        outside = ds.parent / "elsewhere.parquet"
+        shard.rename(outside)
+        shard.symlink_to(outside)
+    elif how == "truncated_weights":  # ``ds`` is the model directory here
+        w = ds / "model.safetensors"
+        w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    elif how == "bad_model_type":
+        cfg = json.loads((ds / "config.json").read_text())
+        cfg["model_type"] = "nonsense"
+        (ds / "config.json").write_text(json.dumps(cfg))
     elif how == "path_escape":
         meta = json.loads((ds / "c2s_dataset.json").read_text())
         meta["vocab_file"] = "../../outside.parquet"
@@ -237,6 +252,13 @@ CASES = [
     ("short vocab", "export {ds} {out}", "short_vocab", 2, "vocabulary has 100 genes"),
     ("check", "info {ds} --check", "gene_out_of_range", 2, "is damaged"),
     ("path escape", "info {ds}", "path_escape", 2, "reads nothing outside"),
+    ("symlinked shard", "export {ds} {out}", "symlinked_shard", 2, "reads nothing outside"),
+    ("edited count", "export {ds} {out}", "edited_count", 2, "shards hold 700 cells"),
+    ("truncated weights", "predict {model} {h5ad} --out {out}.csv", "model:truncated_weights", 2, "damaged"),
+    ("unknown model type", "embed {model} {h5ad} --out {out}.csv", "model:bad_model_type", 2, "nonsense"),
+    ("resume a model", "train {ds} --out {out} {train} --resume {model}", None, 2, "Nothing to resume"),
+    ("empty reference", "import-reference {empty_ref} {out}", None, 2, "empty or damaged"),
+    ("bad vocabulary", "import-reference {bad_vocab_ref} {out}", None, 2, "Cannot read the vocabulary"),
     ("truncated h5ad", "predict {model} {h5ad:truncated} --out {out}.csv", None, 2, "Cannot read"),
     ("text h5ad", "embed {model} {h5ad:text} --out {out}.csv", None, 2, "Cannot read"),
     ("float16", "predict {model} {h5ad:float16} --out {out}.csv", None, 0, None),
@@ -272,13 +294,27 @@ def test_each_case_has_a_message_and_loses_nothing(
     h5ad = tmp_path / "cells.h5ad"
     pbmc[:30].copy().write_h5ad(h5ad)
     if damage:
-        _corrupt(ds, damage)
+        target, _, how = damage.rpartition(":")
+        _corrupt(model if target == "model" else ds, how)
+    refs = {}
+    if "_ref}" in argv:
+        import datasets
+
+        refs["empty_ref"] = tmp_path / "empty_ref"
+        datasets.Dataset.from_dict({"cell_name": [], "cell_sentence": []}).save_to_disk(
+            str(refs["empty_ref"])
+        )
+        refs["bad_vocab_ref"] = tmp_path / "bad_vocab_ref"
+        assert run(capsys, "export", ds, refs["bad_vocab_ref"])[0] == 0
+        (refs["bad_vocab_ref"] / "vocabulary.json").write_text("{not json")
     words = []
     for w in argv.split():
         if w.startswith("{h5ad:"):
             w = str(_h5ad(w[6:-1], h5ad, tmp_path / f"{w[6:-1]}.h5ad"))
         words += (
-            w.format(ds=ds, model=model, h5ad=h5ad, out=tmp_path / "out", train=" ".join(TRAIN))
+            w.format(
+                ds=ds, model=model, h5ad=h5ad, out=tmp_path / "out", train=" ".join(TRAIN), **refs
+            )
         ).split()
     inputs = {p: digest(p) for p in (ds, model, h5ad)}
     with warnings.catch_warnings(record=True) as caught:

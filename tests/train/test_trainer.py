@@ -211,6 +211,11 @@ def test_interrupted_run_resumes(toy, tmp_path):
     assert not (out / CONFIG_FILE).exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
     with pytest.raises(OutputExistsError, match="resume"):
         fine_tune(tiny(toy), toy, output_dir=out, **opts)
+    # A finished model is not a checkpoint to resume from.
+    finished = tmp_path / "finished"
+    tiny(toy).save(finished)
+    with pytest.raises(C2SError, match="not a training checkpoint"):
+        fine_tune(tiny(toy), toy, output_dir=out, resume=str(finished), **opts)
     # Another architecture cannot resume this run.
     with pytest.raises(C2SError, match="different architecture"):
         fine_tune(tiny(toy, architecture="llama"), toy, output_dir=out, resume="latest", **opts)

@@ -125,8 +125,14 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
 
 
 def check_resume(model, ckpt: Path) -> None:
-    """Refuse a checkpoint whose architecture or adapter differs from the model's."""
+    """Refuse what is not a training checkpoint (a finished model, say), and a checkpoint
+    whose architecture or adapter differs from the model's."""
     mine = model.model
+    if not (ckpt / "trainer_state.json").is_file():
+        raise C2SError(
+            f"{ckpt} is not a training checkpoint (no trainer_state.json): resume takes "
+            "'latest' or a checkpoints/checkpoint-N directory of an interrupted run."
+        )
     if (ckpt / "adapter_config.json").exists():
         if not hasattr(mine, "peft_config"):
             raise C2SError(
