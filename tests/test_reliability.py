@@ -455,3 +455,56 @@ def _exits_cleanly(argv, out: Path) -> None:
         assert lines and lines[-1].startswith(("error: ", "c2s ")), text
         assert not out.exists()
     assert leftovers(out.parent) == []
+
+
+def test_outputs_from_before_the_marker_are_recognized(tmp_path):
+    from c2s._atomic import output_kind
+
+    def make(name, *files):
+        d = tmp_path / name
+        for f in files:
+            (d / f).parent.mkdir(parents=True, exist_ok=True)
+            (d / f).write_text("{}") if "." in Path(f).name else (d / f).mkdir()
+        return d
+
+    assert output_kind(make("ds", "c2s_dataset.json")) == "dataset"
+    assert output_kind(make("m", "c2s_config.json")) == "model"
+    assert output_kind(make("r", "split.json", "checkpoints")) == "run"
+    assert output_kind(make("e", "metrics.json", "report.md")) == "evaluation"
+    assert (
+        output_kind(make("q", "metrics.json", "report.md", "dataset/c2s_dataset.json"))
+        == "quickstart"
+    )
+    assert output_kind(make("mine", "report.md", "notes.txt")) is None
+
+
+def test_ctrl_c_during_a_parallel_conversion(tmp_path):
+    """Ctrl-C reaches every process of the group: the workers stay quiet, the main process
+    says one line, exits 130 and leaves nothing behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.h5ad"
+    c2s.datasets.write_synthetic_h5ad(big, 40_000, 4000, genes_per_cell=1200, normalize=True)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "c2s.cli", "convert", big, out, "--workers", "2"]
+    cmd += ["--shard-size", "1000", "--chunk-size", "256"]
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, env={**os.environ, "C2S_NO_PROGRESS": "1"},
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(f"{TMP_PREFIX}out-*/cells-*.parquet")):  # workers are busy
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines() == [
+        "interrupted: no partial output was left; run the same command again."
+    ]
+    assert not out.exists() and leftovers(tmp_path) == []

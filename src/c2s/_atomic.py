@@ -40,7 +40,8 @@ DIR_KINDS: dict[str, set[str]] = {
     "quickstart": {"quickstart"},
     "reference": {"reference"},
 }
-# Files of older c2s versions (before the marker) that identify a directory's kind.
+# Files of older c2s versions (before the marker) that identify a directory's kind (more
+# shapes in output_kind).
 _SIGNATURES = (("c2s_dataset.json", "dataset"), ("c2s_config.json", "model"))
 
 
@@ -59,6 +60,10 @@ def output_kind(path: str | os.PathLike) -> str | None:
     for name, kind in _SIGNATURES:
         if (path / name).is_file():
             return kind
+    if (path / "split.json").is_file() and (path / "checkpoints").is_dir():
+        return "run"  # an interrupted training run
+    if (path / "metrics.json").is_file() and (path / "report.md").is_file():
+        return "quickstart" if (path / "dataset" / "c2s_dataset.json").is_file() else "evaluation"
     return None
 
 
