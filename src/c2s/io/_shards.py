@@ -216,6 +216,30 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_ignoring_ctrl_c(pool, workers: int) -> None:
+    """Start every worker now, with Ctrl-C ignored from birth, so that only the parent
+    reports an interrupt (one message, no traceback per worker).
+
+    The pool starts workers on demand, and a Ctrl-C reaching a worker while it boots (before
+    its initializer) prints a traceback; a process started while SIGINT is ignored ignores it
+    too, and Python then installs no handler of its own. Back-to-back submissions start one
+    worker each (none is idle yet). Outside the main thread signals cannot be changed; the
+    initializer alone protects the workers there.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        started = [pool.submit(_ignore_sigint) for _ in range(workers)]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for f in started:
+        f.result()
+
+
 def _executor(workers: int, use_processes: bool) -> Executor | None:
     if workers <= 1:
         return None
@@ -223,11 +247,12 @@ def _executor(workers: int, use_processes: bool) -> Executor | None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        # spawn, not fork: the parent's OpenMP threads (numba) do not survive a fork. Workers
-        # ignore Ctrl-C: the parent handles it (one message, no traceback per worker).
-        return ProcessPoolExecutor(
+        # spawn, not fork: the parent's OpenMP threads (numba) do not survive a fork.
+        pool = ProcessPoolExecutor(
             workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint
         )
+        _start_ignoring_ctrl_c(pool, workers)
+        return pool
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(workers)

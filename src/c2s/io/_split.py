@@ -56,6 +56,8 @@ def assign_splits(
     appear in every split they can.
     """
     fractions = parse_fractions(fractions)
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise C2SError(f"seed must be a non-negative integer, got {seed!r}.")
     rng = np.random.default_rng(seed)
     codes = np.empty(n_cells, dtype=np.int8)
     if stratify is None:

@@ -128,7 +128,7 @@ def convert(
             stacklevel=2,
         )
     obs = src.obs
-    obs_keys = list(obs.columns) if obs_keys is None else list(obs_keys)
+    obs_keys = list(obs.columns) if obs_keys is None else list(dict.fromkeys(obs_keys))
     unnamed = [k for k in obs_keys if not isinstance(k, str) or not k.strip()]
     if unnamed:
         raise C2SError(
@@ -244,7 +244,11 @@ def write_sentences(
     if n == 0:
         raise C2SError("There are no cells to write.")
     obs = sentences.obs
-    obs_keys = [k for k in obs.columns if k not in RESERVED] if obs_keys is None else list(obs_keys)
+    obs_keys = (
+        [k for k in obs.columns if k not in RESERVED]
+        if obs_keys is None
+        else list(dict.fromkeys(obs_keys))
+    )
     fractions = parse_fractions(split)
     codes = (
         assign_splits(n, fractions, seed=seed)

@@ -60,8 +60,9 @@ def describe(
     k, org = settings(m, n_genes, organism)
     check_sampling(temperature, None, top_p)
     at_least(
-        max_cells=(max_cells, 1), max_new_tokens=(max_new_tokens, 1), batch_size=(batch_size, 1)
-    )
+        max_cells=(max_cells, 1), max_new_tokens=(max_new_tokens, 1), batch_size=(batch_size, 1),
+        seed=(seed, 0),
+    )  # fmt: skip
     check_task(m, "natural_language_interpretation", strict)
     cs, _ = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names

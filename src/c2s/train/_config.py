@@ -135,7 +135,7 @@ class TrainConfig:
             "n_genes": 1, "batch_size": 1, "grad_accum": 1, "min_cells": 1, "lora_r": 1,
             "lora_alpha": 1, "logging_steps": 1, "save_total_limit": 1, "num_workers": 0,
             "max_length": 8, "eval_batch_size": 1, "eval_steps": 1, "save_steps": 1,
-            "max_train_examples": 1, "max_eval_examples": 1,
+            "max_train_examples": 1, "max_eval_examples": 1, "seed": 0,
         }  # fmt: skip
         for name, low in at_least.items():
             value = getattr(self, name)
