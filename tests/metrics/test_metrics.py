@@ -157,3 +157,39 @@ def test_text_similarity_with_an_encoder_and_without_a_model(tmp_path):
     )
     with pytest.warns(UserWarning, match="skipped"):
         assert M.text_similarity(["a"], ["b"], model="nobody/no-such-model") is None
+
+
+def test_mmd_uses_one_kernel_for_every_compared_set():
+    """The bandwidth comes from the real cells alone: sets compared with the same real cells
+    are measured with the same kernel (a pooled median heuristic changed it per set)."""
+    X, y = clusters()
+    rng = np.random.default_rng(1)
+    near, far = X + rng.normal(0, 0.1, X.shape), X + 5.0
+    a = M.generation_metrics(X, y, near, y, with_ot=False)
+    b = M.generation_metrics(X, y, far, y, with_ot=False)
+    assert a["mmd_bandwidth"] == b["mmd_bandwidth"] > 0
+    f = M.pca_space(X, 50, 0)
+    s = M.median_bandwidth(f(X))
+    assert a["mmd_bandwidth"] == pytest.approx(s)
+    assert b["mmd"] == pytest.approx(M.mmd_rbf(f(X), f(far), bandwidth=s))
+    assert M.mmd_rbf(X, far) == pytest.approx(M.mmd_rbf(X, far, bandwidth=M.median_bandwidth(X)))
+    assert a["mmd"] < b["mmd"]
+
+
+def test_bootstrap_intervals_match_a_slow_resampling():
+    rng = np.random.default_rng(3)
+    t = rng.choice(["a", "b", "c", "d"], size=69, p=[0.5, 0.3, 0.15, 0.05])
+    p = np.where(rng.random(69) < 0.7, t, rng.choice(["a", "b", "c", "d"], size=69))
+    got = M.bootstrap_intervals(t, p, n_boot=200, seed=5)
+    r = np.random.default_rng(5)
+    acc, f1 = [], []
+    for _ in range(200):
+        i = r.integers(0, 69, 69)
+        acc.append(M.accuracy(t[i], p[i]))
+        f1.append(M.macro_f1(t[i], p[i]))
+    want_acc = tuple(np.percentile(acc, [2.5, 97.5]))
+    want_f1 = tuple(np.percentile(f1, [2.5, 97.5]))
+    np.testing.assert_allclose(got["accuracy"], want_acc)
+    np.testing.assert_allclose(got["macro_f1"], want_f1)
+    lo, hi = got["accuracy"]
+    assert lo < M.accuracy(t, p) < hi and hi - lo > 0.1  # 69 cells: a wide interval

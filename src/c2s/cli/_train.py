@@ -132,6 +132,7 @@ def run(args) -> int:
                 max_length=cfg.max_length or 1024,
                 seed=cfg.seed,
                 device=device,
+                texts=[cfg.organism] if cfg.organism else (),
             )
             bar.update()
     try:

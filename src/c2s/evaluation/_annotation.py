@@ -11,7 +11,7 @@ from c2s.evaluation._options import EvalOptions
 
 def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
     from c2s.baselines import expression, knn_pca, logistic_regression
-    from c2s.metrics import annotation_metrics
+    from c2s.metrics import annotation_metrics, bootstrap_intervals
     from c2s.prompts import Renderer
     from c2s.tl import predict
 
@@ -30,6 +30,7 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
     out = {"task": task, "label": key, "labels": labels}
     out["c2s"] = {
         **annotation_metrics(truth, pred, labels or None),
+        "ci95": bootstrap_intervals(truth, pred, seed=o.seed),
         "seconds": pred_s,
         "cells_per_s": len(pred) / pred_s,
     }
@@ -42,6 +43,7 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         p = fn(Xtr, ytr, Xte)
         out[name] = {
             **annotation_metrics(yte, p, labels or None),
+            "ci95": bootstrap_intervals(yte, p, seed=o.seed),
             "seconds": time.perf_counter() - t,
         }
     out["n_train"], out["n_eval"] = len(ytr), len(yte)

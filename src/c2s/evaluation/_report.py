@@ -16,6 +16,10 @@ def write_outputs(res: dict, out_dir: Path) -> None:
     (out_dir / "report.md").write_text("# c2s evaluation\n\n" + report_sections(res))
 
 
+def _ci(interval) -> str:
+    return f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+
+
 def headline_table(res: dict) -> str:
     """The C2S-vs-baselines table (annotation and generation) as Markdown."""
     lines = []
@@ -31,14 +35,16 @@ def headline_table(res: dict) -> str:
             ("knn_pca", "k-NN on PCA (k=15)"),
         ):
             r = a[name]
+            ci = r.get("ci95", {})
             lines.append(
-                f"| {title} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['balanced_accuracy']:.3f} |"
+                f"| {title} | {r['accuracy']:.3f}{_ci(ci.get('accuracy'))} | "
+                f"{r['macro_f1']:.3f}{_ci(ci.get('macro_f1'))} | {r['balanced_accuracy']:.3f} |"
             )
-        lines.append("")
+        lines += ["", "Brackets: 95% bootstrap intervals over the held-out cells.", ""]
     g = res.get("generation")
     if g:
         lines += [
-            f"| generation ({g['n_cells']} cells, {g['n_genes']} genes each) | k-NN@{KNN_K} accuracy | MMD | scFID | energy | Wasserstein |",
+            f"| generation ({g['n_cells']} cells, {g['n_genes']} genes each) | k-NN@{KNN_K} accuracy | MMD | Frechet (PCA) | energy | Wasserstein |",
             "|---|---|---|---|---|---|",
         ]
         for name, title in (
@@ -49,7 +55,7 @@ def headline_table(res: dict) -> str:
             r = g[name]
             lines.append(
                 f"| {title} | {r['knn_accuracy'][KNN_K] if KNN_K in r['knn_accuracy'] else r['knn_accuracy'][str(KNN_K)]:.3f} | "
-                f"{r['mmd']:.4f} | {r['scfid']:.2f} | {r['energy_distance']:.3f} | "
+                f"{r['mmd']:.4f} | {r['frechet_pca']:.2f} | {r['energy_distance']:.3f} | "
                 f"{r.get('wasserstein', float('nan')):.2f} |"
             )
         lines.append("")

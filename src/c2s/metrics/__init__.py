@@ -1,7 +1,8 @@
 """Metrics as plain functions on arrays (and AnnData), each documented with its definition.
 
 - annotation: :func:`accuracy`, :func:`macro_f1`, :func:`balanced_accuracy`,
-  :func:`classification_report`, :func:`confusion_matrix`, :func:`annotation_metrics`;
+  :func:`classification_report`, :func:`confusion_matrix`, :func:`annotation_metrics`,
+  :func:`bootstrap_intervals`;
 - reconstruction: :func:`r2_score`, :func:`pearson`, :func:`spearman`,
   :func:`reconstruction_metrics`;
 - generated vs real cells: :func:`knn_accuracy`, :func:`mmd_rbf`, :func:`energy_distance`,
@@ -17,6 +18,7 @@ from c2s.metrics._annotation import (
     accuracy,
     annotation_metrics,
     balanced_accuracy,
+    bootstrap_intervals,
     classification_report,
     confusion_matrix,
     macro_f1,
@@ -30,6 +32,7 @@ from c2s.metrics._generation import (
     generation_metrics,
     gromov_wasserstein,
     knn_accuracy,
+    median_bandwidth,
     mmd_rbf,
     pca_space,
     scfid,
@@ -46,6 +49,7 @@ __all__ = [
     "annotation_metrics",
     "as_matrix",
     "balanced_accuracy",
+    "bootstrap_intervals",
     "classification_report",
     "confusion_matrix",
     "energy_distance",
@@ -57,6 +61,7 @@ __all__ = [
     "kendall_tau",
     "knn_accuracy",
     "macro_f1",
+    "median_bandwidth",
     "mmd_rbf",
     "pca_space",
     "pearson",

@@ -108,3 +108,50 @@ def annotation_metrics(y_true, y_pred, labels: Sequence[str] | None = None) -> d
             for k, r in rep.iterrows()
         },
     }
+
+
+def bootstrap_intervals(
+    y_true,
+    y_pred,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of accuracy and macro-F1: cells resampled with
+    replacement ``n_boot`` times (seeded), each metric computed as :func:`accuracy` and
+    :func:`macro_f1` define it.
+
+    With a small test set one cell moves accuracy by a visible step (1/69 = 1.4 points on the
+    PBMC test split); the interval says how far a number can be trusted.
+
+    Returns
+    -------
+    ``{"accuracy": (low, high), "macro_f1": (low, high)}``.
+    """
+    t, p = _pair(y_true, y_pred)
+    if len(t) == 0:
+        raise C2SError("No cells to bootstrap.")
+    classes = sorted(set(t) | set(p))
+    code = {c: i for i, c in enumerate(classes)}
+    ti = np.fromiter((code[x] for x in t), dtype=np.int64, count=len(t))
+    pi = np.fromiter((code[x] for x in p), dtype=np.int64, count=len(p))
+    k = len(classes)
+    rng = np.random.default_rng(seed)
+    acc, f1 = np.empty(n_boot), np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, len(t), len(t))
+        tb, pb = ti[idx], pi[idx]
+        acc[b] = np.mean(tb == pb)
+        tp = np.bincount(tb[tb == pb], minlength=k).astype(np.float64)
+        support, predicted = np.bincount(tb, minlength=k), np.bincount(pb, minlength=k)
+        prec = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+        rec = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+        f = np.divide(2 * prec * rec, prec + rec, out=np.zeros(k), where=prec + rec > 0)
+        present = (support > 0) | (predicted > 0)
+        f1[b] = f[present].mean()
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {
+        "accuracy": tuple(float(x) for x in np.percentile(acc, q)),
+        "macro_f1": tuple(float(x) for x in np.percentile(f1, q)),
+    }

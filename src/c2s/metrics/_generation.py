@@ -102,20 +102,28 @@ def knn_accuracy(
     return out
 
 
+def median_bandwidth(real, *, max_cells: int | None = 2000, seed: int = 0) -> float:
+    """The median heuristic: the median pairwise Euclidean distance among the ``real`` cells
+    (1.0 when they are all identical). Computed from the reference set alone, so that every
+    set compared with it is measured with the same kernel."""
+    x = _subsample(as_matrix(real), max_cells, np.random.default_rng(seed))
+    d = _sqdist(x, x)[np.triu_indices(len(x), 1)]
+    return float(np.sqrt(np.median(d))) if d.size and np.median(d) > 0 else 1.0
+
+
 def mmd_rbf(x, y, *, bandwidth: float | None = None, max_cells: int | None = 2000, seed=0):
     """Squared maximum mean discrepancy with a Gaussian kernel ``exp(-|a-b|^2 / (2 s^2))``.
 
-    ``s`` is the median pairwise distance of the pooled cells (the median heuristic) unless
-    ``bandwidth`` gives it. The biased (V-statistic) estimate: 0 for identical sets, >= 0.
+    ``x`` is the reference (real) set: ``s`` is :func:`median_bandwidth` of ``x`` unless
+    ``bandwidth`` gives it, so comparing several sets with the same ``x`` uses one kernel.
+    The biased (V-statistic) estimate: 0 for identical sets, >= 0.
     """
     rng = np.random.default_rng(seed)
     x, y = as_matrix(x), as_matrix(y)
     _same_width(x, y)
-    x, y = _subsample(x, max_cells, rng), _subsample(y, max_cells, rng)
     if bandwidth is None:
-        z = np.vstack([x, y])
-        d = _sqdist(z, z)[np.triu_indices(len(z), 1)]
-        bandwidth = float(np.sqrt(np.median(d))) if d.size and np.median(d) > 0 else 1.0
+        bandwidth = median_bandwidth(x, max_cells=max_cells, seed=seed)
+    x, y = _subsample(x, max_cells, rng), _subsample(y, max_cells, rng)
     g = 1.0 / (2.0 * bandwidth**2)
     kxx = np.exp(-g * _sqdist(x, x)).mean()
     kyy = np.exp(-g * _sqdist(y, y)).mean()
@@ -190,10 +198,13 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
 
 
 def scfid(real, generated, *, embed: Callable | None = None) -> float:
-    """scFID: the Frechet distance between Gaussians fitted to the two sets' embeddings.
+    """The Frechet distance between Gaussians fitted to the two sets' embeddings.
 
-    ``embed`` maps cells to vectors (default: a PCA fit on the real cells; a C2S model's
-    embeddings, e.g. ``lambda a: c2s.tl.embed(a, model).to_numpy()``, also work).
+    ``embed`` maps cells to vectors. The published scFID uses a single-cell foundation
+    model's embeddings; with the default (a PCA fit on the real cells) this is a PCA-space
+    Frechet distance, reported as ``frechet_pca`` by :func:`generation_metrics`. A C2S
+    model's embeddings (e.g. ``lambda a: c2s.tl.embed(a, model, inplace=False).to_numpy()``)
+    give a model-space one.
     """
     f = embed or pca_space(real)
     er, eg = np.asarray(f(real), dtype=np.float64), np.asarray(f(generated), dtype=np.float64)
@@ -260,15 +271,20 @@ def generation_metrics(
     with_ot: bool = True,
 ) -> dict:
     """The distribution metrics above in one PCA space fitted on ``real``: k-NN accuracy at
-    ``ks``, MMD, energy distance, scFID and (``with_ot``, needs POT) Wasserstein and
+    ``ks``, MMD (its bandwidth from ``real`` alone, reported as ``mmd_bandwidth``, so every
+    set compared with the same real cells uses one kernel), energy distance, the Frechet
+    distance in that PCA space (``frechet_pca``; not the published scFID, which uses a
+    foundation model's embeddings) and (``with_ot``, needs POT) Wasserstein and
     Gromov-Wasserstein distances."""
     f = pca_space(real, n_components, seed)
     xr, xg = f(real), f(generated)
+    bandwidth = median_bandwidth(xr, max_cells=max_cells, seed=seed)  # one kernel per real set
     out = {
         "knn_accuracy": knn_accuracy(xr, real_labels, xg, generated_labels, ks=ks, embed=as_matrix),
-        "mmd": mmd_rbf(xr, xg, max_cells=max_cells, seed=seed),
+        "mmd": mmd_rbf(xr, xg, bandwidth=bandwidth, max_cells=max_cells, seed=seed),
+        "mmd_bandwidth": bandwidth,
         "energy_distance": energy_distance(xr, xg, max_cells=max_cells, seed=seed),
-        "scfid": scfid(xr, xg, embed=as_matrix),
+        "frechet_pca": scfid(xr, xg, embed=as_matrix),
         "n_real": len(xr),
         "n_generated": len(xg),
         "pca_components": int(xr.shape[1]),

@@ -26,6 +26,8 @@ PRESETS: dict[str, dict[str, int]] = {
     "base": {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8},
 }
 ARCHITECTURES = ("gpt_neox", "gpt2", "llama", "gemma2")
+# Organism names as the released models' prompts spell them (docs/formats.md).
+ORGANISMS = ("Homo sapiens", "Mus musculus")
 
 # LoRA target modules per architecture (module names as they appear in the models).
 LORA_TARGETS: dict[str, list[str]] = {
@@ -323,7 +325,8 @@ class C2SModel:
         max_length
             Context length (position embeddings).
         texts
-            Extra texts whose words the tokenizer must know (labels, tissues, descriptions).
+            Extra texts whose words the tokenizer must know (labels, tissues, descriptions,
+            an organism other than ``ORGANISMS``).
         """
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -337,7 +340,7 @@ class C2SModel:
                 f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}."
             )
         config = C2SConfig(max_length=max_length)
-        texts = list(texts)
+        texts = [*ORGANISMS, *texts]  # the prompts' organism, whatever the data's obs hold
         if data is not None:
             from c2s.io import C2SDataset
 
