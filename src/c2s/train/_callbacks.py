@@ -8,6 +8,7 @@ from pathlib import Path
 from c2s._errors import C2SError
 from c2s._logging import get_logger
 from c2s.train._collate import PromptCollator
+from c2s.train._sampler import ShuffledLengthBuckets
 
 log = get_logger(__name__)
 
@@ -79,6 +80,18 @@ def trainer_class(Trainer):
                 return super().get_eval_dataloader(eval_dataset)
             finally:
                 self.data_collator = counting
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            if self.args.train_sampling_strategy != "group_by_length" or not hasattr(
+                dataset, "lengths"
+            ):
+                return super()._get_train_sampler(train_dataset)
+            return ShuffledLengthBuckets(
+                dataset.lengths(),
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             model = self.model if model is None else model

@@ -21,6 +21,10 @@ class ExampleSet:
     def __getitem__(self, i: int) -> dict:
         return self.items[i]
 
+    def lengths(self) -> list[int]:
+        """Tokens per example (for length-bucketed batches)."""
+        return [len(it["input_ids"]) for it in self.items]
+
 
 def renderer_for(task: str, cfg: TrainConfig, seed_offset: int = 0):
     from c2s.prompts import Renderer
