@@ -346,3 +346,46 @@ def test_a_layout_fallback_is_a_warning(model, monkeypatch):
         assert len(g) == 6 == len(set(g)) and set(g) <= genes
     with pytest.raises(C2SError, match="merges genes"):  # no fallback for several cells
         c2s.tl.generate(model, {"blood": 1}, task="tissue_conditional_generation", n_genes=4)
+
+
+def test_probe_mode_is_the_stored_probe_on_the_embeddings(model, pbmc, tmp_path):
+    """Training fitted a linear probe on the training cells' embeddings; predict(mode="probe")
+    applies it to the same embeddings as embed(), and it survives save and load."""
+    from c2s.model import probe_probabilities
+
+    probe = model.config.probe
+    assert probe["task"] == "cell_type_prediction" and probe["n_train"] > 100
+    cells = pbmc[:20].copy()
+    c2s.tl.predict(cells, model, mode="probe", key_added="pr")
+    E = c2s.tl.embed(cells, model, inplace=False, pool=probe["pool"])
+    want = probe_probabilities(probe, E.to_numpy())
+    np.testing.assert_allclose(cells.obsm["pr_probabilities"], want, atol=1e-6)
+    assert list(cells.obs["pr"]) == [probe["labels"][j] for j in want.argmax(1)]
+    assert cells.uns["pr"]["labels"] == probe["labels"] and cells.uns["pr"]["mode"] == "probe"
+    model.save(tmp_path / "again")
+    again = C2SModel.from_pretrained(tmp_path / "again", device="cpu")
+    back = c2s.tl.predict(pbmc[:20].copy(), again, mode="probe", inplace=False)
+    assert list(back["c2s_prediction"]) == list(cells.obs["pr"])
+    two = c2s.tl.predict(
+        pbmc[:20].copy(), model, mode="probe", labels=probe["labels"][:2], inplace=False
+    )
+    assert set(two["c2s_prediction"]) <= set(probe["labels"][:2])
+    np.testing.assert_allclose(two.filter(like="p_").sum(1), 1.0)
+
+
+def test_fit_probe_separates_separable_cells():
+    from c2s.model import fit_probe, probe_probabilities
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 5, (3, 8))
+    y = np.repeat(["a", "b", "c"], 40)
+    X = centers[np.repeat(np.arange(3), 40)] + rng.normal(0, 1, (120, 8))
+    probe = fit_probe(X, y, ["a", "b", "c"])
+    p = probe_probabilities(probe, X)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert (
+        probe["train_accuracy"] == 1.0
+        and np.mean(np.array(["a", "b", "c"])[p.argmax(1)] == y) == 1.0
+    )
+    with pytest.raises(C2SError, match="dimensional"):
+        probe_probabilities(probe, X[:, :4])

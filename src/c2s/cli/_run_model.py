@@ -55,7 +55,9 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="predict cell types (or tissues) with a model")
     _common(p)
     p.add_argument("--task", default="cell_type_prediction")
-    p.add_argument("--mode", default="auto", choices=["auto", "score", "constrained", "free"])
+    p.add_argument(
+        "--mode", default="auto", choices=["auto", "score", "constrained", "free", "probe"]
+    )
     p.add_argument("--labels", nargs="+", help="candidate labels (default: the model's)")
     p.add_argument("--key-added", default="c2s_prediction")
     p.add_argument("--group-by", nargs="+", metavar="COL", help="multi-cell tasks: grouping")

@@ -5,6 +5,20 @@ Training text is ``prompt + " " + response`` and EOS, encoded in one call; label
 label's score is the likelihood training taught.
 """
 
-from c2s.encoding._encode import IGNORE, EncodeStats, encode_examples, encode_text, encode_texts
+from c2s.encoding._encode import (
+    IGNORE,
+    EncodeStats,
+    encode_examples,
+    encode_text,
+    encode_texts,
+    prompt_within,
+)
 
-__all__ = ["IGNORE", "EncodeStats", "encode_examples", "encode_text", "encode_texts"]
+__all__ = [
+    "IGNORE",
+    "EncodeStats",
+    "encode_examples",
+    "encode_text",
+    "encode_texts",
+    "prompt_within",
+]

@@ -140,3 +140,23 @@ def _shorten(renderer, cs, cells, template, tokenizer, max_length, loss_on_respo
         else:
             hi = mid - 1
     return best if best is not None else (None, 0)
+
+
+def prompt_within(renderer, sentences, cells, tokenizer, limit: int) -> tuple[str, int]:
+    """The prompt for ``cells`` with as many genes per sentence as fit in ``limit`` tokens
+    (at most the renderer's ``n_genes``), and that gene count. Binary search: the length grows
+    with the genes. Raises C2SError when even one gene does not fit."""
+    prompt = renderer.prompt(sentences, cells)
+    if len(tokenizer(prompt)["input_ids"]) <= limit:
+        return prompt, renderer.n_genes
+    lo, hi, best = 1, renderer.n_genes - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        p = renderer.prompt(sentences, cells, n_genes=mid)
+        if len(tokenizer(p)["input_ids"]) <= limit:
+            best, lo = (p, mid), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        raise C2SError(f"Even one gene per cell does not fit in {limit} tokens.")
+    return best

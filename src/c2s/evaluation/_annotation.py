@@ -34,6 +34,16 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         "seconds": pred_s,
         "cells_per_s": len(pred) / pred_s,
     }
+    probe = m.config.probe
+    if probe and probe.get("task") == task:
+        t = time.perf_counter()
+        pf = predict(ds, m, task=task, split=split, mode="probe", inplace=False, **o.verb_kw())
+        pp = pf["c2s_prediction"].astype(str).to_numpy()
+        out["c2s_probe"] = {
+            **annotation_metrics(truth, pp, labels or None),
+            "ci95": bootstrap_intervals(truth, pp, seed=o.seed),
+            "seconds": time.perf_counter() - t,
+        }
     Xtr, obs_tr = expression(ds, split="train")
     Xte, obs_te = expression(ds, split=split)
     ytr = obs_tr[key].astype(str).to_numpy()

@@ -31,9 +31,12 @@ def headline_table(res: dict) -> str:
         ]
         for name, title in (
             ("c2s", "C2S model (label scoring)"),
+            ("c2s_probe", "C2S model (linear probe on its embeddings)"),
             ("logistic_regression", "logistic regression (CellTypist-style)"),
             ("knn_pca", "k-NN on PCA (k=15)"),
         ):
+            if name not in a:
+                continue
             r = a[name]
             ci = r.get("ci95", {})
             lines.append(

@@ -24,6 +24,7 @@ from c2s.model._model import (
     resolve_device,
     resolve_dtype,
 )
+from c2s.model._probe import fit_probe, probe_probabilities
 from c2s.model._score import score_answers
 from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
@@ -42,6 +43,7 @@ __all__ = [
     "check_adapter_base",
     "decode_constrained",
     "embed_prompts",
+    "fit_probe",
     "fix_pad_token",
     "gene_attention",
     "generate_cells",
@@ -49,6 +51,7 @@ __all__ = [
     "generate_genes",
     "lora_targets",
     "pieces",
+    "probe_probabilities",
     "resolve_device",
     "resolve_dtype",
     "score_answers",

@@ -50,6 +50,10 @@ class C2SConfig:
         True when the directory holds a LoRA adapter on ``base_model``, not full weights.
     training
         A summary of the last training run (steps, losses, data sizes).
+    probe
+        A linear probe on the model's cell embeddings (task, label column, pooling, layer,
+        genes per cell, and the fitted weights; see :func:`c2s.model.fit_probe`), used by
+        ``c2s.tl.predict(mode="probe")``.
     """
 
     profile: str = "compat"
@@ -64,6 +68,7 @@ class C2SConfig:
     base_model: str | None = None
     adapter: bool = False
     training: dict = field(default_factory=dict)
+    probe: dict | None = None
     package_version: str = __version__
 
     def to_dict(self) -> dict:

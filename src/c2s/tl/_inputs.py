@@ -205,22 +205,19 @@ def fit_prompts(r, cs, units, model, reserve: int = 16):
     context = getattr(model.model.config, "max_position_embeddings", None)
     if not context:
         return prompts, ks, None
+    from c2s.encoding import prompt_within
+
     limit = context - reserve
     ids = model.tokenizer(prompts)["input_ids"]
     long = [i for i, x in enumerate(ids) if len(x) > limit]
     for i in long:
-        lo, hi, best = 1, r.n_genes - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            p = r.prompt(cs, units[i], n_genes=mid)
-            if len(model.tokenizer(p)["input_ids"]) <= limit:
-                best, lo = p, mid + 1
-            else:
-                hi = mid - 1
-        if best is None:
-            raise C2SError(f"Even one gene per cell does not fit the model's {context} tokens.")
-        prompts[i], ks[i] = best, lo - 1
-        ids[i] = model.tokenizer(best)["input_ids"]
+        try:
+            prompts[i], ks[i] = prompt_within(r, cs, units[i], model.tokenizer, limit)
+        except C2SError:
+            raise C2SError(
+                f"Even one gene per cell does not fit the model's {context} tokens."
+            ) from None
+        ids[i] = model.tokenizer(prompts[i])["input_ids"]
     if long:
         warnings.warn(
             f"{len(long)} prompts were longer than the model's context ({context} tokens, "

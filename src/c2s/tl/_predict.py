@@ -26,7 +26,7 @@ from c2s.tl._inputs import (
     units_of,
 )
 
-MODES = ("auto", "score", "constrained", "free")
+MODES = ("auto", "score", "constrained", "free", "probe")
 
 
 def predict(
@@ -34,7 +34,7 @@ def predict(
     model,
     *,
     task: str = "cell_type_prediction",
-    mode: Literal["auto", "score", "constrained", "free"] = "auto",
+    mode: Literal["auto", "score", "constrained", "free", "probe"] = "auto",
     labels: Sequence[str] | None = None,
     key_added: str = "c2s_prediction",
     n_genes: int | None = None,
@@ -63,7 +63,9 @@ def predict(
         ``"score"``: the log-likelihood of every candidate label, argmax and probabilities
         (the prompt's key/value cache is shared across candidates); ``"constrained"``: greedy
         decoding restricted to the candidates; ``"free"``: plain greedy decoding with a short
-        token budget. ``"auto"``: score when a label set is known (``labels`` or the model's
+        token budget; ``"probe"``: the linear probe on the model's cell embeddings that
+        training fitted on the training cells (``c2s_config.json``), with probabilities.
+        ``"auto"``: score when a label set is known (``labels`` or the model's
         ``c2s_config.json``), else free.
     labels
         Candidate labels (default: those the model saw in training).
@@ -103,6 +105,8 @@ def predict(
     r = renderer(m, task, k, org)
     if r.task.answer != "label":
         raise C2SError(f"Task {task!r} does not answer with a label; predict needs one that does.")
+    if mode == "probe":
+        return _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size)
     cands = label_set(m, r.task, labels)
     if mode == "auto":
         mode = "score" if cands else "free"
@@ -171,6 +175,11 @@ def predict(
         prob_frame[~have] = np.nan
         prob_frame = prob_frame.reindex(index)  # cells with no gene: NaN
     frame = frame.reindex(index)
+    return _results(data, frame, prob_frame, info, key_added, inplace)
+
+
+def _results(data, frame, prob_frame, info, key_added, inplace):
+    """Write into the AnnData (inplace) or return the frame with ``p_`` columns."""
     if inplace and is_anndata(data):
         for c in frame.columns:
             data.obs[c] = frame[c].to_numpy()
@@ -183,3 +192,47 @@ def predict(
         frame = pd.concat([frame, prob_frame.add_prefix("p_")], axis=1)
     frame.attrs["c2s"] = info
     return frame
+
+
+def _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size):
+    """Labels from the linear probe on the model's embeddings (``mode="probe"``)."""
+    from c2s.model import embed_prompts, probe_probabilities
+    from c2s.tl._inputs import sentence_span
+
+    probe = m.config.probe
+    if not probe:
+        raise C2SError(
+            "The model has no linear probe: c2s train fits one after training a single-cell "
+            "label task (probe=True). Use mode='score' instead."
+        )
+    if r.task.name != probe["task"]:
+        raise C2SError(f"The model's probe is for {probe['task']!r}, not {r.task.name!r}.")
+    t0 = time.perf_counter()
+    prompts, ks, _ = fit_prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
+    spans = []
+    for i, p in enumerate(prompts):
+        sentence, start = sentence_span(p, cs, i, ks[i])
+        spans.append((start, start + len(sentence)))
+    X = embed_prompts(
+        m, prompts, spans, pool=probe["pool"], hidden_layer=probe["hidden_layer"],
+        batch_size=batch_size,
+    )  # fmt: skip
+    probs, cands = probe_probabilities(probe, X), list(probe["labels"])
+    if labels is not None:  # restrict to the labels asked for (renormalized)
+        want = [str(x) for x in labels]
+        unknown = [x for x in want if x not in cands]
+        if unknown:
+            raise C2SError(f"The probe knows no label(s) {unknown}; it knows {cands}.")
+        cols = [cands.index(x) for x in want]
+        probs = probs[:, cols] / probs[:, cols].sum(1, keepdims=True)
+        cands = want
+    pred = np.asarray(cands, dtype=object)[probs.argmax(1)]
+    frame = pd.DataFrame(
+        {key_added: pred, key_added + "_probability": probs.max(1)}, index=cs.obs.index
+    ).reindex(index)
+    prob_frame = pd.DataFrame(probs, index=cs.obs.index, columns=cands).reindex(index)
+    info = {
+        "task": r.task.name, "mode": "probe", "labels": cands, "n_genes": r.n_genes,
+        "seconds": time.perf_counter() - t0, "n_prompts": len(prompts),
+    }  # fmt: skip
+    return _results(data, frame, prob_frame, info, key_added, inplace)

@@ -120,6 +120,13 @@ class TrainConfig:
         default=False, metadata=_help("recompute activations to save memory")
     )
     num_workers: int = field(default=0, metadata=_help("data loader worker processes"))
+    probe: bool = field(
+        default=True,
+        metadata=_help(
+            "after training, fit a linear probe on the model's embeddings of the training "
+            "cells for the first single-cell label task (predict mode 'probe')"
+        ),
+    )
     resume: str | None = field(
         default=None,
         metadata=_help("continue an interrupted run: 'latest' or a checkpoint directory"),

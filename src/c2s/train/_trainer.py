@@ -28,6 +28,7 @@ from c2s.train._collate import CountingCollator
 from c2s.train._config import TrainConfig, task_weights
 from c2s.train._examples import ExampleSet, build_examples, eval_sets, unk_warning
 from c2s.train._lora import apply_lora
+from c2s.train._probe import fit_label_probe
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
@@ -295,6 +296,9 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         eval_loss = float(last[-1]["c2s_eval_loss"])
         per_task = dict(last[-1]["c2s_eval_per_task"])
     model.model.eval()
+    probe = None
+    if cfg.probe and trainer.is_world_process_zero():
+        probe = fit_label_probe(model, ds, cfg, max_length, cfg.eval_batch_size or cfg.batch_size)
 
     result = TrainResult(
         steps=int(trainer.state.global_step),
@@ -315,6 +319,8 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         output_dir=str(final_dir) if save else None,
     )
     update_config(model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result)
+    if probe is not None:
+        model.config.probe = probe
     if save and trainer.is_world_process_zero():
         write_json(run_dir / "train_log.json", result.to_dict())
         save_into(model, run_dir, merge=cfg.merge)

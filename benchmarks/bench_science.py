@@ -1,0 +1,169 @@
+"""Science benchmark: the quickstart loop over seeds, C2S next to the cheap baselines.
+
+For each seed (the split's and the training's): convert the data (split stratified by the
+label), fit the inverse transform, train a from-scratch model with a named recipe, and score
+the validation and test cells: C2S label scoring, logistic regression and k-NN on PCA (both
+fit on the training cells). Reports mean +/- sd over seeds; recipes are compared on the
+validation cells, and the test cells are reported for the chosen one.
+
+    .venv/bin/python benchmarks/bench_science.py --recipes quickstart prediction --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/bench_science.py --data path.h5ad --label cell_type --layer counts --normalize
+
+Results go to bench-out/science/<data>.json (one row per recipe and seed) and a Markdown table
+is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Training recipes (options of c2s.train.fine_tune); "quickstart" is what c2s quickstart runs.
+RECIPES: dict[str, dict] = {
+    "quickstart": {},  # filled from c2s.quickstart at run time
+    "prediction": {
+        "tasks": ["cell_type_prediction"], "epochs": 10, "n_genes": 50, "batch_size": 16,
+        "learning_rate": 2e-3, "warmup": 0.05,
+    },
+}  # fmt: skip
+
+
+def load_data(args):
+    import anndata as ad
+
+    import c2s
+
+    if args.data == "pbmc":
+        return c2s.datasets.pbmc68k_reduced(), {}
+    adata = ad.read_h5ad(args.data)
+    kw = {"layer": args.layer, "use_raw": args.raw, "normalize": args.normalize}
+    return adata, kw
+
+
+def run_seed(adata, convert_kw, recipe: str, seed: int, label: str, work: Path) -> dict:
+    import c2s
+    from c2s.baselines import expression, knn_pca, logistic_regression
+    from c2s.metrics import accuracy, macro_f1
+    from c2s.model import C2SModel
+    from c2s.train import fine_tune
+
+    obs = [c for c in (label, "organism", "tissue") if c in adata.obs.columns]
+    ds = c2s.io.convert(
+        adata, work / f"ds{seed}", obs_keys=obs, seed=seed, stratify=label,
+        progress_bar=False, overwrite=True, **convert_kw,
+    )  # fmt: skip
+    ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
+    opts = dict(RECIPES[recipe])
+    model = C2SModel.from_scratch(ds, preset=opts.pop("preset", "small"), seed=seed)
+    t = time.perf_counter()
+    fine_tune(
+        model, ds, seed=seed, eval_split=None, logging_steps=10_000,
+        organism=None if "organism" in obs else "Homo sapiens", **opts,
+    )  # fmt: skip
+    row = {"recipe": recipe, "seed": seed, "train_s": round(time.perf_counter() - t, 1)}
+    Xtr, otr = expression(ds, split="train")
+    ytr = otr[label].astype(str).to_numpy()
+    for split in ("validation", "test"):
+        f = c2s.tl.predict(ds, model, split=split, inplace=False, batch_size=16)
+        y = ds.obs([label]).loc[f.index, label].astype(str).to_numpy()
+        p = f["c2s_prediction"].astype(str).to_numpy()
+        X, o = expression(ds, split=split)
+        yb = o[label].astype(str).to_numpy()
+        row[split] = {
+            "c2s": {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p)},
+            "logistic_regression": _scores(yb, logistic_regression(Xtr, ytr, X)),
+            "knn_pca": _scores(yb, knn_pca(Xtr, ytr, X)),
+            "n": len(y),
+        }
+    return row
+
+
+def _scores(y, p) -> dict:
+    from c2s.metrics import accuracy, macro_f1
+
+    return {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p)}
+
+
+def table(rows: list[dict], split: str) -> str:
+    out = [
+        f"| {split} | C2S accuracy | C2S macro-F1 | LR accuracy | LR macro-F1 | k-NN accuracy | k-NN macro-F1 | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        rs = [r[split] for r in rows if r["recipe"] == recipe]
+
+        def ms(side, metric, rs=rs):
+            v = np.array([r[side][metric] for r in rs])
+            return f"{v.mean():.3f} +/- {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
+
+        out.append(
+            f"| {recipe} | {ms('c2s', 'accuracy')} | {ms('c2s', 'macro_f1')} | "
+            f"{ms('logistic_regression', 'accuracy')} | {ms('logistic_regression', 'macro_f1')} | "
+            f"{ms('knn_pca', 'accuracy')} | {ms('knn_pca', 'macro_f1')} | {len(rs)} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="pbmc", help="'pbmc' (bundled) or an .h5ad path")
+    ap.add_argument("--label", default="cell_type")
+    ap.add_argument("--layer")
+    ap.add_argument("--raw", action="store_true")
+    ap.add_argument("--normalize", action="store_true")
+    ap.add_argument("--recipes", nargs="+", default=["quickstart", "prediction"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--out", default=str(ROOT / "bench-out" / "science"))
+    args = ap.parse_args()
+    os.environ.setdefault("C2S_NO_PROGRESS", "1")
+
+    from c2s.quickstart import TRAIN_OPTIONS, TRAIN_TASKS
+
+    RECIPES["quickstart"] = {
+        "tasks": TRAIN_TASKS, "epochs": 8.0,
+        **{k: v for k, v in TRAIN_OPTIONS.items() if k not in ("logging_steps", "max_eval_examples")},
+    }  # fmt: skip
+    adata, kw = load_data(args)
+    name = "pbmc68k_reduced" if args.data == "pbmc" else Path(args.data).stem
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    with tempfile.TemporaryDirectory(prefix="c2s-science-") as work:
+        for recipe in args.recipes:
+            for seed in args.seeds:
+                rows = [r for r in rows if not (r["recipe"] == recipe and r["seed"] == seed)]
+                print(f"{recipe} seed {seed} ...", file=sys.stderr, flush=True)
+                rows.append(run_seed(adata, kw, recipe, seed, args.label, Path(work)))
+                path.write_text(
+                    json.dumps(
+                        {
+                            "data": name,
+                            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                            "date": time.strftime("%Y-%m-%d"),
+                            "command": "benchmarks/bench_science.py " + " ".join(sys.argv[1:]),
+                            "recipes": RECIPES,
+                            "rows": rows,
+                        },
+                        indent=1,
+                    )
+                )
+    chosen = [r for r in rows if r["recipe"] in args.recipes]
+    print(table(chosen, "validation"))
+    print()
+    print(table(chosen, "test"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
