@@ -36,6 +36,9 @@ RECIPES: dict[str, dict] = {
         "learning_rate": 2e-3, "warmup": 0.05,
     },
 }  # fmt: skip
+RECIPES["balanced"] = {**RECIPES["prediction"], "class_balance": 0.5}
+RECIPES["balanced_full"] = {**RECIPES["prediction"], "class_balance": 1.0}
+RECIPES["wd"] = {**RECIPES["prediction"], "weight_decay": 0.1}
 
 
 def load_data(args):
@@ -81,11 +84,21 @@ def run_seed(adata, convert_kw, recipe: str, seed: int, label: str, work: Path) 
         yb = o[label].astype(str).to_numpy()
         row[split] = {
             "c2s": {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p)},
+            "c2s_probe": _probe(ds, model, split, label, y),
             "logistic_regression": _scores(yb, logistic_regression(Xtr, ytr, X)),
             "knn_pca": _scores(yb, knn_pca(Xtr, ytr, X)),
             "n": len(y),
         }
     return row
+
+
+def _probe(ds, model, split, label, y) -> dict | None:
+    import c2s
+
+    if not model.config.probe:
+        return None
+    f = c2s.tl.predict(ds, model, split=split, mode="probe", inplace=False, batch_size=16)
+    return _scores(y, f["c2s_prediction"].astype(str).to_numpy())
 
 
 def _scores(y, p) -> dict:
@@ -96,18 +109,22 @@ def _scores(y, p) -> dict:
 
 def table(rows: list[dict], split: str) -> str:
     out = [
-        f"| {split} | C2S accuracy | C2S macro-F1 | LR accuracy | LR macro-F1 | k-NN accuracy | k-NN macro-F1 | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| {split} | C2S accuracy | C2S macro-F1 | C2S probe accuracy | C2S probe macro-F1 "
+        "| LR accuracy | LR macro-F1 | k-NN accuracy | k-NN macro-F1 | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for recipe in dict.fromkeys(r["recipe"] for r in rows):
         rs = [r[split] for r in rows if r["recipe"] == recipe]
 
         def ms(side, metric, rs=rs):
-            v = np.array([r[side][metric] for r in rs])
+            v = np.array([r[side][metric] for r in rs if r.get(side)])
+            if not len(v):
+                return "-"
             return f"{v.mean():.3f} +/- {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
 
         out.append(
             f"| {recipe} | {ms('c2s', 'accuracy')} | {ms('c2s', 'macro_f1')} | "
+            f"{ms('c2s_probe', 'accuracy')} | {ms('c2s_probe', 'macro_f1')} | "
             f"{ms('logistic_regression', 'accuracy')} | {ms('logistic_regression', 'macro_f1')} | "
             f"{ms('knn_pca', 'accuracy')} | {ms('knn_pca', 'macro_f1')} | {len(rs)} |"
         )

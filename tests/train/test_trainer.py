@@ -284,3 +284,18 @@ def test_validation_loss_per_task(pbmc_dataset):
     curves = r.eval_curves()
     assert curves["cell_type_prediction"][0] == [2, 4]
     assert r.loss_curve()[2] == [2, 4]
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_class_balance_repeats_rarer_labels(pbmc_dataset, power):
+    m = C2SModel.from_scratch(pbmc_dataset, max_length=256, device="cpu")
+    cfg = TrainConfig(n_genes=10, class_balance=power)
+    items, _, _ = build_examples(
+        pbmc_dataset, m.tokenizer, cfg, split="train", max_length=256, limit=None, weighted=True
+    )
+    obs = pbmc_dataset.obs(["cell_type"]).iloc[pbmc_dataset.split_indices()["train"]]
+    labels = obs["cell_type"].astype(str).to_numpy()
+    got = pd.Series([labels[it["cells"][0]] for it in items]).value_counts()
+    have = pd.Series(labels).value_counts()
+    want = have * (have.max() / have) ** power
+    np.testing.assert_allclose(got[want.index].to_numpy(), want.to_numpy(), atol=1)

@@ -109,6 +109,7 @@ def encode_examples(
                 continue
             stats.n_shortened += 1
         enc["n_genes"] = k
+        enc["cells"] = [int(c) for c in cells]  # rows of ``sentences`` (the collator ignores it)
         out.append(enc)
         stats.n_examples += 1
         stats.n_tokens += len(enc["input_ids"])

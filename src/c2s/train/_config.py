@@ -120,6 +120,13 @@ class TrainConfig:
         default=False, metadata=_help("recompute activations to save memory")
     )
     num_workers: int = field(default=0, metadata=_help("data loader worker processes"))
+    class_balance: float = field(
+        default=0.0,
+        metadata=_help(
+            "label tasks: repeat rarer labels' examples, weight (largest count / count) ** X "
+            "(0: as they are, 0.5: square-root balance, 1: every label equally often)"
+        ),
+    )
     probe: bool = field(
         default=True,
         metadata=_help(
@@ -162,6 +169,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise C2SError(f"{name} must be a non-negative number, got {value}.")
+        if not (math.isfinite(self.class_balance) and 0 <= self.class_balance <= 1):
+            raise C2SError(f"class_balance must lie in [0, 1], got {self.class_balance}.")
         if not 0 <= self.lora_dropout < 1:
             raise C2SError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout}.")
         choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(self)}

@@ -100,15 +100,36 @@ def build_examples(
             labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())
         for it in items:
             it["task"] = ti
+        if weighted and cfg.class_balance > 0 and renderer.task.answer == "label" and col:
+            items = _balance(items, cs.obs[col].astype(str).to_numpy(), cfg.class_balance, rng)
         if weighted and weight != 1.0:
-            whole, frac = int(weight), weight - int(weight)
-            extra = rng.choice(len(items), size=round(frac * len(items)), replace=False)
-            items = items * whole + [items[i] for i in np.sort(extra)]
+            items = _repeat(items, weight, rng)
         out += items
     if limit is not None and len(out) > limit:
         keep = np.sort(rng.choice(len(out), size=limit, replace=False))
         out = [out[i] for i in keep]
     return out, stats, {k: sorted(v) for k, v in labels.items()}
+
+
+def _repeat(items: list[dict], weight: float, rng) -> list[dict]:
+    """``weight`` copies of the items: whole repeats plus a seeded fraction."""
+    whole, frac = int(weight), weight - int(weight)
+    extra = rng.choice(len(items), size=round(frac * len(items)), replace=False)
+    return items * whole + [items[i] for i in np.sort(extra)]
+
+
+def _balance(items: list[dict], labels: np.ndarray, power: float, rng) -> list[dict]:
+    """Rarer labels repeated more: each label's examples get weight
+    ``(largest count / its count) ** power`` (0: as they are, 1: every label as often as the
+    most frequent one; whole repeats plus a seeded fraction)."""
+    per = [labels[it["cells"][0]] for it in items]
+    names, counts = np.unique(per, return_counts=True)
+    weight = dict(zip(names, (counts.max() / counts) ** power, strict=True))
+    out = []
+    for name in names:
+        group = [it for it, lab in zip(items, per, strict=True) if lab == name]
+        out += _repeat(group, float(weight[name]), rng)
+    return out
 
 
 def unk_warning(examples: list[dict], tokenizer) -> None:
