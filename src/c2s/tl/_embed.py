@@ -56,8 +56,6 @@ def embed(
     DataFrame (cells x dimensions, columns ``c2s_0`` ...). Cells that express no gene get
     NaN (named in a warning).
     """
-    from c2s.model import embed_prompts
-
     check_inplace(data, inplace)
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
@@ -68,15 +66,7 @@ def embed(
     r = renderer(m, task, k, org)
     if r.task.kind != "single":
         raise C2SError("embed uses a single-cell prompt task (e.g. cell_type_prediction).")
-    prompts, ks, _ = fit_prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
-    spans = []
-    for i, p in enumerate(prompts):
-        sentence, start = sentence_span(p, cs, i, ks[i])
-        spans.append((start, start + len(sentence)))
-    found = embed_prompts(
-        m, prompts, spans, pool=pool, hidden_layer=hidden_layer, batch_size=batch_size,
-        progress_bar=progress_bar,
-    )  # fmt: skip
+    found = embed_cells(m, r, cs, pool, hidden_layer, batch_size, progress_bar)
     X = np.full((len(index), found.shape[1]), np.nan, dtype=found.dtype)
     X[index.get_indexer(cs.obs.index)] = found  # cells with no gene stay NaN
     if inplace and is_anndata(data):
@@ -86,6 +76,22 @@ def embed(
         }  # fmt: skip
         return None
     return pd.DataFrame(X, index=index, columns=[f"c2s_{j}" for j in range(X.shape[1])])
+
+
+def embed_cells(m, r, cs, pool, hidden_layer, batch_size, progress_bar=None) -> np.ndarray:
+    """Pooled hidden states of every cell of ``cs`` under renderer ``r``'s single-cell prompt
+    (the cell-sentence span of each prompt, for ``pool="genes"``)."""
+    from c2s.model import embed_prompts
+
+    prompts, ks, _ = fit_prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
+    spans = []
+    for i, p in enumerate(prompts):
+        sentence, start = sentence_span(p, cs, i, ks[i])
+        spans.append((start, start + len(sentence)))
+    return embed_prompts(
+        m, prompts, spans, pool=pool, hidden_layer=hidden_layer, batch_size=batch_size,
+        progress_bar=progress_bar,
+    )  # fmt: skip
 
 
 def attention(

@@ -196,8 +196,8 @@ def _results(data, frame, prob_frame, info, key_added, inplace):
 
 def _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size):
     """Labels from the linear probe on the model's embeddings (``mode="probe"``)."""
-    from c2s.model import embed_prompts, probe_probabilities
-    from c2s.tl._inputs import sentence_span
+    from c2s.model import probe_probabilities
+    from c2s.tl._embed import embed_cells
 
     probe = m.config.probe
     if not probe:
@@ -208,15 +208,7 @@ def _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size
     if r.task.name != probe["task"]:
         raise C2SError(f"The model's probe is for {probe['task']!r}, not {r.task.name!r}.")
     t0 = time.perf_counter()
-    prompts, ks, _ = fit_prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
-    spans = []
-    for i, p in enumerate(prompts):
-        sentence, start = sentence_span(p, cs, i, ks[i])
-        spans.append((start, start + len(sentence)))
-    X = embed_prompts(
-        m, prompts, spans, pool=probe["pool"], hidden_layer=probe["hidden_layer"],
-        batch_size=batch_size,
-    )  # fmt: skip
+    X = embed_cells(m, r, cs, probe["pool"], probe["hidden_layer"], batch_size)
     probs, cands = probe_probabilities(probe, X), list(probe["labels"])
     if labels is not None:  # restrict to the labels asked for (renormalized)
         want = [str(x) for x in labels]
@@ -233,6 +225,6 @@ def _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size
     prob_frame = pd.DataFrame(probs, index=cs.obs.index, columns=cands).reindex(index)
     info = {
         "task": r.task.name, "mode": "probe", "labels": cands, "n_genes": r.n_genes,
-        "seconds": time.perf_counter() - t0, "n_prompts": len(prompts),
+        "seconds": time.perf_counter() - t0, "n_prompts": cs.n_cells,
     }  # fmt: skip
     return _results(data, frame, prob_frame, info, key_added, inplace)
