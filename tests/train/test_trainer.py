@@ -23,7 +23,10 @@ from c2s.encoding import IGNORE  # noqa: E402
 from c2s.model import CONFIG_FILE, C2SModel  # noqa: E402
 from c2s.train import TrainConfig, build_examples, fine_tune  # noqa: E402
 
-FAST = {"n_genes": 12, "batch_size": 8, "logging_steps": 1, "max_eval_examples": 16}
+FAST = {
+    "n_genes": 12, "batch_size": 8, "logging_steps": 1, "max_eval_examples": 16,
+    "class_balance": 0.0,
+}  # fmt: skip
 
 
 def tiny(ds, **kw):
@@ -299,3 +302,21 @@ def test_class_balance_repeats_rarer_labels(pbmc_dataset, power):
     have = pd.Series(labels).value_counts()
     want = have * (have.max() / have) ** power
     np.testing.assert_allclose(got[want.index].to_numpy(), want.to_numpy(), atol=1)
+
+
+def test_defaults_depend_on_where_the_model_starts(toy, tmp_path):
+    """Unset options take the measured from-scratch recipe for a new model and fine-tuning
+    values for a loaded one; options given are kept."""
+    fresh = tiny(toy)
+    assert fresh.from_scratch
+    fine_tune(fresh, toy, max_steps=1, eval_split=None, n_genes=8)
+    opts = fresh.config.training["options"]
+    assert (opts["learning_rate"], opts["epochs"], opts["batch_size"]) == (2e-3, 10.0, 16)
+    assert opts["class_balance"] == 0.5 and opts["warmup"] == 0.05
+    fresh.save(tmp_path / "m")
+    loaded = C2SModel.from_pretrained(tmp_path / "m", device="cpu")
+    assert not loaded.from_scratch
+    fine_tune(loaded, toy, max_steps=1, eval_split=None, n_genes=8, batch_size=4)
+    opts = loaded.config.training["options"]
+    assert (opts["learning_rate"], opts["epochs"], opts["batch_size"]) == (5e-5, 1.0, 4)
+    assert opts["class_balance"] == 0.0

@@ -44,7 +44,7 @@ def add_config_flags(parser, cls) -> None:
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=argparse.SUPPRESS,
-            help=f"{help_text} (default: {default})",
+            help=help_text if default is None else f"{help_text} (default: {default})",
             **kw,
         )
 

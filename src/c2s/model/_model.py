@@ -172,6 +172,8 @@ class C2SModel:
         self.config = config or C2SConfig()
         self.name_or_path: str | None = getattr(model, "name_or_path", None)
         fix_pad_token(model, tokenizer)
+        # True for a model just built by from_scratch: training then uses from-scratch defaults
+        self.from_scratch = False
         # gene tries for constrained generation, per (anchor, sep), for one gene list
         self._tries_key: int | None = None
         self._tries: dict[tuple[str, str], object] = {}
@@ -373,7 +375,9 @@ class C2SModel:
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(architecture, **kw))
         model.to(resolve_device(device))
-        return cls(model, tokenizer, config)
+        out = cls(model, tokenizer, config)
+        out.from_scratch = True
+        return out
 
     # -- saving ------------------------------------------------------------------------------
     def save(

@@ -13,6 +13,15 @@ from pathlib import Path
 from c2s._errors import C2SError
 
 SPLITS = ("train", "validation", "test")
+# Defaults of the options left unset, by where the model starts. From scratch: the best
+# recipe on PBMC's validation cells over 5 seeds (benchmarks/bench_science.py, "balanced").
+FROM_SCRATCH = {
+    "epochs": 10.0, "batch_size": 16, "learning_rate": 2e-3, "warmup": 0.05,
+    "class_balance": 0.5,
+}  # fmt: skip
+FINE_TUNING = {
+    "epochs": 1.0, "batch_size": 8, "learning_rate": 5e-5, "warmup": 0.0, "class_balance": 0.0,
+}  # fmt: skip
 SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
     "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
@@ -59,22 +68,32 @@ class TrainConfig:
     control_value: str = field(
         default="control", metadata=_help("perturbation task: the control cells' value")
     )
-    epochs: float = field(default=1.0, metadata=_help("passes over the training examples"))
+    epochs: float | None = field(
+        default=None,
+        metadata=_help("passes over the training examples (10 from scratch, 1 fine-tuning)"),
+    )
     max_steps: int = field(
         default=-1,
         metadata=_help("stop after this many optimizer steps (overrides epochs when > 0)"),
     )
-    batch_size: int = field(default=8, metadata=_help("examples per device per step"))
+    batch_size: int | None = field(
+        default=None,
+        metadata=_help("examples per device per step (16 from scratch, 8 fine-tuning)"),
+    )
     eval_batch_size: int | None = field(
         default=None, metadata=_help("examples per device in evaluation (default: batch_size)")
     )
     grad_accum: int = field(default=1, metadata=_help("gradient accumulation steps"))
-    learning_rate: float = field(
-        default=5e-5, metadata=_help("peak learning rate (1e-3 suits tiny from-scratch models)")
+    learning_rate: float | None = field(
+        default=None, metadata=_help("peak learning rate (2e-3 from scratch, 5e-5 fine-tuning)")
     )
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
-    warmup: float = field(
-        default=0.0, metadata=_help("warmup: steps (>= 1) or a fraction of all steps (< 1)")
+    warmup: float | None = field(
+        default=None,
+        metadata=_help(
+            "warmup: steps (>= 1) or a fraction of all steps (< 1) (0.05 from scratch, 0 "
+            "fine-tuning)"
+        ),
     )
     scheduler: str = field(
         default="cosine",
@@ -120,11 +139,12 @@ class TrainConfig:
         default=False, metadata=_help("recompute activations to save memory")
     )
     num_workers: int = field(default=0, metadata=_help("data loader worker processes"))
-    class_balance: float = field(
-        default=0.0,
+    class_balance: float | None = field(
+        default=None,
         metadata=_help(
             "label tasks: repeat rarer labels' examples, weight (largest count / count) ** X "
-            "(0: as they are, 0.5: square-root balance, 1: every label equally often)"
+            "(0: as they are, 0.5: square-root balance, 1: every label equally often; 0.5 "
+            "from scratch, 0 fine-tuning)"
         ),
     )
     probe: bool = field(
@@ -157,19 +177,22 @@ class TrainConfig:
                 raise C2SError(f"{name} must be at least {low}, got {value}.")
         if self.max_cells < self.min_cells:
             raise C2SError(f"max_cells ({self.max_cells}) is below min_cells ({self.min_cells}).")
-        if not (math.isfinite(self.epochs) and self.epochs > 0):
+        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
             raise C2SError(f"epochs must be a positive number, got {self.epochs}.")
         if self.max_steps == 0 or self.max_steps < -1:
             raise C2SError(
                 f"max_steps must be positive (or -1: train for epochs), got {self.max_steps}."
             )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+        if self.learning_rate is not None and not (
+            math.isfinite(self.learning_rate) and self.learning_rate > 0
+        ):
             raise C2SError(f"learning_rate must be a positive number, got {self.learning_rate}.")
         for name in ("weight_decay", "warmup"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
+            if value is not None and not (math.isfinite(value) and value >= 0):
                 raise C2SError(f"{name} must be a non-negative number, got {value}.")
-        if not (math.isfinite(self.class_balance) and 0 <= self.class_balance <= 1):
+        cb = self.class_balance
+        if cb is not None and not (math.isfinite(cb) and 0 <= cb <= 1):
             raise C2SError(f"class_balance must lie in [0, 1], got {self.class_balance}.")
         if not 0 <= self.lora_dropout < 1:
             raise C2SError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout}.")
@@ -206,6 +229,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def resolved(self, *, from_scratch: bool) -> TrainConfig:
+        """A copy with every unset option (None) given its default: the measured recipe for a
+        model trained from scratch (BENCHMARKS.md, science section), fine-tuning values for a
+        pretrained one."""
+        defaults = FROM_SCRATCH if from_scratch else FINE_TUNING
+        return dataclasses.replace(
+            self, **{k: v for k, v in defaults.items() if getattr(self, k) is None}
+        )
 
 
 def _check_types(cfg: TrainConfig) -> None:

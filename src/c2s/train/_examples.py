@@ -100,7 +100,7 @@ def build_examples(
             labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())
         for it in items:
             it["task"] = ti
-        if weighted and cfg.class_balance > 0 and renderer.task.answer == "label" and col:
+        if weighted and (cfg.class_balance or 0) > 0 and renderer.task.answer == "label" and col:
             items = _balance(items, cs.obs[col].astype(str).to_numpy(), cfg.class_balance, rng)
         if weighted and weight != 1.0:
             items = _repeat(items, weight, rng)

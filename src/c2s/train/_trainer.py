@@ -137,6 +137,7 @@ def fine_tune(
     from c2s.io import C2SDataset
 
     cfg = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
+    cfg = cfg.resolved(from_scratch=model.from_scratch)
     ds = data if isinstance(data, C2SDataset) else C2SDataset(data)
     if ds.n_cells == 0:
         raise C2SError(f"{ds.path} has no cells to train on.")
