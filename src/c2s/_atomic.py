@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from c2s._errors import C2SError, OutputExistsError
+from c2s._version import __version__
 
 TMP_PREFIX = ".c2s-tmp-"
 LOCK_PREFIX = ".c2s-lock-"
@@ -69,8 +70,6 @@ def output_kind(path: str | os.PathLike) -> str | None:
 
 def write_marker(directory: str | os.PathLike, kind: str) -> None:
     """Mark ``directory`` as a c2s output of ``kind`` (so that it may be replaced later)."""
-    from c2s._version import __version__
-
     if kind not in DIR_KINDS:
         raise ValueError(f"unknown output kind {kind!r}")
     body = {"kind": kind, "c2s_version": __version__}  # no time: outputs stay byte-identical

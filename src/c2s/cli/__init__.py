@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _traceback(args) -> None:

@@ -129,11 +129,8 @@ def generate(
 
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
-    check_sampling(temperature, top_k, top_p)
-    at_least(
-        n_per_label=(n_per_label, 1), n_cells=(n_cells, 1), batch_size=(batch_size, 1),
-        seed=(seed, 0),
-    )  # fmt: skip
+    check_sampling(temperature, top_k, top_p, seed)
+    at_least(n_per_label=(n_per_label, 1), n_cells=(n_cells, 1), batch_size=(batch_size, 1))
     r = renderer(m, task, k, org)
     if r.task.answer != "cells" or r.task.kind not in ("single", "multi"):
         raise C2SError(
@@ -214,8 +211,8 @@ def perturb(
     k, org = settings(m, n_genes, organism)
     if not perturbations:
         raise C2SError("Name at least one perturbation.")
-    check_sampling(temperature, top_k, top_p)
-    at_least(batch_size=(batch_size, 1), seed=(seed, 0))
+    check_sampling(temperature, top_k, top_p, seed)
+    at_least(batch_size=(batch_size, 1))
     check_task(m, "perturbation_prediction", strict)
     cs, _ = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names

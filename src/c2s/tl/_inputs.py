@@ -130,13 +130,14 @@ def at_least(**values) -> None:
             raise C2SError(f"{name} must be at least {low}, got {value}.")
 
 
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None, seed: int) -> None:
     if not (math.isfinite(temperature) and temperature >= 0):
         raise C2SError(f"temperature must be 0 (greedy) or positive, got {temperature}.")
     if top_k is not None and top_k < 1:
         raise C2SError(f"top_k must be at least 1, got {top_k}.")
     if top_p is not None and not (0 < top_p <= 1):
         raise C2SError(f"top_p must lie in (0, 1], got {top_p}.")
+    at_least(seed=(seed, 0))
 
 
 def _untrusted(message: str, strict: bool) -> None:

@@ -3,6 +3,8 @@ for the first single-cell label task (kept in ``c2s_config.json``)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from c2s._logging import get_logger
 from c2s.train._config import TrainConfig, task_weights
 from c2s.train._examples import renderer_for
@@ -37,13 +39,15 @@ def fit_label_probe(model, ds, cfg: TrainConfig, max_length: int, batch_size: in
     rows = ds.split_indices()[cfg.train_split]
     cols = [c for c in ds.obs_columns if c in (task.label, "organism", *task.columns(r.profile))]
     cs = ds.sentences(rows=rows, top_k=cfg.n_genes, values=False, obs_columns=cols)
-    y = cs.obs[task.label].astype(str).to_numpy() if task.label in cs.obs else None
-    labels = sorted(set(y[cs.obs[task.label].notna().to_numpy()])) if y is not None else []
-    keep = [i for i in range(cs.n_cells) if cs.lengths[i] > 0 and cs.obs[task.label].notna().iat[i]]
+    if task.label not in cs.obs:
+        return None
+    y = cs.obs[task.label].astype(str).to_numpy()
+    keep = np.flatnonzero(cs.obs[task.label].notna().to_numpy() & (cs.lengths > 0))
+    labels = sorted(set(y[keep]))
     if len(labels) < 2 or len(keep) < 2:
         return None
     prompts, spans = [], []
-    for i in keep:
+    for i in keep.tolist():
         prompt, k = prompt_within(r, cs, [i], model.tokenizer, max_length)
         sentence = sentence_texts(cs, [i], k)[0]
         start = prompt.find(sentence)
