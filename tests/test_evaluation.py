@@ -59,3 +59,47 @@ def test_evaluate_cli_writes_report_with_baselines(trained_model, pbmc_dataset, 
 def test_evaluate_refuses_a_missing_split(trained_model, pbmc_dataset):
     with pytest.raises(C2SError, match="no 'holdout' cells"):
         c2s.evaluate(trained_model, pbmc_dataset, split="holdout")
+
+
+def test_every_trained_task_is_scored(trained_model, pbmc, tmp_path):
+    """Label tasks on single cells (raw and calibrated scoring) and on groups of cells
+    (tissue), descriptions by text overlap, and the model-space Frechet distance; an unknown
+    task is an error."""
+    cells = pbmc.copy()
+    ct = cells.obs["cell_type"].astype(str)
+    cells.obs["tissue"] = np.where(ct.str.contains("CD4|CD8"), "blood", "bone marrow")
+    cells.obs["abstract"] = "A sample of " + ct + " cells."
+    ds = c2s.io.convert(
+        cells, tmp_path / "ds", obs_keys=["cell_type", "organism", "tissue", "abstract"],
+        seed=0, stratify="cell_type",
+    )  # fmt: skip
+    ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
+    tasks = [
+        "tissue_prediction", "cell_type_prediction", "cell_type_generation",
+        "natural_language_interpretation",
+    ]  # fmt: skip
+    with pytest.warns(UserWarning):  # tasks the model was not trained for
+        res = c2s.evaluate(
+            trained_model, ds, tasks=tasks, model_frechet=True, temperature=0.5, top_p=0.9
+        )
+    a = res["annotation"]
+    assert a["task"] == "cell_type_prediction"  # single-cell label tasks first
+    assert {"c2s", "c2s_content_free", "c2s_length_norm", "logistic_regression"} <= set(a)
+    for name in ("c2s", "c2s_content_free", "c2s_length_norm"):
+        assert 0 <= a[name]["accuracy"] <= 1 and "ci95" in a[name]
+    t = res["other_label_tasks"]["tissue_prediction"]
+    assert t["multi_cell"] and t["labels"] == ["blood", "bone marrow"]
+    assert t["n_eval"] == len(ds.split_indices()["test"]) and 0 <= t["c2s"]["accuracy"] <= 1
+    assert t["logistic_regression"]["accuracy"] > 0.8  # the tissue follows the cell type
+    d = res["description"]
+    n_texts = ds.obs(["abstract", "split"]).query("split == 'test'")["abstract"].nunique()
+    assert d["n_groups"] >= n_texts  # groups of at most 20 cells, one text each
+    assert 0 <= d["token_f1"] <= 1 and "text_similarity" in d
+    g = res["generation"]["c2s"]
+    assert g["sampling"]["temperature"] == 0.5 and g["sampling"]["top_p"] == 0.9
+    assert g["frechet_model"] > 0 and res["generation"]["resampled_real"]["frechet_model"] > 0
+    assert not res["skipped"]
+    report = c2s.evaluation.headline_table(res)
+    assert "tissue_prediction, groups of cells" in report and "content-free" in report
+    with pytest.raises(C2SError, match="Cannot evaluate task 'cell_typing'"):
+        c2s.evaluate(trained_model, ds, tasks=["cell_typing"])

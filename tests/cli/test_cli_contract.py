@@ -78,7 +78,7 @@ def test_flags_reach_the_verbs(recorded, capsys, tmp_path, pbmc):
         "predict": [
             h5, *cells, "--task", "tissue_prediction", "--mode", "free", "--labels", "a", "b",
             "--key-added", "k", "--group-by", "donor", "--max-new-tokens", "9",
-            "--batch-size", "3",
+            "--batch-size", "3", "--calibration", "content_free", "--length-norm", "--top-k", "3",
         ],
         "embed": [
             h5, *cells, "--task", "cell_type_generation", "--pool", "last",

@@ -270,3 +270,44 @@ def test_from_text_with_case_clashing_vocab_picks_first():
         names = check_gene_names(["Actb", "ACTB", "CD3D"])
     cs = CellSentences.from_text(["ACTB CD3D"], Vocab.from_names(names))
     np.testing.assert_array_equal(cs.genes, [0, 2])
+
+
+def test_tie_order_augmentation_reorders_only_ties(pbmc):
+    """Reordered ties: every cell keeps its genes and its values in the same order (so
+    genes of distinct expression keep their order); tied genes change order with the seed
+    and come back the same for the same seed."""
+    from c2s.sentences import from_anndata, shuffle_ties
+
+    cs = from_anndata(pbmc[:60].copy())
+    a, b = shuffle_ties(cs, 1), shuffle_ties(cs, 1)
+    np.testing.assert_array_equal(a.genes, b.genes)  # seeded
+    np.testing.assert_array_equal(a.values, cs.values)  # values in the same order
+    moved = 0
+    for i in range(cs.n_cells):
+        g0, g1, v = cs.cell(i), a.cell(i), cs.cell_values(i)
+        assert sorted(g0) == sorted(g1)
+        for val in np.unique(v):  # each run of equal values holds the same genes
+            assert set(g0[v == val]) == set(g1[v == val])
+        moved += int((g0 != g1).any())
+        distinct = np.flatnonzero(np.r_[True, v[1:] != v[:-1]] & np.r_[v[:-1] != v[1:], True])
+        np.testing.assert_array_equal(g0[distinct], g1[distinct])  # untied genes stay put
+    assert moved > cs.n_cells // 2  # log-normalized counts tie often
+    assert (shuffle_ties(cs, 2).genes != a.genes).any()
+    with pytest.raises(C2SError, match="values"):
+        shuffle_ties(CellSentences(cs.genes, cs.offsets, cs.vocab, cs.obs), 0)
+
+
+def test_gene_dropout_keeps_a_seeded_subsequence(lognorm_sentences):
+    from c2s.sentences import drop_genes
+
+    cs = lognorm_sentences
+    d = drop_genes(cs, 0.3, 5)
+    assert abs(1 - len(d.genes) / len(cs.genes) - 0.3) < 0.03
+    for i in range(cs.n_cells):
+        full, kept = list(cs.cell(i)), list(d.cell(i))
+        pos = [full.index(g) for g in kept]
+        assert pos == sorted(pos)  # order kept
+        np.testing.assert_array_equal(d.cell_values(i), cs.cell_values(i)[pos])
+    np.testing.assert_array_equal(drop_genes(cs, 0.3, 5).genes, d.genes)
+    with pytest.raises(C2SError, match="fraction"):
+        drop_genes(cs, 1.0, 0)

@@ -389,3 +389,74 @@ def test_fit_probe_separates_separable_cells():
     )
     with pytest.raises(C2SError, match="dimensional"):
         probe_probabilities(probe, X[:, :4])
+
+
+def test_calibrated_scores_equal_hand_computed_values(model, pbmc):
+    """Content-free calibration subtracts each label's log-likelihood after the prompt with
+    an empty sentence; length normalization divides by the answer's tokens; the validation
+    calibration adds its biases. All against the slow one-sequence reference."""
+    from c2s.model import softmax
+
+    cells = pbmc[:4].copy()
+    labels = model.config.labels["cell_type"]
+    cs = c2s.sentences.from_anndata(cells, top_k=model.config.n_genes)
+    r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
+    raw = np.array(
+        [[loglik(model, r.prompt(cs, [i]), r.answer(x)) for x in labels] for i in range(4)]
+    )
+    empty = r.prompt(cs, [0]).replace(cs.to_text(model.config.n_genes)[0], "")
+    assert empty == r.content_free_prompt(cs, [0]) and empty != r.prompt(cs, [0])
+    cf = np.array([loglik(model, empty, r.answer(x)) for x in labels])
+    ntok = np.array(
+        [sum(v != -100 for v in encode_text(model.tokenizer, empty, r.answer(x))["labels"])
+         for x in labels]
+    )  # fmt: skip
+    bias = np.linspace(-1, 1, len(labels))
+    model.config.calibration = {
+        "task": "cell_type_prediction", "labels": labels, "bias": bias.tolist()
+    }  # fmt: skip
+    try:
+        cases = {
+            ("content_free", False): raw - cf,
+            ("none", True): raw / ntok,
+            ("content_free", True): raw / ntok - cf / ntok,
+            ("validation", False): raw + bias,
+        }
+        for (cal, norm), want in cases.items():
+            f = c2s.tl.predict(
+                cells, model, calibration=cal, length_norm=norm, top_k=3, inplace=False
+            )
+            got = f[["p_" + x for x in labels]].to_numpy()
+            np.testing.assert_allclose(got, softmax(want), atol=1e-4, err_msg=str((cal, norm)))
+            assert list(f["c2s_prediction"]) == [labels[j] for j in want.argmax(1)]
+            assert list(f["c2s_prediction_top1"]) == list(f["c2s_prediction"])
+            second = [labels[j] for j in np.argsort(-want, 1)[:, 1]]
+            assert list(f["c2s_prediction_top2"]) == second
+            np.testing.assert_allclose(
+                f["c2s_prediction_top3_probability"], np.sort(softmax(want), 1)[:, -3], atol=1e-4
+            )
+            assert f.attrs["c2s"]["calibration"] == cal
+    finally:
+        model.config.calibration = None
+    with pytest.raises(C2SError, match="no validation calibration"):
+        c2s.tl.predict(cells, model, calibration="validation")
+    with pytest.raises(C2SError, match="label scoring"):
+        c2s.tl.predict(cells, model, mode="constrained", top_k=2)
+    with pytest.raises(C2SError, match="calibration must be"):
+        c2s.tl.predict(cells, model, calibration="prior")
+
+
+def test_fit_label_bias_recovers_a_known_shift():
+    """Scores with a constant per-label offset: the fitted biases remove it (up to the
+    penalty), and accuracy returns to that of the unshifted scores."""
+    from c2s.model import fit_label_bias
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 3000)
+    clean = rng.normal(0, 1, (3000, 3))
+    clean[np.arange(3000), y] += 2.0
+    shift = np.array([3.0, 0.0, -1.0])
+    fit = fit_label_bias(clean + shift, np.array(list("abc"))[y], list("abc"), l2=1e-3)
+    np.testing.assert_allclose(np.asarray(fit["bias"]), -(shift - shift.mean()), atol=0.15)
+    assert fit["accuracy_after"] > fit["accuracy_before"] + 0.2
+    assert fit["accuracy_after"] == pytest.approx(float((clean.argmax(1) == y).mean()), abs=0.02)

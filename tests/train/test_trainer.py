@@ -320,3 +320,61 @@ def test_defaults_depend_on_where_the_model_starts(toy, tmp_path):
     opts = loaded.config.training["options"]
     assert (opts["learning_rate"], opts["epochs"], opts["batch_size"]) == (5e-5, 1.0, 4)
     assert opts["class_balance"] == 0.0
+
+
+def test_validation_calibration_reads_validation_cells_only(pbmc_dataset, monkeypatch):
+    """Training fits the per-label biases on the validation split: every cell sentence the
+    calibration reads is a validation cell, never a test cell, and the result is stored."""
+    from c2s.io import C2SDataset
+
+    idx = pbmc_dataset.split_indices()
+    read: list[np.ndarray] = []
+    real = C2SDataset.sentences
+
+    def spy(self, *a, **kw):
+        read.append(np.asarray(kw.get("rows") if kw.get("rows") is not None else [-1]))
+        return real(self, *a, **kw)
+
+    m = tiny(pbmc_dataset)
+    orig = trainer_mod.fit_label_calibration
+
+    def watched(*a, **kw):
+        monkeypatch.setattr(C2SDataset, "sentences", spy)
+        try:
+            return orig(*a, **kw)
+        finally:
+            monkeypatch.setattr(C2SDataset, "sentences", real)
+
+    monkeypatch.setattr(trainer_mod, "fit_label_calibration", watched)
+    fine_tune(m, pbmc_dataset, tasks=["cell_type_prediction"], max_steps=2, probe=False, **FAST)
+    rows = np.concatenate(read)
+    assert len(read) >= 1 and len(rows) == len(idx["validation"])
+    assert set(rows) <= set(idx["validation"]) and not set(rows) & set(idx["test"])
+    cal = m.config.calibration
+    assert cal["task"] == "cell_type_prediction" and cal["split"] == "validation"
+    assert cal["labels"] == m.config.labels["cell_type"] and len(cal["bias"]) == len(cal["labels"])
+    assert cal["n_cells"] == len(idx["validation"])
+    m.config.calibration = None
+    fine_tune(m, pbmc_dataset, tasks=["cell_type_prediction"], max_steps=1, eval_split=None,
+              probe=False, **FAST)  # fmt: skip
+    assert m.config.calibration is None  # no validation cells, no calibration
+
+
+def test_augmented_copies_are_rendered_with_other_tie_orders(pbmc_dataset):
+    m = C2SModel.from_scratch(pbmc_dataset, max_length=256, device="cpu")
+    kw = {"split": "train", "max_length": 256, "limit": None, "weighted": True}
+    base, _, _ = build_examples(pbmc_dataset, m.tokenizer, TrainConfig(n_genes=20), **kw)
+    cfg = TrainConfig(n_genes=20, augment=2, gene_dropout=0.1)
+    aug, _, _ = build_examples(pbmc_dataset, m.tokenizer, cfg, **kw)
+    assert len(aug) == 3 * len(base)
+    n = len(base)
+    assert [it["input_ids"] for it in aug[:n]] == [it["input_ids"] for it in base]
+    copies = [aug[n:2 * n], aug[2 * n:]]  # fmt: skip
+    for copy in copies:
+        assert [it["cells"] for it in copy] == [it["cells"] for it in base]
+        changed = sum(a["input_ids"] != b["input_ids"] for a, b in zip(copy, base, strict=True))
+        assert changed > n // 2
+        assert all(a["labels"][-3:] == b["labels"][-3:] for a, b in zip(copy, base, strict=True))
+    assert copies[0][0]["input_ids"] != copies[1][0]["input_ids"]
+    with pytest.raises(C2SError, match="gene_dropout applies"):
+        TrainConfig(gene_dropout=0.1)

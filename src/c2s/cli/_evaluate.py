@@ -26,6 +26,13 @@ def register(sub) -> None:
     )
     p.add_argument("--n-genes", type=int, help="genes per cell sentence (default: the model's)")
     p.add_argument("--organism", help="organism for the prompts (default: the model's)")
+    p.add_argument("--temperature", type=float, help="generation: sampling temperature")
+    p.add_argument("--top-p", type=float, help="generation: nucleus sampling")
+    p.add_argument(
+        "--model-frechet",
+        action="store_true",
+        help="generation: also the Frechet distance in the model's embedding space",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
@@ -46,6 +53,9 @@ def run(args) -> int:
         tasks=args.tasks,
         n_genes=args.n_genes,
         organism=args.organism,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        model_frechet=args.model_frechet,
         overwrite=args.overwrite,
         progress_bar=not args.json,
         verbose=not args.json,

@@ -59,6 +59,19 @@ def register(sub) -> None:
         "--mode", default="auto", choices=["auto", "score", "constrained", "free", "probe"]
     )
     p.add_argument("--labels", nargs="+", help="candidate labels (default: the model's)")
+    p.add_argument(
+        "--calibration",
+        default="none",
+        choices=["none", "content_free", "validation"],
+        help="score mode: subtract the labels' scores after an empty cell (content_free) or "
+        "add the per-label biases fitted on validation cells in training (validation)",
+    )
+    p.add_argument(
+        "--length-norm", action="store_true", help="score mode: mean log-probability per token"
+    )
+    p.add_argument(
+        "--top-k", type=int, default=1, help="also write the K most probable labels (score, probe)"
+    )
     p.add_argument("--key-added", default="c2s_prediction")
     p.add_argument("--group-by", nargs="+", metavar="COL", help="multi-cell tasks: grouping")
     p.add_argument("--max-new-tokens", type=int, help="free mode: token budget")
@@ -200,6 +213,7 @@ def run_predict(args) -> int:
     t0 = time.perf_counter()
     kw = {
         "task": args.task, "mode": args.mode, "labels": args.labels, "key_added": args.key_added,
+        "calibration": args.calibration, "length_norm": args.length_norm, "top_k": args.top_k,
         "n_genes": args.n_genes, "organism": args.organism, "group_by": args.group_by,
         "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
         "strict": args.strict, **data_kw,

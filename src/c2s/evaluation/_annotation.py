@@ -8,40 +8,60 @@ import time
 from c2s._errors import C2SError
 from c2s.evaluation._options import EvalOptions
 
+# label-scoring variants reported side by side: (key in metrics.json, predict options)
+SCORING = (
+    ("c2s", {}),
+    ("c2s_content_free", {"calibration": "content_free"}),
+    ("c2s_validation_calibrated", {"calibration": "validation"}),
+    ("c2s_length_norm", {"length_norm": True}),
+)
+
 
 def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
+    """Every way the model labels ``task``'s held-out cells (label scoring raw and
+    calibrated, the probe) next to the baselines. A multi-cell task (e.g. tissue from a group
+    of cells) is prompted with groups of cells that share the label, each cell scored with
+    its group's answer; the baselines label cells one by one."""
     from c2s.baselines import expression, knn_pca, logistic_regression
-    from c2s.metrics import annotation_metrics, bootstrap_intervals
     from c2s.prompts import Renderer
     from c2s.tl import predict
 
-    key = Renderer(task, profile=m.config.profile).task.label
+    t_obj = Renderer(task, profile=m.config.profile).task
+    key, multi = t_obj.label, t_obj.kind == "multi"
     if key not in ds.obs_columns:
         raise C2SError(f"The dataset has no {key!r} column for task {task!r}.")
     split = o.split
     labels = list(m.config.labels.get(key, [])) or sorted(
         ds.obs([key]).iloc[ds.split_indices()["train"]][key].astype(str).unique()
     )
-    t = time.perf_counter()
-    frame = predict(ds, m, task=task, split=split, labels=labels, inplace=False, **o.verb_kw())
-    pred_s = time.perf_counter() - t
-    truth = ds.obs([key]).loc[frame.index, key].astype(str).to_numpy()
-    pred = frame["c2s_prediction"].astype(str).to_numpy()
-    out = {"task": task, "label": key, "labels": labels}
-    out["c2s"] = {
-        **annotation_metrics(truth, pred, labels or None),
-        "ci95": bootstrap_intervals(truth, pred, seed=o.seed),
-        "seconds": pred_s,
-        "cells_per_s": len(pred) / pred_s,
-    }
+    out = {"task": task, "label": key, "labels": labels, "multi_cell": multi}
+    cal = m.config.calibration
+    first = None
+    for name, kw in SCORING:
+        if multi and name != "c2s":
+            continue  # calibrations are single-cell options
+        if name == "c2s_validation_calibrated" and not (cal and cal.get("task") == task):
+            continue
+        if multi:
+            kw = {"group_by": [key]}
+        t = time.perf_counter()
+        frame = predict(ds, m, task=task, split=split, labels=labels, inplace=False, **kw,
+                        **o.verb_kw())  # fmt: skip
+        seconds = time.perf_counter() - t
+        truth = ds.obs([key]).loc[frame.index, key].astype(str).to_numpy()
+        pred = frame["c2s_prediction"].astype(str).to_numpy()
+        out[name] = {**_scores(truth, pred, labels, o.seed), "seconds": seconds}
+        if first is None:
+            first = (frame, truth, pred)
+            out[name]["cells_per_s"] = len(pred) / seconds
     probe = m.config.probe
     if probe and probe.get("task") == task:
         t = time.perf_counter()
         pf = predict(ds, m, task=task, split=split, mode="probe", inplace=False, **o.verb_kw())
+        truth = ds.obs([key]).loc[pf.index, key].astype(str).to_numpy()
         pp = pf["c2s_prediction"].astype(str).to_numpy()
         out["c2s_probe"] = {
-            **annotation_metrics(truth, pp, labels or None),
-            "ci95": bootstrap_intervals(truth, pp, seed=o.seed),
+            **_scores(truth, pp, labels, o.seed),
             "seconds": time.perf_counter() - t,
         }
     Xtr, obs_tr = expression(ds, split="train")
@@ -51,16 +71,22 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
     for name, fn in (("logistic_regression", logistic_regression), ("knn_pca", knn_pca)):
         t = time.perf_counter()
         p = fn(Xtr, ytr, Xte)
-        out[name] = {
-            **annotation_metrics(yte, p, labels or None),
-            "ci95": bootstrap_intervals(yte, p, seed=o.seed),
-            "seconds": time.perf_counter() - t,
-        }
+        out[name] = {**_scores(yte, p, labels, o.seed), "seconds": time.perf_counter() - t}
     out["n_train"], out["n_eval"] = len(ytr), len(yte)
-    if plot_dir is not None:
+    if plot_dir is not None and res.get("annotation") is None:  # the first label task's
+        frame, truth, pred = first
         frame.to_csv(plot_dir / "predictions.csv", index_label="cell_id")
         confusion_plots(truth, pred, out, labels, plot_dir, res)
     return out
+
+
+def _scores(truth, pred, labels, seed) -> dict:
+    from c2s.metrics import annotation_metrics, bootstrap_intervals
+
+    return {
+        **annotation_metrics(truth, pred, labels or None),
+        "ci95": bootstrap_intervals(truth, pred, seed=seed),
+    }
 
 
 def confusion_plots(truth, pred, out, labels, plot_dir, res):

@@ -8,6 +8,8 @@ from pathlib import Path
 from c2s._errors import C2SError
 from c2s._logging import Stopwatch
 from c2s.evaluation._annotation import annotation
+from c2s.evaluation._description import TASK as DESCRIPTION_TASK
+from c2s.evaluation._description import description
 from c2s.evaluation._embedding import embedding, reconstruction
 from c2s.evaluation._generation import generation
 from c2s.evaluation._options import EvalOptions
@@ -26,6 +28,9 @@ def evaluate(
     tasks=None,
     n_genes: int | None = None,
     organism: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    model_frechet: bool = False,
     overwrite: bool = False,
     plot_dir: str | os.PathLike | None = None,
     progress_bar: bool | None = None,
@@ -45,6 +50,12 @@ def evaluate(
         Default to the model's ``c2s_config.json``; a released checkpoint has none, so give
         them (labels then come from the training cells). An unknown task name is an error;
         known tasks that are not scored yet are listed under ``skipped``.
+    temperature, top_p
+        Generation's sampling (default: :func:`c2s.tl.generate`'s).
+    model_frechet
+        Generation: also the Frechet distance between generated and held-out cells in the
+        model's own embedding space (``frechet_model``; the published scFID uses a
+        foundation model's embeddings the same way). Costs an embedding pass over both.
     plot_dir
         Instead of ``out``: an existing directory that receives the plots and data files
         only (a report that embeds them writes its own metrics, as the quickstart does).
@@ -74,7 +85,10 @@ def evaluate(
     if len(idx.get("train", [])) == 0:
         raise C2SError("The dataset has no training cells to fit the baselines on.")
     clock = stopwatch or Stopwatch(verbose, prefix="evaluate")
-    opts = EvalOptions(split, batch_size, seed, progress_bar, tasks, n_genes, organism)
+    opts = EvalOptions(
+        split, batch_size, seed, progress_bar, tasks, n_genes, organism, temperature, top_p,
+        model_frechet,
+    )  # fmt: skip
     if out is None:
         return run_parts(m, ds, None if plot_dir is None else Path(plot_dir), opts, clock)
     inputs = [getattr(m, "name_or_path", None), ds.path]
@@ -85,7 +99,8 @@ def evaluate(
 
 
 def _label_tasks(model, tasks) -> list[str]:
-    """The single-cell label tasks among ``tasks``; an unknown name is an error."""
+    """The label tasks among ``tasks``, single-cell ones first; an unknown name is an
+    error."""
     from c2s.prompts import Renderer
 
     out = []
@@ -97,9 +112,9 @@ def _label_tasks(model, tasks) -> list[str]:
                 f"Cannot evaluate task {t!r}: {e} A task of your own must be registered "
                 "(c2s.prompts.register_task) in the process that evaluates it."
             ) from None
-        if task.answer == "label" and task.kind == "single":
-            out.append(t)
-    return out
+        if task.answer == "label" and task.kind in ("single", "multi"):
+            out.append((task.kind != "single", t))
+    return [t for _, t in sorted(out, key=lambda x: x[0])]
 
 
 def run_parts(m, ds, plot_dir: Path | None, o: EvalOptions, clock: Stopwatch) -> dict:
@@ -124,16 +139,19 @@ def run_parts(m, ds, plot_dir: Path | None, o: EvalOptions, clock: Stopwatch) ->
         "skipped": {},
         "plots": {},
     }
-    for t in label_tasks[:1]:
-        res["annotation"] = clock.run(
-            "annotation", lambda t=t: annotation(m, ds, t, o, plot_dir, res)
-        )
-    for t in label_tasks[1:]:
-        res["skipped"][t] = "only the first label task is scored"
+    for i, t in enumerate(label_tasks):
+        part = clock.run(f"annotation ({t})", lambda t=t: annotation(m, ds, t, o, plot_dir, res))
+        if i == 0:
+            res["annotation"] = part
+        else:
+            res.setdefault("other_label_tasks", {})[t] = part
     if "cell_type_generation" in tasks:
         res["generation"] = clock.run("generation", lambda: generation(m, ds, o, plot_dir, res))
+    if DESCRIPTION_TASK in tasks:
+        res["description"] = clock.run("description", lambda: description(m, ds, o))
+    scored = {*label_tasks, "cell_type_generation", DESCRIPTION_TASK}
     for t in tasks:
-        if t not in label_tasks and t != "cell_type_generation":
+        if t not in scored:
             res["skipped"][t] = "not scored by c2s evaluate yet (use c2s.metrics directly)"
     res["embedding"] = clock.run("embedding", lambda: embedding(m, ds, o, plot_dir, res))
     res["reconstruction"] = clock.run(

@@ -47,7 +47,8 @@ def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     counts = {lab: int(c) for lab, c in zip(*np.unique(y_real, return_counts=True), strict=True)}
     t = time.perf_counter()
     genes = None if m.config.genes else ds.vocab.display_names.tolist()
-    gen = generate(m, counts, seed=seed, inverse=inv, genes=genes, **{**o.verb_kw(), "n_genes": n})
+    kw = {**o.verb_kw(), **o.sampling_kw(), "n_genes": n}
+    gen = generate(m, counts, seed=seed, inverse=inv, genes=genes, **kw)
     gen_s = time.perf_counter() - t
     y_gen = gen.obs[key].astype(str).to_numpy()
     sents = gen.obs["c2s_sentence"].astype(str).tolist()
@@ -80,6 +81,10 @@ def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
             "cells_per_s": len(y_gen) / gen_s,
         }
     )
+    u = gen.uns["c2s_generate"]
+    out["c2s"]["sampling"] = {k: u[k] for k in ("temperature", "top_k", "top_p")}
+    if o.model_frechet:
+        model_frechet(m, ds, gen, keep, drawn, o, out)
     train_sents = train_cs.to_text()
     out["resampled_real"]["top_gene_overlap"] = top_gene_overlap(
         [train_sents[i] for i in drawn], y_gen, real_sents, y_real, n_top=n
@@ -88,6 +93,20 @@ def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
         gen.write_h5ad(plot_dir / "generated.h5ad")
         generation_plot(real_X, y_real, gen_X, y_gen, seed, plot_dir, res)
     return out
+
+
+def model_frechet(m, ds, gen, keep, drawn, o: EvalOptions, out: dict) -> None:
+    """The Frechet distance to the held-out cells in the model's embedding space, for the
+    generated cells and the resampled real training cells."""
+    from c2s.metrics import as_matrix, scfid
+    from c2s.tl import embed
+
+    kw = o.verb_kw()
+    real = embed(ds, m, split=o.split, inplace=False, **kw).to_numpy()[keep]
+    gen_E = embed(gen, m, inplace=False, **kw).to_numpy()
+    train_E = embed(ds, m, split="train", inplace=False, **kw).to_numpy()[drawn]
+    out["c2s"]["frechet_model"] = scfid(real, gen_E, embed=as_matrix)
+    out["resampled_real"]["frechet_model"] = scfid(real, train_E, embed=as_matrix)
 
 
 def generation_plot(real_X, y_real, gen_X, y_gen, seed, plot_dir, res):

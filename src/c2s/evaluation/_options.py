@@ -16,6 +16,9 @@ class EvalOptions:
     tasks: list | None = None
     n_genes: int | None = None
     organism: str | None = None
+    temperature: float | None = None  # generation: None takes c2s.tl.generate's default
+    top_p: float | None = None
+    model_frechet: bool = False  # generation: also the Frechet distance in the model's space
 
     def verb_kw(self) -> dict:
         """Keyword arguments every model verb takes."""
@@ -25,3 +28,8 @@ class EvalOptions:
         if self.organism:
             kw["organism"] = self.organism
         return kw
+
+    def sampling_kw(self) -> dict:
+        """Sampling options given for generation (the rest are the verb's defaults)."""
+        kw = {"temperature": self.temperature, "top_p": self.top_p}
+        return {k: v for k, v in kw.items() if v is not None}

@@ -20,30 +20,18 @@ def _ci(interval) -> str:
     return f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
 
 
+def _sampling(s: dict) -> str:
+    parts = [f"T={s.get('temperature', 1.0):g}"]
+    parts += [f"{k}={s[k]:g}" for k in ("top_k", "top_p") if s.get(k) is not None]
+    return ", ".join(parts)
+
+
 def headline_table(res: dict) -> str:
     """The C2S-vs-baselines table (annotation and generation) as Markdown."""
     lines = []
-    a = res.get("annotation")
-    if a:
-        lines += [
-            f"| annotation ({a['n_eval']} held-out cells) | accuracy | macro-F1 | balanced accuracy |",
-            "|---|---|---|---|",
-        ]
-        for name, title in (
-            ("c2s", "C2S model (label scoring)"),
-            ("c2s_probe", "C2S model (linear probe on its embeddings)"),
-            ("logistic_regression", "logistic regression (CellTypist-style)"),
-            ("knn_pca", "k-NN on PCA (k=15)"),
-        ):
-            if name not in a:
-                continue
-            r = a[name]
-            ci = r.get("ci95", {})
-            lines.append(
-                f"| {title} | {r['accuracy']:.3f}{_ci(ci.get('accuracy'))} | "
-                f"{r['macro_f1']:.3f}{_ci(ci.get('macro_f1'))} | {r['balanced_accuracy']:.3f} |"
-            )
-        lines += ["", "Brackets: 95% bootstrap intervals over the held-out cells.", ""]
+    parts = [res.get("annotation"), *res.get("other_label_tasks", {}).values()]
+    for a in filter(None, parts):
+        lines += _annotation_table(a)
     g = res.get("generation")
     if g:
         lines += [
@@ -51,7 +39,7 @@ def headline_table(res: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         for name, title in (
-            ("c2s", "C2S model (sampled, T=1)"),
+            ("c2s", f"C2S model (sampled, {_sampling(g['c2s'].get('sampling', {}))})"),
             ("class_mean", "class-mean cell"),
             ("resampled_real", "resampled real training cells"),
         ):
@@ -63,6 +51,35 @@ def headline_table(res: dict) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+ROWS = (
+    ("c2s", "C2S model (label scoring)"),
+    ("c2s_content_free", "C2S model (label scoring, content-free calibration)"),
+    ("c2s_validation_calibrated", "C2S model (label scoring, biases fitted on validation cells)"),
+    ("c2s_length_norm", "C2S model (label scoring, per-token)"),
+    ("c2s_probe", "C2S model (linear probe on its embeddings)"),
+    ("logistic_regression", "logistic regression (CellTypist-style)"),
+    ("knn_pca", "k-NN on PCA (k=15)"),
+)
+
+
+def _annotation_table(a: dict) -> list[str]:
+    what = f"{a['task']}, groups of cells" if a.get("multi_cell") else a["task"]
+    lines = [
+        f"| {what} ({a['n_eval']} held-out cells) | accuracy | macro-F1 | balanced accuracy |",
+        "|---|---|---|---|",
+    ]
+    for name, title in ROWS:
+        if name not in a:
+            continue
+        r = a[name]
+        ci = r.get("ci95", {})
+        lines.append(
+            f"| {title} | {r['accuracy']:.3f}{_ci(ci.get('accuracy'))} | "
+            f"{r['macro_f1']:.3f}{_ci(ci.get('macro_f1'))} | {r['balanced_accuracy']:.3f} |"
+        )
+    return [*lines, "", "Brackets: 95% bootstrap intervals over the held-out cells.", ""]
 
 
 def report_sections(res: dict) -> str:
@@ -79,6 +96,14 @@ def report_sections(res: dict) -> str:
             f"space fit on the held-out cells ({g['c2s']['pca_components']} components); lower is "
             "closer. The class-mean cell sits at each type's centre with no spread; resampled "
             "real cells are what a perfect generator would score.\n"
+        )
+    d = res.get("description")
+    if d:
+        sim = d["text_similarity"]
+        sim = f"cosine {sim['cosine_mean']:.3f} ({sim['model']})" if isinstance(sim, dict) else sim
+        parts.append(
+            f"Descriptions of {d['n_groups']} held-out groups against their reference texts: "
+            f"shared-word F1 {d['token_f1']:.3f}; text similarity {sim}.\n"
         )
     e = res.get("embedding", {})
     if f"knn{KNN_K}_accuracy" in e:

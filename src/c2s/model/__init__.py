@@ -3,12 +3,13 @@ inference kernels the :mod:`c2s.tl` verbs run on prompts.
 
 Kernels (prompts in, arrays out; batched by length, left-padded, under
 ``torch.inference_mode``): :func:`score_answers` (the log-likelihood of every candidate
-answer), :func:`decode_constrained` (greedy decoding among candidates), :func:`generate_free`
-(plain decoding), :func:`embed_prompts` (pooled hidden states), :func:`gene_attention`, and
+answer; :func:`fit_label_bias` calibrates it), :func:`decode_constrained` (greedy decoding
+among candidates), :func:`generate_free` (plain decoding), :func:`embed_prompts` (pooled hidden states), :func:`gene_attention`, and
 gene-constrained generation (:class:`GeneTrie`, :func:`cell_layout`, :func:`generate_cells`).
 Heavy imports (torch, transformers, peft) happen inside functions.
 """
 
+from c2s.model._calibrate import CALIBRATIONS, fit_label_bias, label_bias, softmax
 from c2s.model._config import CONFIG_FILE, C2SConfig, vocab_hash
 from c2s.model._decode import decode_constrained, generate_free
 from c2s.model._embed import POOLING, embed_prompts, gene_attention
@@ -30,6 +31,7 @@ from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
 __all__ = [
     "ARCHITECTURES",
+    "CALIBRATIONS",
     "CONFIG_FILE",
     "LORA_TARGETS",
     "POOLING",
@@ -43,17 +45,20 @@ __all__ = [
     "check_adapter_base",
     "decode_constrained",
     "embed_prompts",
+    "fit_label_bias",
     "fit_probe",
     "fix_pad_token",
     "gene_attention",
     "generate_cells",
     "generate_free",
     "generate_genes",
+    "label_bias",
     "lora_targets",
     "pieces",
     "probe_probabilities",
     "resolve_device",
     "resolve_dtype",
     "score_answers",
+    "softmax",
     "vocab_hash",
 ]

@@ -54,6 +54,10 @@ class C2SConfig:
         A linear probe on the model's cell embeddings (task, label column, pooling, layer,
         genes per cell, and the fitted weights; see :func:`c2s.model.fit_probe`), used by
         ``c2s.tl.predict(mode="probe")``.
+    calibration
+        Per-label biases for label scoring fitted on the validation cells after training
+        (task, label column, labels, biases; see :func:`c2s.model.fit_label_bias`), used by
+        ``c2s.tl.predict(calibration="validation")``.
     """
 
     profile: str = "compat"
@@ -69,6 +73,7 @@ class C2SConfig:
     adapter: bool = False
     training: dict = field(default_factory=dict)
     probe: dict | None = None
+    calibration: dict | None = None
     package_version: str = __version__
 
     def to_dict(self) -> dict:

@@ -167,6 +167,7 @@ def score_answers(
     max_pairs: int = 512,
     progress_bar: bool | None = None,
     prompt_ids=None,
+    per_token: bool = False,
 ) -> np.ndarray:
     """Log-likelihood of each answer (its tokens and EOS) after each prompt.
 
@@ -174,18 +175,24 @@ def score_answers(
     follow it in the same sequence under a tree-shaped mask (one forward pass per batch);
     otherwise the prompt's key/value cache is repeated for the candidates (in chunks of at
     most ``max_pairs`` prompt-answer pairs). ``prompt_ids``: the prompts' tokens, if known.
+    ``per_token``: divide each sum by the number of tokens it covers (length normalization).
 
     Returns
     -------
-    ``(n_prompts, n_answers)`` float64 array of summed log-probabilities.
+    ``(n_prompts, n_answers)`` float64 array of summed (or, with ``per_token``, mean)
+    log-probabilities.
     """
     if not answers:
         raise C2SError("No candidate answers to score (the label set is empty).")
     parts = split_candidates(model.tokenizer, prompts, answers, prompt_ids)
     impl = getattr(model.model.config, "_attn_implementation", None)
     if impl in ("sdpa", "eager"):
-        return _score_tree(model, parts, len(answers), batch_size, impl == "eager", progress_bar)
-    return _score_cached(model, parts, len(answers), batch_size, max_pairs, progress_bar)
+        out = _score_tree(model, parts, len(answers), batch_size, impl == "eager", progress_bar)
+    else:
+        out = _score_cached(model, parts, len(answers), batch_size, max_pairs, progress_bar)
+    if per_token:
+        out /= [[len(c) - f for c, f in zip(p.conts, p.first, strict=True)] for p in parts]
+    return out
 
 
 def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np.ndarray:

@@ -170,6 +170,18 @@ class Renderer:
             )
         return t.prompt.format_map(v)
 
+    def content_free_prompt(
+        self, cs: CellSentences, cells: Sequence[int], *, template: int = 0
+    ) -> str:
+        """The prompt for ``cells`` with every cell sentence left empty (the other
+        placeholders keep the cells' values): what calibration scores labels against."""
+        t = self.templates[template]
+        v = self._fill(cs, cells, t, self.n_genes)
+        for key in ("cell_sentence", "multi_cell_sentences", "control_cell_sentence"):
+            if key in v:
+                v[key] = ""
+        return t.prompt.format_map(v)
+
     def answer(self, value: str, *, template: int = 0) -> str:
         """The response text for an answer value (e.g. a candidate label): ``"B cell."``."""
         t = self.templates[template]

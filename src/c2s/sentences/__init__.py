@@ -1,5 +1,6 @@
 """Cell sentences: the rank kernel, the vocabulary and the ragged integer data model."""
 
+from c2s.sentences._augment import drop_genes, shuffle_ties
 from c2s.sentences._rank import Ranked, rank, rank_csr
 from c2s.sentences._sentences import CellSentences
 from c2s.sentences._vocab import Vocab, check_gene_names
@@ -9,9 +10,11 @@ __all__ = [
     "Ranked",
     "Vocab",
     "check_gene_names",
+    "drop_genes",
     "from_anndata",
     "rank",
     "rank_csr",
+    "shuffle_ties",
 ]
 
 

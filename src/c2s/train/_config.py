@@ -147,11 +147,29 @@ class TrainConfig:
             "from scratch, 0 fine-tuning)"
         ),
     )
+    augment: int = field(
+        default=0,
+        metadata=_help(
+            "extra copies of the training cells' examples, each with tied genes in a new "
+            "seeded order (and gene_dropout applied); needs a dataset with stored values"
+        ),
+    )
+    gene_dropout: float = field(
+        default=0.0,
+        metadata=_help("augmented copies: leave out each gene with this probability"),
+    )
     probe: bool = field(
         default=True,
         metadata=_help(
             "after training, fit a linear probe on the model's embeddings of the training "
             "cells for the first single-cell label task (predict mode 'probe')"
+        ),
+    )
+    calibrate: bool = field(
+        default=True,
+        metadata=_help(
+            "after training, fit per-label biases for label scoring on the validation cells "
+            "(predict calibration 'validation')"
         ),
     )
     resume: str | None = field(
@@ -169,7 +187,7 @@ class TrainConfig:
             "n_genes": 1, "batch_size": 1, "grad_accum": 1, "min_cells": 1, "lora_r": 1,
             "lora_alpha": 1, "logging_steps": 1, "save_total_limit": 1, "num_workers": 0,
             "max_length": 8, "eval_batch_size": 1, "eval_steps": 1, "save_steps": 1,
-            "max_train_examples": 1, "max_eval_examples": 1, "seed": 0,
+            "max_train_examples": 1, "max_eval_examples": 1, "seed": 0, "augment": 0,
         }  # fmt: skip
         for name, low in at_least.items():
             value = getattr(self, name)
@@ -194,6 +212,10 @@ class TrainConfig:
         cb = self.class_balance
         if cb is not None and not (math.isfinite(cb) and 0 <= cb <= 1):
             raise C2SError(f"class_balance must lie in [0, 1], got {self.class_balance}.")
+        if not 0 <= self.gene_dropout < 1:
+            raise C2SError(f"gene_dropout must lie in [0, 1), got {self.gene_dropout}.")
+        if self.gene_dropout and not self.augment:
+            raise C2SError("gene_dropout applies to augmented copies: give augment= 1 or more.")
         if not 0 <= self.lora_dropout < 1:
             raise C2SError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout}.")
         choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(self)}

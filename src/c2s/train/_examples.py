@@ -73,12 +73,11 @@ def build_examples(
     if len(rows) == 0:
         return [], {}, {}
     renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
-    cs = ds.sentences(
-        rows=rows,
-        top_k=cfg.n_genes,
-        values=False,
-        obs_columns=needed_columns(ds, [r for r, _ in renderers]),
-    )
+    cols = needed_columns(ds, [r for r, _ in renderers])
+    cs = ds.sentences(rows=rows, top_k=cfg.n_genes, values=False, obs_columns=cols)
+    variants = [cs]
+    if weighted and cfg.augment:
+        variants += augmented(ds, rows, cols, cfg)
     rng = np.random.default_rng([cfg.seed, 7, len(split)])
     out: list[dict] = []
     stats: dict = {"n_shortened": 0, "n_dropped": 0}
@@ -86,15 +85,18 @@ def build_examples(
         stats["organisms"] = sorted(cs.obs["organism"].dropna().astype(str).unique())
     labels: dict[str, set] = {}
     for ti, (renderer, weight) in enumerate(renderers):
-        items, st = encode_examples(
-            renderer,
-            cs,
-            tokenizer,
-            max_length=max_length,
-            loss_on_response_only=cfg.loss_on_response_only,
-        )
-        stats["n_shortened"] += st.n_shortened
-        stats["n_dropped"] += st.n_dropped
+        items = []
+        for v in variants:
+            its, st = encode_examples(
+                renderer,
+                v,
+                tokenizer,
+                max_length=max_length,
+                loss_on_response_only=cfg.loss_on_response_only,
+            )
+            items += its
+            stats["n_shortened"] += st.n_shortened
+            stats["n_dropped"] += st.n_dropped
         col = renderer.task.label
         if col and col in cs.obs.columns:
             labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())
@@ -109,6 +111,27 @@ def build_examples(
         keep = np.sort(rng.choice(len(out), size=limit, replace=False))
         out = [out[i] for i in keep]
     return out, stats, {k: sorted(v) for k, v in labels.items()}
+
+
+def augmented(ds, rows, cols, cfg: TrainConfig) -> list:
+    """``cfg.augment`` copies of the cells: ties reordered with a new seed per copy (before
+    the top genes are kept), then ``cfg.gene_dropout`` of the genes left out."""
+    from c2s._errors import C2SError
+    from c2s.sentences import drop_genes, shuffle_ties
+
+    if not ds.has_values:
+        raise C2SError(
+            "augment needs the expression values to find tied genes, and this dataset stores "
+            "none; re-convert it with values (c2s convert keeps them by default)."
+        )
+    full = ds.sentences(rows=rows, values=True, obs_columns=cols)
+    out = []
+    for c in range(1, cfg.augment + 1):
+        v = shuffle_ties(full, [cfg.seed, 11, c])
+        if cfg.gene_dropout:
+            v = drop_genes(v, cfg.gene_dropout, [cfg.seed, 12, c])
+        out.append(v.top_k(cfg.n_genes))
+    return out
 
 
 def _repeat(items: list[dict], weight: float, rng) -> list[dict]:

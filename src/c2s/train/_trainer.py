@@ -17,6 +17,7 @@ from pathlib import Path
 from c2s._errors import C2SError
 from c2s._logging import get_logger, quiet_hf_progress
 from c2s.model import C2SConfig, check_adapter_base
+from c2s.train._calibration import fit_label_calibration
 from c2s.train._callbacks import (
     collator_options,
     combine_eval_class,
@@ -28,7 +29,7 @@ from c2s.train._collate import CountingCollator
 from c2s.train._config import TrainConfig, task_weights
 from c2s.train._examples import ExampleSet, build_examples, eval_sets, unk_warning
 from c2s.train._lora import apply_lora
-from c2s.train._probe import fit_label_probe
+from c2s.train._probe import fit_label_probe, label_task
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
@@ -322,6 +323,12 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
     update_config(model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result)
     if probe is not None:
         model.config.probe = probe
+    if cfg.calibrate and cfg.eval_split and trainer.is_world_process_zero():
+        task = label_task(cfg)
+        cands = model.config.labels.get(task.label, []) if task else []
+        model.config.calibration = fit_label_calibration(
+            model, ds, cfg, cands, max_length, cfg.eval_batch_size or cfg.batch_size
+        )
     if save and trainer.is_world_process_zero():
         write_json(run_dir / "train_log.json", result.to_dict())
         save_into(model, run_dir, merge=cfg.merge)
