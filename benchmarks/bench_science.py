@@ -43,6 +43,11 @@ RECIPES: dict[str, dict] = {
 RECIPES["balanced"] = {**RECIPES["prediction"], "class_balance": 0.5}
 RECIPES["balanced_full"] = {**RECIPES["prediction"], "class_balance": 1.0}
 RECIPES["wd"] = {**RECIPES["prediction"], "weight_decay": 0.1}
+RECIPES["augment"] = {**RECIPES["balanced"], "augment": 1, "epochs": 5}  # same compute
+RECIPES["augment_e10"] = {**RECIPES["balanced"], "augment": 1}
+RECIPES["augment_drop"] = {**RECIPES["balanced"], "augment": 1, "gene_dropout": 0.1}
+RECIPES["best_acc"] = {**RECIPES["balanced"], "keep_best": "label_accuracy"}
+RECIPES["dropout"] = {**RECIPES["balanced"], "dropout": 0.1}
 RECIPES["balanced_g100"] = {**RECIPES["balanced"], "n_genes": 100}
 RECIPES["balanced_g200"] = {**RECIPES["balanced"], "n_genes": 200}
 
@@ -78,10 +83,12 @@ def run_seed(adata, convert_kw, recipe: str, seed: int, label: str, work: Path) 
     )  # fmt: skip
     ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
     opts = dict(RECIPES[recipe])
-    model = C2SModel.from_scratch(ds, preset=opts.pop("preset", "small"), seed=seed)
+    model = C2SModel.from_scratch(
+        ds, preset=opts.pop("preset", "small"), dropout=opts.pop("dropout", None), seed=seed
+    )
     t = time.perf_counter()
     fine_tune(
-        model, ds, seed=seed, logging_steps=10_000, max_eval_examples=64,
+        model, ds, seed=seed, logging_steps=10_000,
         organism=None if "organism" in obs else "Homo sapiens", **opts,
     )  # fmt: skip
     row = {"recipe": recipe, "seed": seed, "train_s": round(time.perf_counter() - t, 1)}

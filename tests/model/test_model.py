@@ -178,3 +178,21 @@ def test_from_scratch_knows_both_organisms():
         assert m.tokenizer.unk_token_id not in ids, organism
     other = C2SModel.from_scratch(genes=GENES, device="cpu", texts=["Danio rerio"])
     assert other.tokenizer.unk_token_id not in other.tokenizer("a Danio rerio cell")["input_ids"]
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_scratch_dropout_reaches_the_modules(arch):
+    """dropout= sets the architecture's dropout fields: training-mode outputs vary between
+    calls, eval-mode outputs do not; None keeps the default."""
+    from c2s.model._model import DROPOUT_FIELDS
+
+    m = C2SModel.from_scratch(genes=GENES, architecture=arch, dropout=0.5, device="cpu")
+    for name in DROPOUT_FIELDS[arch]:
+        assert getattr(m.model.config, name) == 0.5
+    ids = m.tokenizer("CD74 LYZ S100A8 MALAT1 HLA-DRA.")["input_ids"]
+    m.model.train()
+    assert not torch.equal(logits(m.model, ids), logits(m.model, ids))
+    m.model.eval()
+    torch.testing.assert_close(logits(m.model, ids), logits(m.model, ids))
+    with pytest.raises(C2SError, match="dropout"):
+        C2SModel.from_scratch(genes=GENES, dropout=1.0, device="cpu")

@@ -378,3 +378,27 @@ def test_augmented_copies_are_rendered_with_other_tie_orders(pbmc_dataset):
     assert copies[0][0]["input_ids"] != copies[1][0]["input_ids"]
     with pytest.raises(C2SError, match="gene_dropout applies"):
         TrainConfig(gene_dropout=0.1)
+
+
+@pytest.mark.parametrize("keep", ["label_accuracy", "loss"])
+def test_keep_best_restores_the_best_evaluation(pbmc_dataset, keep):
+    """With keep_best, the weights at the end are those of the evaluation with the best
+    validation label accuracy (or loss): scoring the validation cells again gives that best."""
+    from c2s.train._select import LabelAccuracy
+
+    m = tiny(pbmc_dataset)
+    opts = {**FAST, "learning_rate": 3e-3, "max_steps": 8, "eval_steps": 2, "probe": False}
+    r = fine_tune(m, pbmc_dataset, tasks=["cell_type_prediction"], keep_best=keep, **opts)
+    key = {"label_accuracy": "eval_label_accuracy", "loss": "c2s_eval_loss"}[keep]
+    seen = [h[key] for h in r.log_history if key in h]
+    assert len(seen) == 4
+    best = max(seen) if keep == "label_accuracy" else min(seen)
+    cfg = TrainConfig(**{**opts, "tasks": ["cell_type_prediction"]})
+    m.model.eval()
+    if keep == "label_accuracy":
+        score = LabelAccuracy.build(m, pbmc_dataset, cfg, m.config.labels["cell_type"], 128, 8)
+        assert score() == pytest.approx(best)
+    else:
+        assert r.eval_loss == pytest.approx(best, rel=1e-4)
+    with pytest.raises(C2SError, match="multiple of eval_steps"):
+        TrainConfig(keep_best="loss", eval_steps=3, save_steps=4)

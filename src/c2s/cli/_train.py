@@ -15,7 +15,7 @@ import typing
 from c2s.cli._common import add_json, emit
 
 # Keys a --config file may hold besides the TrainConfig fields (the model to start from).
-MODEL_KEYS = ("model", "preset", "architecture", "device", "dtype")
+MODEL_KEYS = ("model", "preset", "architecture", "dropout", "device", "dtype")
 
 
 def _flag_kwargs(tp) -> dict:
@@ -72,6 +72,9 @@ def register(sub) -> None:
         choices=["gpt_neox", "gpt2", "llama", "gemma2"],
         help="from-scratch architecture (default gpt_neox, as the released models)",
     )
+    src.add_argument(
+        "--dropout", type=float, help="from-scratch dropout probability (default: none)"
+    )
     src.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     src.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
     src.add_argument(
@@ -113,9 +116,9 @@ def run(args) -> int:
     ds = read_dataset(args.dataset)
     device = model_opts.get("device", "auto")
     if "model" in model_opts:
-        if "preset" in model_opts or "architecture" in model_opts:
+        if {"preset", "architecture", "dropout"} & set(model_opts):
             raise C2SError(
-                "Give either --model (fine-tune) or --preset/--architecture (new model)."
+                "Give either --model (fine-tune) or --preset/--architecture/--dropout (new model)."
             )
         model = C2SModel.from_pretrained(
             model_opts["model"],
@@ -129,6 +132,7 @@ def run(args) -> int:
                 ds,
                 preset=model_opts.get("preset", "small"),
                 architecture=model_opts.get("architecture", "gpt_neox"),
+                dropout=model_opts.get("dropout"),
                 max_length=cfg.max_length or 1024,
                 seed=cfg.seed,
                 device=device,

@@ -26,6 +26,13 @@ PRESETS: dict[str, dict[str, int]] = {
     "base": {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8},
 }
 ARCHITECTURES = ("gpt_neox", "gpt2", "llama", "gemma2")
+# The config fields that ``from_scratch(dropout=)`` sets, per architecture.
+DROPOUT_FIELDS = {
+    "gpt_neox": ("attention_dropout", "hidden_dropout"),
+    "gpt2": ("attn_pdrop", "resid_pdrop", "embd_pdrop"),
+    "llama": ("attention_dropout",),
+    "gemma2": ("attention_dropout",),
+}
 # Organism names as the released models' prompts spell them (docs/formats.md).
 ORGANISMS = ("Homo sapiens", "Mus musculus")
 
@@ -309,6 +316,7 @@ class C2SModel:
         profiles: Sequence[str] = ("compat", "paraphrase"),
         seed: int = 0,
         device: str | None = "auto",
+        dropout: float | None = None,
         **overrides,
     ) -> C2SModel:
         """A randomly initialized model with a one-token-per-gene tokenizer.
@@ -329,6 +337,10 @@ class C2SModel:
         texts
             Extra texts whose words the tokenizer must know (labels, tissues, descriptions,
             an organism other than ``ORGANISMS``).
+        dropout
+            Dropout probability for the architecture's dropout fields (``DROPOUT_FIELDS``;
+            Llama and Gemma 2 have attention dropout only); None keeps its default (0 for
+            GPT-NeoX, Llama and Gemma 2, 0.1 for GPT-2).
         """
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
@@ -357,7 +369,10 @@ class C2SModel:
             genes, texts=texts, profiles=profiles, max_number=max_length
         )
         config.set_genes(genes)
-        size = {**PRESETS[preset], **overrides}
+        if dropout is not None and not 0 <= dropout < 1:
+            raise C2SError(f"dropout must lie in [0, 1), got {dropout}.")
+        drop = {} if dropout is None else dict.fromkeys(DROPOUT_FIELDS[architecture], dropout)
+        size = {**PRESETS[preset], **drop, **overrides}
         kw = {
             "vocab_size": len(tokenizer),
             "max_position_embeddings": max_length,

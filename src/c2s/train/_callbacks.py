@@ -81,6 +81,25 @@ def trainer_class(Trainer):
             finally:
                 self.data_collator = counting
 
+        def evaluate(self, *args, **kwargs):
+            """The Trainer's evaluation, plus ``eval_c2s_loss`` (the token-weighted loss
+            over tasks) and, when set up, ``eval_label_accuracy``, so checkpoints can be
+            selected by either."""
+            metrics = super().evaluate(*args, **kwargs)
+            if args or kwargs.get("eval_dataset") is not None:
+                return metrics  # an evaluation of one dataset, not the run's
+            step = self.state.global_step
+            for h in reversed(self.state.log_history):
+                if h.get("step") == step and "c2s_eval_loss" in h:
+                    metrics["eval_c2s_loss"] = h["c2s_eval_loss"]
+                    break
+            scorer = getattr(self, "c2s_label_accuracy", None)
+            if scorer is not None:
+                metrics["eval_label_accuracy"] = scorer()
+                self.model.train()
+                self.log({"eval_label_accuracy": metrics["eval_label_accuracy"]})
+            return metrics
+
         def _get_train_sampler(self, train_dataset=None):
             dataset = self.train_dataset if train_dataset is None else train_dataset
             if self.args.train_sampling_strategy != "group_by_length" or not hasattr(

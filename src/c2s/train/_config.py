@@ -117,6 +117,14 @@ class TrainConfig:
     eval_split: str | None = field(
         default="validation", metadata=_help("dataset split for the evaluation loss ('' for none)")
     )
+    keep_best: str = field(
+        default="last",
+        metadata=_help(
+            "the weights kept at the end: last, or the evaluation's best by validation loss "
+            "or by label_accuracy (label scoring on validation cells, first label task)",
+            choices=("last", "loss", "label_accuracy"),
+        ),
+    )
     sampling: str = field(
         default="group_by_length",
         metadata=_help(
@@ -219,7 +227,7 @@ class TrainConfig:
         if not 0 <= self.lora_dropout < 1:
             raise C2SError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout}.")
         choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(self)}
-        for name in ("scheduler", "sampling"):
+        for name in ("scheduler", "sampling", "keep_best"):
             if getattr(self, name) not in choices[name]:
                 raise C2SError(
                     f"{name} must be one of {', '.join(choices[name])}, not {getattr(self, name)!r}."
@@ -230,6 +238,12 @@ class TrainConfig:
                 f"(eval_split may be empty), not {self.train_split!r} / {self.eval_split!r}."
             )
         task_weights(self.tasks)
+        steps = (self.save_steps or 0, self.eval_steps or 0)
+        if self.keep_best != "last" and all(steps) and steps[0] % steps[1]:
+            raise C2SError(
+                f"keep_best={self.keep_best!r} needs save_steps ({self.save_steps}) to be a "
+                f"multiple of eval_steps ({self.eval_steps})."
+            )
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:

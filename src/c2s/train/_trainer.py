@@ -44,6 +44,7 @@ from c2s.train._rundir import (
     write_json,
     write_split,
 )
+from c2s.train._select import LabelAccuracy, selection_args
 
 log = get_logger(__name__)
 
@@ -268,6 +269,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         fp16=on_gpu and dtype == torch.float16,
         use_cpu=not on_gpu,
         dataloader_num_workers=cfg.num_workers,
+        **selection_args(cfg.keep_best, bool(evals)),
         ddp_find_unused_parameters=False,
         **({"activation_checkpointing": True} if cfg.gradient_checkpointing else {}),
     )
@@ -285,6 +287,17 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         callbacks=[combine, *(callbacks or [])],
     )
     trainer.c2s_collator = collator  # for tests and benchmarks that inspect batches
+    if cfg.keep_best == "label_accuracy" and evals:
+        task = label_task(cfg)
+        trainer.c2s_label_accuracy = LabelAccuracy.build(
+            model, ds, cfg, labels.get(task.label, []) if task else [], max_length,
+            cfg.eval_batch_size or cfg.batch_size,
+        )  # fmt: skip
+        if trainer.c2s_label_accuracy is None:
+            raise C2SError(
+                "keep_best='label_accuracy' needs a single-cell label task and labelled "
+                f"{cfg.eval_split!r} cells; use keep_best='loss' or 'last'."
+            )
     own_progress(trainer)
     t_train = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -292,7 +305,12 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
     eval_loss, per_task = None, {}
     if evals:
         last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
-        if not last or last[-1].get("step") != trainer.state.global_step:
+        # the kept weights' loss: evaluate again when the best ones were restored
+        if (
+            not last
+            or last[-1].get("step") != trainer.state.global_step
+            or args.load_best_model_at_end
+        ):
             trainer.evaluate()
             last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
         eval_loss = float(last[-1]["c2s_eval_loss"])
