@@ -402,3 +402,13 @@ def test_keep_best_restores_the_best_evaluation(pbmc_dataset, keep):
         assert r.eval_loss == pytest.approx(best, rel=1e-4)
     with pytest.raises(C2SError, match="multiple of eval_steps"):
         TrainConfig(keep_best="loss", eval_steps=3, save_steps=4)
+
+
+def test_deterministic_runs_repeat_exactly_and_leave_torch_as_it_was(toy):
+    weights = []
+    for _ in range(2):
+        m = tiny(toy)
+        fine_tune(m, toy, max_steps=3, eval_split=None, deterministic=True, probe=False, **FAST)
+        weights.append(torch.cat([p.detach().flatten() for p in m.model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.are_deterministic_algorithms_enabled()

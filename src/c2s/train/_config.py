@@ -117,6 +117,13 @@ class TrainConfig:
     eval_split: str | None = field(
         default="validation", metadata=_help("dataset split for the evaluation loss ('' for none)")
     )
+    deterministic: bool = field(
+        default=False,
+        metadata=_help(
+            "deterministic kernels where torch has them (transformers' full_determinism); "
+            "the same machine then gives the same model, other CPUs or GPUs may still differ"
+        ),
+    )
     keep_best: str = field(
         default="last",
         metadata=_help(

@@ -239,6 +239,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
     if cfg.max_steps > 0 and not cfg.eval_steps:
         strategy = "steps"
     eval_every = cfg.eval_steps or (cfg.max_steps if cfg.max_steps > 0 else per_epoch)
+    deterministic = torch.are_deterministic_algorithms_enabled()  # restored after training
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=cfg.batch_size,
@@ -259,6 +260,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
         data_seed=cfg.seed,
+        full_determinism=cfg.deterministic,
         train_sampling_strategy="group_by_length"
         if cfg.sampling == "group_by_length"
         else "random",
@@ -300,7 +302,10 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
             )
     own_progress(trainer)
     t_train = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    finally:  # full_determinism switches it on for the whole process; not ours to keep
+        torch.use_deterministic_algorithms(deterministic)
     seconds = time.perf_counter() - t_train
     eval_loss, per_task = None, {}
     if evals:
