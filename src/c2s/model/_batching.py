@@ -49,6 +49,27 @@ def common_prefix(seqs: Sequence[Sequence[int]], limit: int) -> int:
     return n
 
 
+def cache_arg(lm) -> str:
+    """The name under which ``lm``'s forward takes a key/value cache: ``cache`` in newer
+    transformers 5 releases, ``past_key_values`` (deprecated there) before."""
+    import inspect
+
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def with_cache(lm, cache) -> dict:
+    """``{cache_arg(lm): cache}``: keyword arguments passing ``cache`` to ``lm``."""
+    return {cache_arg(lm): cache}
+
+
+def returned_cache(out):
+    """The key/value cache a forward pass returned (``cache``, or ``past_key_values`` in
+    older releases)."""
+    got = getattr(out, "cache", None)
+    return got if got is not None else out.past_key_values
+
+
 def repeat_cache(cache, n: int):
     """A new cache with every batch row repeated ``n`` times (the original is untouched)."""
     from transformers import DynamicCache
@@ -73,7 +94,7 @@ class Preamble:
         self.cache = None
         if self.n:
             ids = torch.as_tensor([list(seqs[0][: self.n])], device=dev)
-            self.cache = lm(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+            self.cache = returned_cache(lm(input_ids=ids, use_cache=True, logits_to_keep=1))
 
     def cache_for(self, batch: int):
         """A fresh cache holding the preamble for ``batch`` rows (None without one).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from c2s._errors import C2SError
 from c2s._logging import progress
-from c2s.model._batching import Preamble, left_pad, length_batches
+from c2s.model._batching import Preamble, left_pad, length_batches, returned_cache, with_cache
 from c2s.model._score import split_candidates
 
 
@@ -41,9 +41,9 @@ def decode_constrained(
                 enc["attention_mask"] = torch.cat([ones, enc["attention_mask"]], 1)
                 enc["position_ids"] = enc["position_ids"] + pre.n
             res = lm(
-                **enc, past_key_values=pre.cache_for(len(rows)), use_cache=True, logits_to_keep=1
+                **enc, **with_cache(lm, pre.cache_for(len(rows))), use_cache=True, logits_to_keep=1
             )
-            cache, logits = res.past_key_values, res.logits[:, -1]
+            cache, logits = returned_cache(res), res.logits[:, -1]
             mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
             alive = [list(range(len(answers))) for _ in rows]  # candidates still matching
             step = 0
@@ -79,10 +79,10 @@ def decode_constrained(
                     input_ids=ids,
                     attention_mask=mask,
                     position_ids=pos,
-                    past_key_values=cache,
+                    **with_cache(lm, cache),
                     use_cache=True,
                 )
-                cache, logits = out.past_key_values, out.logits[:, -1]
+                cache, logits = returned_cache(out), out.logits[:, -1]
     return result
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from c2s._errors import C2SError
 from c2s._logging import progress
-from c2s.model._batching import left_pad, length_batches
+from c2s.model._batching import left_pad, length_batches, returned_cache, with_cache
 
 
 class GeneTrie:
@@ -383,7 +383,7 @@ def generate_cells(
     out: list[list[list[int]]] = [[] for _ in layout.heads]
     if tokens is not None:
         tokens[:] = [[] for _ in layout.heads]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)  # beside the logits it samples
     rest_root = torch.zeros(V, dtype=torch.bool, device=dev)
     rest_root[torch.as_tensor(rest.root_tokens, device=dev)] = True
     first_root = torch.zeros(V, dtype=torch.bool, device=dev)
@@ -394,7 +394,7 @@ def generate_cells(
             B = len(rows)
             enc = left_pad([layout.heads[i] for i in rows], pad, dev)
             res = lm(**enc, use_cache=True, logits_to_keep=1)
-            cache, logits = res.past_key_values, res.logits[:, -1]
+            cache, logits = returned_cache(res), res.logits[:, -1]
             mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
             root_ok = rest_root.repeat(B, 1)
             state = [_Row(rest.n_nodes) for _ in rows]
@@ -456,10 +456,10 @@ def generate_cells(
                     input_ids=torch.as_tensor(feed, device=dev)[:, None],
                     attention_mask=mask,
                     position_ids=pos,
-                    past_key_values=cache,
+                    **with_cache(lm, cache),
                     use_cache=True,
                 )
-                cache, logits = res.past_key_values, res.logits[:, -1]
+                cache, logits = returned_cache(res), res.logits[:, -1]
             for b, i in enumerate(rows):
                 out[i] = state[b].cells
                 if tokens is not None:

@@ -12,7 +12,15 @@ import numpy as np
 from c2s._errors import C2SError
 from c2s._logging import progress
 from c2s.encoding import IGNORE, encode_texts
-from c2s.model._batching import Preamble, common_prefix, left_pad, length_batches, repeat_cache
+from c2s.model._batching import (
+    Preamble,
+    common_prefix,
+    left_pad,
+    length_batches,
+    repeat_cache,
+    returned_cache,
+    with_cache,
+)
 
 
 @dataclass
@@ -222,7 +230,7 @@ def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np
                 input_ids=torch.from_numpy(ids).to(dev),
                 attention_mask=mask.to(dev),
                 position_ids=torch.from_numpy(pos).to(dev),
-                past_key_values=pre.cache_for(len(rows)),
+                **with_cache(lm, pre.cache_for(len(rows))),
                 logits_to_keep=keep,
             ).logits.float()
             logp = torch.log_softmax(logits, -1)  # (B, keep, V); faster than logsumexp on CPU
@@ -275,7 +283,7 @@ def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> n
                         input_ids=cont[:, :-1],
                         attention_mask=torch.cat([pmask, cmask[:, :-1]], 1),
                         position_ids=pos[:, :-1],
-                        past_key_values=repeat_cache(res.past_key_values, C),
+                        **with_cache(lm, repeat_cache(returned_cache(res), C)),
                         use_cache=True,
                     ).logits.float()
                     nxt = torch.log_softmax(logits, -1).gather(2, cont[:, 1:, None])[:, :, 0]
