@@ -196,3 +196,19 @@ def test_scratch_dropout_reaches_the_modules(arch):
     torch.testing.assert_close(logits(m.model, ids), logits(m.model, ids))
     with pytest.raises(C2SError, match="dropout"):
         C2SModel.from_scratch(genes=GENES, dropout=1.0, device="cpu")
+
+
+def test_each_rank_gets_the_gpu_of_its_local_rank(monkeypatch):
+    """Under torchrun every process sets LOCAL_RANK; "auto" and a bare "cuda" pick that GPU
+    (checked with CUDA faked present: four GPUs)."""
+    from c2s.model import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    for rank in ("0", "3"):
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        assert resolve_device("auto") == torch.device("cuda", int(rank))
+        assert resolve_device("cuda") == torch.device("cuda", int(rank))
+        assert resolve_device("cuda:1") == torch.device("cuda", 1)  # explicit wins
+    monkeypatch.delenv("LOCAL_RANK")
+    assert resolve_device(None) == torch.device("cuda", 0)

@@ -412,3 +412,30 @@ def test_deterministic_runs_repeat_exactly_and_leave_torch_as_it_was(toy):
         weights.append(torch.cat([p.detach().flatten() for p in m.model.parameters()]))
     assert torch.equal(weights[0], weights[1])
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_low_precision_models_train_fp32_master_weights(toy, lora):
+    """A model loaded in bfloat16: the weights being trained are float32 during training
+    (bf16 autocast runs the forward pass), frozen ones stay bfloat16; a full fine-tune
+    returns to bfloat16 at the end, LoRA adapters stay float32."""
+    m = tiny(toy)
+    m.model.to(torch.bfloat16)
+    seen = {}
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            seen["args_bf16"] = args.bf16
+            for n, p in model.named_parameters():
+                seen.setdefault("trained" if p.requires_grad else "frozen", set()).add(p.dtype)
+
+    opts = {**FAST, "max_steps": 2, "eval_split": None, "probe": False}
+    fine_tune(m, toy, lora=lora, callbacks=[Watch()], **opts)
+    assert seen["args_bf16"] and seen["trained"] == {torch.float32}
+    dtypes = {n: p.dtype for n, p in m.model.named_parameters()}
+    if lora:
+        assert seen["frozen"] == {torch.bfloat16}
+        assert {d for n, d in dtypes.items() if "lora_" in n} == {torch.float32}
+        assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}
+    else:
+        assert "frozen" not in seen and set(dtypes.values()) == {torch.bfloat16}

@@ -50,13 +50,25 @@ for _arch in ("llama", "mistral", "mixtral", "gemma", "gemma2", "gemma3_text", "
     LORA_TARGETS[_arch] = _LLAMA_LIKE
 
 
+def local_rank() -> int:
+    """This process's rank on its machine under torchrun / accelerate launch (0 alone)."""
+    import os
+
+    try:
+        return int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def resolve_device(device: str | None = "auto"):
-    """``"auto"``: CUDA when present, else Apple MPS, else CPU."""
+    """``"auto"``: CUDA when present (the GPU of this process's local rank under torchrun or
+    accelerate launch, so that each rank has its own), else Apple MPS, else CPU. A bare
+    ``"cuda"`` also means the local rank's GPU."""
     import torch
 
+    if device in (None, "auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", local_rank() % torch.cuda.device_count())
     if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

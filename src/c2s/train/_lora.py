@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from c2s.train._config import TrainConfig
 
 
@@ -28,6 +30,10 @@ def apply_lora(c2s_model, cfg: TrainConfig) -> None:
         target_modules=targets,
     )
     base_name = c2s_model.name_or_path
-    c2s_model.model = get_peft_model(model, lcfg)
+    with warnings.catch_warnings():
+        # peft reads the model's deprecated is_gradient_checkpointing through getattr with a
+        # default, so its removal in transformers 6 is harmless; the warning is not for users
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
+        c2s_model.model = get_peft_model(model, lcfg)
     if base_name:
         c2s_model.model.peft_config["default"].base_model_name_or_path = base_name

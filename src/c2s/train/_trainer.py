@@ -29,6 +29,7 @@ from c2s.train._collate import CountingCollator
 from c2s.train._config import TrainConfig, task_weights
 from c2s.train._examples import ExampleSet, build_examples, eval_sets, unk_warning
 from c2s.train._lora import apply_lora
+from c2s.train._precision import autocast_flags, fp32_master_weights
 from c2s.train._probe import fit_label_probe, label_task
 from c2s.train._rundir import (
     CHECKPOINTS,
@@ -233,7 +234,8 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         write_split(run_dir / "split.json", ds, cfg)
 
     on_gpu = torch.cuda.is_available()
-    dtype = next(model.model.parameters()).dtype
+    low = fp32_master_weights(model.model)
+    full_low = low is not None and not (cfg.lora or model.is_peft)
     per_epoch = max(1, -(-len(train) // cfg.batch_size) // cfg.grad_accum)
     strategy = "steps" if cfg.eval_steps else "epoch"
     if cfg.max_steps > 0 and not cfg.eval_steps:
@@ -267,8 +269,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         remove_unused_columns=False,
         report_to="none",
         disable_tqdm=True,  # our own bar on stderr (see own_progress)
-        bf16=on_gpu and dtype == torch.bfloat16,
-        fp16=on_gpu and dtype == torch.float16,
+        **autocast_flags(low, on_gpu),
         use_cpu=not on_gpu,
         dataloader_num_workers=cfg.num_workers,
         **selection_args(cfg.keep_best, bool(evals)),
@@ -320,6 +321,8 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
             last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
         eval_loss = float(last[-1]["c2s_eval_loss"])
         per_task = dict(last[-1]["c2s_eval_per_task"])
+    if full_low:  # back to the precision it was loaded in, for inference and saving
+        model.model.to(low)
     model.model.eval()
     probe = None
     if cfg.probe and trainer.is_world_process_zero():
