@@ -460,17 +460,3 @@ def test_fit_label_bias_recovers_a_known_shift():
     np.testing.assert_allclose(np.asarray(fit["bias"]), -(shift - shift.mean()), atol=0.15)
     assert fit["accuracy_after"] > fit["accuracy_before"] + 0.2
     assert fit["accuracy_after"] == pytest.approx(float((clean.argmax(1) == y).mean()), abs=0.02)
-
-
-@pytest.mark.gpu
-def test_seeded_sampling_on_cuda(trained_model):
-    """Generation samples with a generator on the logits' device: seeded, valid, repeatable."""
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    m = C2SModel.from_pretrained(trained_model, device="cuda")
-    a = c2s.tl.generate(m, ["CD19+ B"], n_per_label=3, n_genes=10, seed=4)
-    b = c2s.tl.generate(m, ["CD19+ B"], n_per_label=3, n_genes=10, seed=4)
-    assert list(a.obs["c2s_sentence"]) == list(b.obs["c2s_sentence"])
-    for s in a.obs["c2s_sentence"]:
-        g = s.split()
-        assert len(g) == 10 == len(set(g)) and set(g) <= set(m.config.genes)

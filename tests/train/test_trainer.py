@@ -426,7 +426,7 @@ def test_low_precision_models_train_fp32_master_weights(toy, lora):
     class Watch(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kw):
             seen["args_bf16"] = args.bf16
-            for n, p in model.named_parameters():
+            for p in model.parameters():
                 seen.setdefault("trained" if p.requires_grad else "frozen", set()).add(p.dtype)
 
     opts = {**FAST, "max_steps": 2, "eval_split": None, "probe": False}
