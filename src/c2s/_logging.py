@@ -3,6 +3,7 @@ the stages of long jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -50,6 +51,18 @@ def progress(
         dynamic_ncols=True,
         unit_scale=unit != "it",
     )
+
+
+@contextlib.contextmanager
+def peft_wrapping():
+    """Around peft's model wrappers (``get_peft_model``, ``PeftModel.from_pretrained``): peft
+    reads the model's deprecated ``is_gradient_checkpointing`` through ``getattr`` with a
+    default, so its removal in transformers 6 is harmless and the warning is not for users."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
+        yield
 
 
 def quiet_hf_progress() -> None:

@@ -13,11 +13,14 @@ from c2s.encoding._encode import (
     encode_texts,
     prompt_within,
 )
+from c2s.encoding._flat import FlatExamples, encode_flat
 
 __all__ = [
     "IGNORE",
     "EncodeStats",
+    "FlatExamples",
     "encode_examples",
+    "encode_flat",
     "encode_text",
     "encode_texts",
     "prompt_within",

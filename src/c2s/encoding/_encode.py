@@ -10,7 +10,6 @@ genes per cell sentence (``num_genes`` in the prompt follows), never by cutting 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +52,19 @@ def encode_texts(
     loss_on_response_only: bool = True,
 ) -> list[dict]:
     """:func:`encode_text` for many pairs in one batched tokenizer call."""
+    out = []
+    for ids, boundary in token_ids(tokenizer, prompts, responses):
+        labels = list(ids)
+        if loss_on_response_only:
+            labels[:boundary] = [IGNORE] * boundary
+        out.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
+    return out
+
+
+def token_ids(tokenizer, prompts: Sequence[str], responses: Sequence[str]) -> list:
+    """Per pair: the token ids of ``prompt + " " + response`` and EOS, and how many of them
+    belong to the prompt (the first token whose text ends after the prompt starts the
+    response)."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise C2SError("The tokenizer has no EOS token; set tokenizer.eos_token first.")
@@ -62,11 +74,7 @@ def encode_texts(
     for prompt, ids, offs in zip(prompts, enc["input_ids"], enc["offset_mapping"], strict=True):
         cut = len(prompt)
         boundary = next((i for i, (_, end) in enumerate(offs) if end > cut), len(ids))
-        ids = [*ids, eos]
-        labels = list(ids)
-        if loss_on_response_only:
-            labels[:boundary] = [IGNORE] * boundary
-        out.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
+        out.append(([*ids, eos], boundary))
     return out
 
 
@@ -81,61 +89,30 @@ def encode_examples(
 ) -> tuple[list[dict], EncodeStats]:
     """Render and encode every example of ``renderer`` over ``sentences``.
 
-    Returns the encoded examples (dicts of lists, plus ``n_genes``) and counts of examples
-    shortened to fit ``max_length`` and dropped because even one gene per cell does not fit.
+    Returns the encoded examples (dicts of lists, plus ``n_genes`` and ``cells``) and counts
+    of examples shortened to fit ``max_length`` and dropped because even one gene per cell
+    does not fit. :func:`encode_flat` gives the same examples as compact arrays.
     """
-    if max_length < 8:
-        raise C2SError(f"max_length {max_length} is too small for any prompt.")
-    out, stats = [], EncodeStats()
-    for cells, template in renderer.plan(sentences, rows):
-        ex = renderer.render(sentences, cells, template)
-        enc = encode_text(
-            tokenizer, ex.prompt, ex.response, loss_on_response_only=loss_on_response_only
-        )
-        k = ex.n_genes
-        if len(enc["input_ids"]) > max_length:
-            enc, k = _shorten(
-                renderer,
-                sentences,
-                cells,
-                template,
-                tokenizer,
-                max_length,
-                loss_on_response_only,
-                ex.n_genes,
-            )
-            if enc is None:
-                stats.n_dropped += 1
-                continue
-            stats.n_shortened += 1
-        enc["n_genes"] = k
-        enc["cells"] = [int(c) for c in cells]  # rows of ``sentences`` (the collator ignores it)
-        out.append(enc)
-        stats.n_examples += 1
-        stats.n_tokens += len(enc["input_ids"])
-    if stats.n_shortened or stats.n_dropped:
-        warnings.warn(
-            f"{stats.n_shortened} examples were longer than {max_length} tokens and were shortened "
-            f"by dropping genes from the end of their cell sentences; {stats.n_dropped} did not fit "
-            "even with one gene and were left out.",
-            stacklevel=2,
-        )
-    if not out:
-        raise C2SError(f"No example fits in {max_length} tokens; raise max_length.")
-    return out, stats
+    from c2s.encoding._flat import encode_flat
+
+    flat, stats = encode_flat(
+        renderer, sentences, tokenizer, max_length=max_length,
+        loss_on_response_only=loss_on_response_only, rows=rows,
+    )  # fmt: skip
+    return [flat.item(i) for i in range(len(flat))], stats
 
 
-def _shorten(renderer, cs, cells, template, tokenizer, max_length, loss_on_response_only, k_max):
-    """The largest gene count whose example fits (binary search: length grows with k)."""
+def shorten(renderer, cs, cells, template, tokenizer, max_length, k_max):
+    """The largest gene count whose example fits in ``max_length`` tokens, as
+    ``((ids, boundary), k)`` (binary search: the length grows with k); ``(None, 0)`` when not
+    even one gene fits."""
     best = None
     lo, hi = 1, k_max - 1
     while lo <= hi:
         mid = (lo + hi) // 2
         ex = renderer.render(cs, cells, template, n_genes=mid)
-        enc = encode_text(
-            tokenizer, ex.prompt, ex.response, loss_on_response_only=loss_on_response_only
-        )
-        if len(enc["input_ids"]) <= max_length:
+        enc = token_ids(tokenizer, [ex.prompt], [ex.response])[0]
+        if len(enc[0]) <= max_length:
             best = (enc, mid)
             lo = mid + 1
         else:

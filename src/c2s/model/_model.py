@@ -11,7 +11,7 @@ from pathlib import Path
 
 from c2s._atomic import atomic_dir
 from c2s._errors import C2SError
-from c2s._logging import get_logger, quiet_hf_progress
+from c2s._logging import get_logger, peft_wrapping, quiet_hf_progress
 from c2s.model._config import CONFIG_FILE, C2SConfig
 
 log = get_logger(__name__)
@@ -290,7 +290,8 @@ class C2SModel:
 
                 base = json.loads(adapter.read_text())["base_model_name_or_path"]
                 model = AutoModelForCausalLM.from_pretrained(base, **kw)
-                model = PeftModel.from_pretrained(model, name)
+                with peft_wrapping():
+                    model = PeftModel.from_pretrained(model, name)
             else:
                 model = AutoModelForCausalLM.from_pretrained(name, **kw)
             tokenizer = AutoTokenizer.from_pretrained(

@@ -5,25 +5,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from c2s.encoding import IGNORE, encode_examples
+from c2s.encoding import FlatExamples, encode_flat
 from c2s.train._config import TrainConfig, task_weights
 
 
 class ExampleSet:
-    """Encoded examples as a map-style dataset (lists of token ids per example)."""
+    """The training (or validation) examples as a map-style dataset over compact arrays
+    (:class:`~c2s.encoding.FlatExamples`): ``index`` picks and repeats examples (weights,
+    class balance, limits) without copying tokens. Item ``j`` is a dict of lists, with
+    ``example`` = ``j`` (its position; the collator ignores it)."""
 
-    def __init__(self, items: list[dict]):
-        self.items = items
+    def __init__(self, flat, index=None):
+        self.flat = flat
+        self.index = np.arange(len(flat)) if index is None else np.asarray(index, dtype=np.int64)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.index)
 
-    def __getitem__(self, i: int) -> dict:
-        return self.items[i]
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return ExampleSet(self.flat, self.index[j])
+        item = self.flat.item(int(self.index[j]))
+        item["example"] = int(j)
+        return item
+
+    def __iter__(self):
+        return (self[j] for j in range(len(self)))
 
     def lengths(self) -> list[int]:
         """Tokens per example (for length-bucketed batches)."""
-        return [len(it["input_ids"]) for it in self.items]
+        return self.flat.lengths()[self.index].tolist()
+
+    def where(self, mask) -> ExampleSet:
+        """The examples whose entry of ``mask`` (over ``self.flat``) is true."""
+        return ExampleSet(self.flat, self.index[np.asarray(mask)[self.index]])
 
 
 def renderer_for(task: str, cfg: TrainConfig, seed_offset: int = 0):
@@ -64,14 +79,14 @@ def build_examples(
     max_length: int,
     limit: int | None,
     weighted: bool,
-) -> tuple[list[dict], dict, dict]:
+) -> tuple[ExampleSet, dict, dict]:
     """Encode every task's examples over ``split`` of ``ds``; mix them by weight.
 
     Returns (examples, stats, labels seen per column).
     """
     rows = ds.split_indices()[split]
     if len(rows) == 0:
-        return [], {}, {}
+        return ExampleSet(FlatExamples.concat([])), {}, {}
     renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
     cols = needed_columns(ds, [r for r, _ in renderers])
     cs = ds.sentences(rows=rows, top_k=cfg.n_genes, values=False, obs_columns=cols)
@@ -79,37 +94,42 @@ def build_examples(
     if weighted and cfg.augment:
         variants += augmented(ds, rows, cols, cfg)
     rng = np.random.default_rng([cfg.seed, 7, len(split)])
-    out: list[dict] = []
+    parts: list[FlatExamples] = []
+    index: list[np.ndarray] = []
+    n = 0
     stats: dict = {"n_shortened": 0, "n_dropped": 0}
     if "organism" in cs.obs.columns:
         stats["organisms"] = sorted(cs.obs["organism"].dropna().astype(str).unique())
     labels: dict[str, set] = {}
     for ti, (renderer, weight) in enumerate(renderers):
-        items = []
+        flats = []
         for v in variants:
-            its, st = encode_examples(
-                renderer,
-                v,
-                tokenizer,
-                max_length=max_length,
-                loss_on_response_only=cfg.loss_on_response_only,
-            )
-            items += its
+            f, st = encode_flat(
+                renderer, v, tokenizer, max_length=max_length,
+                loss_on_response_only=cfg.loss_on_response_only, task=ti,
+            )  # fmt: skip
+            flats.append(f)
             stats["n_shortened"] += st.n_shortened
             stats["n_dropped"] += st.n_dropped
+        flat = FlatExamples.concat(flats)
         col = renderer.task.label
         if col and col in cs.obs.columns:
             labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())
-        for it in items:
-            it["task"] = ti
+        items = np.arange(len(flat))
         if weighted and (cfg.class_balance or 0) > 0 and renderer.task.answer == "label" and col:
-            items = _balance(items, cs.obs[col].astype(str).to_numpy(), cfg.class_balance, rng)
+            first = flat.cells[flat.cell_offsets[:-1]]
+            per = cs.obs[col].astype(str).to_numpy()[first]
+            items = _balance(items, per, cfg.class_balance, rng)
         if weighted and weight != 1.0:
             items = _repeat(items, weight, rng)
-        out += items
+        parts.append(flat)
+        index.append(items + n)
+        n += len(flat)
+    out = ExampleSet(FlatExamples.concat(parts), np.concatenate(index))
     if limit is not None and len(out) > limit:
-        keep = np.sort(rng.choice(len(out), size=limit, replace=False))
-        out = [out[i] for i in keep]
+        out = ExampleSet(
+            out.flat, out.index[np.sort(rng.choice(len(out), size=limit, replace=False))]
+        )
     return out, stats, {k: sorted(v) for k, v in labels.items()}
 
 
@@ -134,33 +154,32 @@ def augmented(ds, rows, cols, cfg: TrainConfig) -> list:
     return out
 
 
-def _repeat(items: list[dict], weight: float, rng) -> list[dict]:
+def _repeat(items: np.ndarray, weight: float, rng) -> np.ndarray:
     """``weight`` copies of the items: whole repeats plus a seeded fraction."""
     whole, frac = int(weight), weight - int(weight)
     extra = rng.choice(len(items), size=round(frac * len(items)), replace=False)
-    return items * whole + [items[i] for i in np.sort(extra)]
+    return np.concatenate([np.tile(items, whole), items[np.sort(extra)]])
 
 
-def _balance(items: list[dict], labels: np.ndarray, power: float, rng) -> list[dict]:
+def _balance(items: np.ndarray, labels: np.ndarray, power: float, rng) -> np.ndarray:
     """Rarer labels repeated more: each label's examples get weight
     ``(largest count / its count) ** power`` (0: as they are, 1: every label as often as the
-    most frequent one; whole repeats plus a seeded fraction)."""
-    per = [labels[it["cells"][0]] for it in items]
-    names, counts = np.unique(per, return_counts=True)
+    most frequent one; whole repeats plus a seeded fraction). ``labels``: each item's."""
+    names, counts = np.unique(labels, return_counts=True)
     weight = dict(zip(names, (counts.max() / counts) ** power, strict=True))
-    out = []
-    for name in names:
-        group = [it for it, lab in zip(items, per, strict=True) if lab == name]
-        out += _repeat(group, float(weight[name]), rng)
-    return out
+    out = [_repeat(items[labels == name], float(weight[name]), rng) for name in names]
+    return np.concatenate(out) if out else items
 
 
-def unk_warning(examples: list[dict], tokenizer) -> None:
+def unk_warning(examples: ExampleSet, tokenizer) -> None:
     unk = tokenizer.unk_token_id
-    if unk is None or not examples:
+    if unk is None or not len(examples):
         return
-    n_unk = sum(sum(1 for t in ex["input_ids"] if t == unk) for ex in examples)
-    n = sum(len(ex["input_ids"]) for ex in examples)
+    flat = examples.flat
+    per = np.add.reduceat((flat.ids == unk).astype(np.int64), flat.offsets[:-1])
+    per[flat.lengths() == 0] = 0
+    n_unk = int(per[examples.index].sum())
+    n = int(flat.lengths()[examples.index].sum())
     if n_unk:
         import warnings
 
@@ -172,16 +191,15 @@ def unk_warning(examples: list[dict], tokenizer) -> None:
         )
 
 
-def eval_sets(evals: list[dict], names: list[str]):
+def eval_sets(evals: ExampleSet | None, names: list[str]):
     """The evaluation set (one per task when there are several, so each gets its own loss)
     and the trained-token count of each."""
-    if not evals:
+    if evals is None or not len(evals):
         return None, {}
-    tokens = {
-        n: sum(sum(1 for v in e["labels"][1:] if v != IGNORE) for e in evals if e["task"] == i)
-        for i, n in enumerate(names)
-    }
+    task = evals.flat.task[evals.index]
+    trained = evals.flat.trained_tokens()[evals.index]
+    tokens = {n: int(trained[task == i].sum()) for i, n in enumerate(names)}
     if len(names) == 1:
-        return ExampleSet(evals), tokens
-    sets = {n: ExampleSet([e for e in evals if e["task"] == i]) for i, n in enumerate(names)}
+        return evals, tokens
+    sets = {n: ExampleSet(evals.flat, evals.index[task == i]) for i, n in enumerate(names)}
     return {n: v for n, v in sets.items() if len(v)}, tokens

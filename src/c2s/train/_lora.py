@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-
+from c2s._logging import peft_wrapping
 from c2s.train._config import TrainConfig
 
 
@@ -30,10 +29,7 @@ def apply_lora(c2s_model, cfg: TrainConfig) -> None:
         target_modules=targets,
     )
     base_name = c2s_model.name_or_path
-    with warnings.catch_warnings():
-        # peft reads the model's deprecated is_gradient_checkpointing through getattr with a
-        # default, so its removal in transformers 6 is harmless; the warning is not for users
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
+    with peft_wrapping():
         c2s_model.model = get_peft_model(model, lcfg)
     if base_name:
         c2s_model.model.peft_config["default"].base_model_name_or_path = base_name

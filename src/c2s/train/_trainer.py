@@ -27,7 +27,7 @@ from c2s.train._callbacks import (
 )
 from c2s.train._collate import CountingCollator
 from c2s.train._config import TrainConfig, task_weights
-from c2s.train._examples import ExampleSet, build_examples, eval_sets, unk_warning
+from c2s.train._examples import build_examples, eval_sets, unk_warning
 from c2s.train._lora import apply_lora
 from c2s.train._precision import autocast_flags, fp32_master_weights
 from c2s.train._probe import fit_label_probe, label_task
@@ -198,9 +198,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
             "(c2s convert ... creates one) or choose --train-split."
         )
     unk_warning(train, tok)
-    for i, it in enumerate(train):
-        it["example"] = i  # position in the training set (the collator ignores it)
-    evals: list[dict] = []
+    evals = None
     if cfg.eval_split:
         evals, _, _ = build_examples(
             ds,
@@ -283,7 +281,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
     trainer = trainer_class(Trainer)(
         model=model.model,
         args=args,
-        train_dataset=ExampleSet(train),
+        train_dataset=train,
         eval_dataset=eval_data,
         data_collator=collator,
         processing_class=tok,
@@ -335,7 +333,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         eval_loss=eval_loss,
         eval_loss_per_task=per_task,
         n_train_examples=len(train),
-        n_eval_examples=len(evals),
+        n_eval_examples=len(evals) if evals else 0,
         n_shortened=stats.get("n_shortened", 0),
         n_dropped=stats.get("n_dropped", 0),
         seconds=seconds,
