@@ -101,36 +101,13 @@ def main() -> int:
     if not ds.exists():
         res["convert"] = run([*c2s, "convert", str(h5), str(ds), "--normalize", "--top-k", "200"])
     run_dir = OUT / f"run_{n}"
-    res["train"] = run(
-        [
-            *c2s,
-            "-v",
-            "train",
-            str(ds),
-            "--out",
-            str(run_dir),
-            "--overwrite",
-            "--preset",
-            "tiny",
-            "--tasks",
-            "cell_type_prediction",
-            "--n-genes",
-            "200",
-            "--max-steps",
-            str(args.steps),
-            "--logging-steps",
-            "1",
-            "--eval-split",
-            "",
-            "--no-probe",
-            "--no-calibrate",
-            "--organism",
-            "Homo sapiens",
-            "--batch-size",
-            "8",
-        ],  # fmt: skip
-        first_line="step 1:",
-    )
+    cmd = [
+        *c2s, "-v", "train", str(ds), "--out", str(run_dir), "--overwrite", "--preset", "tiny",
+        "--tasks", "cell_type_prediction", "--n-genes", "200", "--max-steps", str(args.steps),
+        "--logging-steps", "1", "--eval-split", "", "--no-probe", "--no-calibrate",
+        "--organism", "Homo sapiens", "--batch-size", "8",
+    ]  # fmt: skip
+    res["train"] = run(cmd, first_line="step 1:")
     (OUT / f"train_{n}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0
