@@ -85,7 +85,7 @@ def main() -> int:
     n = args.cells
     h5 = OUT / f"cells_{n}.h5ad"
     ds = OUT / f"ds_{n}"
-    c2s = [str(ROOT / ".venv" / "bin" / "c2s")]
+    exe = [str(ROOT / ".venv" / "bin" / "c2s")]
     res: dict = {
         "cells": n,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -99,10 +99,10 @@ def main() -> int:
             h5, n, 2000, genes_per_cell=400, n_cell_types=8, seed=0, progress=False
         )
     if not ds.exists():
-        res["convert"] = run([*c2s, "convert", str(h5), str(ds), "--normalize", "--top-k", "200"])
+        res["convert"] = run([*exe, "convert", str(h5), str(ds), "--normalize", "--top-k", "200"])
     run_dir = OUT / f"run_{n}"
     cmd = [
-        *c2s, "-v", "train", str(ds), "--out", str(run_dir), "--overwrite", "--preset", "tiny",
+        *exe, "-v", "train", str(ds), "--out", str(run_dir), "--overwrite", "--preset", "tiny",
         "--tasks", "cell_type_prediction", "--n-genes", "200", "--max-steps", str(args.steps),
         "--logging-steps", "1", "--eval-split", "", "--no-probe", "--no-calibrate",
         "--organism", "Homo sapiens", "--batch-size", "8",

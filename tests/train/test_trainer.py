@@ -381,14 +381,24 @@ def test_augmented_copies_are_rendered_with_other_tie_orders(pbmc_dataset):
 
 
 @pytest.mark.parametrize("keep", ["label_accuracy", "loss"])
-def test_keep_best_restores_the_best_evaluation(pbmc_dataset, keep):
-    """With keep_best, the weights at the end are those of the evaluation with the best
-    validation label accuracy (or loss): scoring the validation cells again gives that best."""
+def test_keep_best_restores_the_best_evaluation(pbmc_dataset, keep, tmp_path):
+    """With keep_best, the weights at the end are exactly those of the best checkpoint (every
+    layer, GPT-NeoX's renamed output layer too), and scoring the validation cells again gives
+    the best evaluation's number."""
     from c2s.train._select import LabelAccuracy
 
     m = tiny(pbmc_dataset)
     opts = {**FAST, "learning_rate": 3e-3, "max_steps": 8, "eval_steps": 2, "probe": False}
-    r = fine_tune(m, pbmc_dataset, tasks=["cell_type_prediction"], keep_best=keep, **opts)
+    r = fine_tune(
+        m, pbmc_dataset, tasks=["cell_type_prediction"], keep_best=keep, output_dir=tmp_path / "r",
+        save_total_limit=10, **opts,
+    )  # fmt: skip
+    state = json.loads(
+        sorted((tmp_path / "r" / "checkpoints").glob("*/trainer_state.json"))[-1].read_text()
+    )
+    best_ckpt = AutoModelForCausalLM.from_pretrained(state["best_model_checkpoint"])
+    for (name, a), b in zip(m.model.named_parameters(), best_ckpt.parameters(), strict=True):
+        assert torch.equal(a, b), name
     key = {"label_accuracy": "eval_label_accuracy", "loss": "c2s_eval_loss"}[keep]
     seen = [h[key] for h in r.log_history if key in h]
     assert len(seen) == 5  # 4 evaluations, and one of the weights kept at the end

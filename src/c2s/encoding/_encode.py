@@ -69,12 +69,20 @@ def token_ids(tokenizer, prompts: Sequence[str], responses: Sequence[str]) -> li
     if eos is None:
         raise C2SError("The tokenizer has no EOS token; set tokenizer.eos_token first.")
     texts = [f"{p} {r}" for p, r in zip(prompts, responses, strict=True)]
-    enc = tokenizer(texts, add_special_tokens=True, return_offsets_mapping=True)
+    enc = tokenizer(texts, add_special_tokens=True)
     out = []
-    for prompt, ids, offs in zip(prompts, enc["input_ids"], enc["offset_mapping"], strict=True):
+    for i, (prompt, ids) in enumerate(zip(prompts, enc["input_ids"], strict=True)):
         cut = len(prompt)
-        boundary = next((i for i, (_, end) in enumerate(offs) if end > cut), len(ids))
-        out.append(([*ids, eos], boundary))
+        # the token holding the joining space, else the response's first character: the first
+        # token that ends after the prompt
+        b = enc.char_to_token(i, cut)
+        b = enc.char_to_token(i, cut + 1) if b is None else b
+        if b is None:  # a response that starts with text no token covers: read the offsets
+            offs = tokenizer(texts[i], add_special_tokens=True, return_offsets_mapping=True)
+            b = next(
+                (k for k, (_, end) in enumerate(offs["offset_mapping"]) if end > cut), len(ids)
+            )
+        out.append(([*ids, eos], b))
     return out
 
 

@@ -121,6 +121,17 @@ def trainer_class(Trainer):
             load_checkpoint_strictly(model, ckpt)
             return None
 
+        def _load_best_model(self):
+            # the Trainer's own loader drops renamed layers (GPT-NeoX's output layer) silently,
+            # which left a model mixing the best checkpoint with the last weights
+            ckpt = Path(self.state.best_model_checkpoint)
+            full = any((ckpt / name).is_file() for name in _FULL_WEIGHTS)
+            if hasattr(self.model, "peft_config") or not full or self.is_fsdp_enabled:
+                return super()._load_best_model()
+            log.info("Keeping the best weights: %s (%s).", ckpt.name, self.state.best_metric)
+            load_checkpoint_strictly(self.model, ckpt)
+            return None
+
     return C2STrainer
 
 
@@ -151,8 +162,8 @@ def load_checkpoint_strictly(model, ckpt: Path) -> None:
     if bad:
         detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(v[:5])}" for k, v in bad.items())
         raise C2SError(
-            f"Cannot resume from {ckpt}: its weights do not fit the model ({detail}). Resume "
-            "with the model the run started from, or start over with --overwrite."
+            f"Cannot load checkpoint {ckpt}: its weights do not fit the model ({detail}). "
+            "Resume with the model the run started from, or start over with --overwrite."
         )
     with torch.no_grad():
         model.load_state_dict(loaded.state_dict(), strict=True)
