@@ -36,10 +36,6 @@ class ExampleSet:
         """Tokens per example (for length-bucketed batches)."""
         return self.flat.lengths()[self.index].tolist()
 
-    def where(self, mask) -> ExampleSet:
-        """The examples whose entry of ``mask`` (over ``self.flat``) is true."""
-        return ExampleSet(self.flat, self.index[np.asarray(mask)[self.index]])
-
 
 def renderer_for(task: str, cfg: TrainConfig, seed_offset: int = 0):
     from c2s.prompts import Renderer
