@@ -148,10 +148,13 @@ def test_quickstart_writes_report(capsys, tmp_path):
         assert (qs / name).exists(), name
     t = m["training"]
     assert t["steps"] > 0 and t["train_loss"] < t["first_loss"]
-    assert "## Training a small model" in (qs / "report.md").read_text()
+    assert "## Training two small models" in (qs / "report.md").read_text()
     model = c2s.model.C2SModel.from_pretrained(qs / "model", device="cpu")
-    assert model.config.tasks == ["cell_type_prediction", "cell_type_generation"]
+    assert model.config.tasks == ["cell_type_prediction"]
+    generator = c2s.model.C2SModel.from_pretrained(qs / "generator", device="cpu")
+    assert generator.config.tasks == ["cell_type_generation"]
     assert not (qs / "model" / "checkpoints").exists()
+    assert m["training_generator"]["steps"] > 0
     saved = json.loads((qs / "metrics.json").read_text())
     assert saved["data"]["n_cells"] == 700 and saved["data"]["n_cell_types"] == 10
     assert m["inverse"]["selected"] == saved["inverse"]["selected"]
@@ -161,9 +164,12 @@ def test_quickstart_writes_report(capsys, tmp_path):
     # the evaluation part has the keys (and, seeded, the numbers) of `c2s evaluate`
     assert "| logistic regression (CellTypist-style)" in (qs / "report.md").read_text()
     ev = c2s.evaluate(qs / "model", qs / "dataset", batch_size=16)
-    for key in ("annotation", "generation", "embedding", "reconstruction"):
+    for key in ("annotation", "embedding", "reconstruction"):
         assert set(ev[key]) == set(saved[key]), key
     assert ev["annotation"]["c2s"]["accuracy"] == saved["annotation"]["c2s"]["accuracy"]
+    ev = c2s.evaluate(qs / "generator", qs / "dataset", parts=["generation"])
+    assert set(ev) >= {"generation"} and "annotation" not in ev and "embedding" not in ev
+    assert set(ev["generation"]) == set(saved["generation"])
     assert ev["generation"]["c2s"]["mmd"] == pytest.approx(saved["generation"]["c2s"]["mmd"])
     # A second run without --overwrite refuses and keeps the report.
     code, _, err = run(capsys, "quickstart", "--out", qs)

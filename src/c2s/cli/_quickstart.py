@@ -20,7 +20,11 @@ def register(sub) -> None:
     p.add_argument(
         "--preset", default="small", choices=["tiny", "small", "base"], help="model size"
     )
-    p.add_argument("--epochs", type=float, default=8.0, help="training epochs (0 skips training)")
+    p.add_argument(
+        "--epochs",
+        type=float,
+        help="training epochs of both models (default: their recipes; 0 skips)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
     add_json(p)
     p.set_defaults(run=run)

@@ -96,7 +96,7 @@ def register(sub) -> None:
     p.add_argument("--labels", nargs="+", help="labels to condition on (default: the model's)")
     p.add_argument("--n-per-label", type=int, default=10, help="cells (or groups) per label")
     p.add_argument("--n-cells", type=int, default=5, help="multi-cell tasks: cells per group")
-    _sampling(p)
+    _sampling(p, temperature=0.7)
     _strict(p)
     p.set_defaults(run=run_generate)
 

@@ -31,6 +31,7 @@ def evaluate(
     temperature: float | None = None,
     top_p: float | None = None,
     model_frechet: bool = False,
+    parts=None,
     overwrite: bool = False,
     plot_dir: str | os.PathLike | None = None,
     progress_bar: bool | None = None,
@@ -56,6 +57,9 @@ def evaluate(
         Generation: also the Frechet distance between generated and held-out cells in the
         model's own embedding space (``frechet_model``; the published scFID uses a
         foundation model's embeddings the same way). Costs an embedding pass over both.
+    parts
+        Only these parts (``"annotation"``, ``"generation"``, ``"description"``,
+        ``"embedding"``, ``"reconstruction"``, ``"loss"``); default: every part that applies.
     plot_dir
         Instead of ``out``: an existing directory that receives the plots and data files
         only (a report that embeds them writes its own metrics, as the quickstart does).
@@ -85,9 +89,14 @@ def evaluate(
     if len(idx.get("train", [])) == 0:
         raise C2SError("The dataset has no training cells to fit the baselines on.")
     clock = stopwatch or Stopwatch(verbose, prefix="evaluate")
+    known = ("annotation", "generation", "description", "embedding", "reconstruction", "loss")
+    if parts is not None and not set(parts) <= set(known):
+        raise C2SError(
+            f"Unknown evaluation part(s) {sorted(set(parts) - set(known))}; known: {known}."
+        )
     opts = EvalOptions(
         split, batch_size, seed, progress_bar, tasks, n_genes, organism, temperature, top_p,
-        model_frechet,
+        model_frechet, None if parts is None else tuple(parts),
     )  # fmt: skip
     if out is None:
         return run_parts(m, ds, None if plot_dir is None else Path(plot_dir), opts, clock)
@@ -139,25 +148,27 @@ def run_parts(m, ds, plot_dir: Path | None, o: EvalOptions, clock: Stopwatch) ->
         "skipped": {},
         "plots": {},
     }
-    for i, t in enumerate(label_tasks):
+    for i, t in enumerate(label_tasks if o.wants("annotation") else []):
         part = clock.run(f"annotation ({t})", lambda t=t: annotation(m, ds, t, o, plot_dir, res))
         if i == 0:
             res["annotation"] = part
         else:
             res.setdefault("other_label_tasks", {})[t] = part
-    if "cell_type_generation" in tasks:
+    if "cell_type_generation" in tasks and o.wants("generation"):
         res["generation"] = clock.run("generation", lambda: generation(m, ds, o, plot_dir, res))
-    if DESCRIPTION_TASK in tasks:
+    if DESCRIPTION_TASK in tasks and o.wants("description"):
         res["description"] = clock.run("description", lambda: description(m, ds, o))
     scored = {*label_tasks, "cell_type_generation", DESCRIPTION_TASK}
     for t in tasks:
         if t not in scored:
             res["skipped"][t] = "not scored by c2s evaluate yet (use c2s.metrics directly)"
-    res["embedding"] = clock.run("embedding", lambda: embedding(m, ds, o, plot_dir, res))
-    res["reconstruction"] = clock.run(
-        "reconstruction", lambda: reconstruction(ds, o.split, o.seed, plot_dir, res)
-    )
-    if plot_dir is not None:
+    if o.wants("embedding"):
+        res["embedding"] = clock.run("embedding", lambda: embedding(m, ds, o, plot_dir, res))
+    if o.wants("reconstruction"):
+        res["reconstruction"] = clock.run(
+            "reconstruction", lambda: reconstruction(ds, o.split, o.seed, plot_dir, res)
+        )
+    if plot_dir is not None and o.wants("loss"):
         loss_plot(m, plot_dir, res)
     res["timing_s"] = dict(clock.times)
     return res

@@ -19,6 +19,10 @@ class EvalOptions:
     temperature: float | None = None  # generation: None takes c2s.tl.generate's default
     top_p: float | None = None
     model_frechet: bool = False  # generation: also the Frechet distance in the model's space
+    parts: tuple | None = None  # only these parts (None: all that apply)
+
+    def wants(self, part: str) -> bool:
+        return self.parts is None or part in self.parts
 
     def verb_kw(self) -> dict:
         """Keyword arguments every model verb takes."""

@@ -12,6 +12,7 @@ Heavy imports (torch, transformers, peft) happen inside functions.
 from c2s.model._calibrate import CALIBRATIONS, fit_label_bias, label_bias, softmax
 from c2s.model._config import CONFIG_FILE, C2SConfig, vocab_hash
 from c2s.model._decode import decode_constrained, generate_free
+from c2s.model._device import resolve_device, resolve_dtype
 from c2s.model._embed import POOLING, embed_prompts, gene_attention
 from c2s.model._generate import CellLayout, GeneTrie, cell_layout, generate_cells, generate_genes
 from c2s.model._model import (
@@ -22,8 +23,6 @@ from c2s.model._model import (
     check_adapter_base,
     fix_pad_token,
     lora_targets,
-    resolve_device,
-    resolve_dtype,
 )
 from c2s.model._probe import fit_probe, probe_probabilities
 from c2s.model._score import score_answers
