@@ -204,7 +204,7 @@ class C2SDataset:
         genes_col = tab.column("genes").combine_chunks()
         offsets = np.asarray(genes_col.offsets, dtype=np.int64)
         genes = np.asarray(genes_col.values, dtype=np.int32)
-        vals = None
+        vals = vcol = None
         if want_values:
             vcol = tab.column("values").combine_chunks()
             vals = np.asarray(vcol.values, dtype=np.float32)
@@ -223,7 +223,13 @@ class C2SDataset:
             cs = CellSentences(genes, offsets, self.vocab, obs, vals)
         except C2SError as e:  # e.g. gene indices outside the vocabulary
             raise C2SError(f"{self.path}: {e} {_DAMAGED}") from e
-        return cs.top_k(top_k) if top_k is not None else cs
+        if top_k is not None:
+            cs = cs.top_k(top_k)
+        del tab, genes_col, vcol
+        # Arrow's allocator keeps freed pages; on a large dataset the read's transient
+        # buffers (several times the result) would stay in the process until it ends
+        pa.default_memory_pool().release_unused()
+        return cs
 
     def texts(self, k: int | None = None, *, split: str | None = None) -> list[str]:
         """Sentences as text (upper-cased gene names, space-separated), top ``k`` if given."""
