@@ -100,12 +100,14 @@ def encode_flat(
     if max_length < 8:
         raise C2SError(f"max_length {max_length} is too small for any prompt.")
     stats = EncodeStats()
-    ids, lens, bounds, ks, cells, ncells = [], [], [], [], [], []
+    ids, cells = [], []  # one array per chunk of examples
+    lens, bounds, ks, ncells = [], [], [], []
     plan = list(renderer.plan(sentences, rows))
     for start in range(0, len(plan), CHUNK):
         part = plan[start : start + CHUNK]
         exs = [renderer.render(sentences, c, t) for c, t in part]
         encs = token_ids(tokenizer, [e.prompt for e in exs], [e.response for e in exs])
+        chunk_ids, chunk_cells = [], []
         for (c, t), ex, (tok, b) in zip(part, exs, encs, strict=True):
             k = ex.n_genes
             if len(tok) > max_length:
@@ -115,14 +117,16 @@ def encode_flat(
                     continue
                 tok, b = fit
                 stats.n_shortened += 1
-            ids.append(np.asarray(tok, dtype=np.int32))
+            chunk_ids += tok
+            chunk_cells += c
             lens.append(len(tok))
             bounds.append(b if loss_on_response_only else 0)
             ks.append(k)
-            cells.append(np.asarray(c, dtype=np.int64))
             ncells.append(len(c))
             stats.n_examples += 1
             stats.n_tokens += len(tok)
+        ids.append(np.asarray(chunk_ids, dtype=np.int32))
+        cells.append(np.asarray(chunk_cells, dtype=np.int64))
     if stats.n_shortened or stats.n_dropped:
         warnings.warn(
             f"{stats.n_shortened} examples were longer than {max_length} tokens and were shortened "
@@ -130,7 +134,7 @@ def encode_flat(
             "even with one gene and were left out.",
             stacklevel=3,
         )
-    if not ids:
+    if not lens:
         raise C2SError(f"No example fits in {max_length} tokens; raise max_length.")
     flat = FlatExamples(
         np.concatenate(ids),
@@ -139,7 +143,7 @@ def encode_flat(
         np.asarray(ks, dtype=np.int32),
         np.concatenate(cells),
         np.concatenate([[0], np.cumsum(ncells)]).astype(np.int64),
-        np.full(len(ids), task, dtype=np.int16),
+        np.full(len(lens), task, dtype=np.int16),
     )
     return flat, stats
 

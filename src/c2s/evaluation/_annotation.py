@@ -31,8 +31,9 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
     if key not in ds.obs_columns:
         raise C2SError(f"The dataset has no {key!r} column for task {task!r}.")
     split = o.split
+    truth_of = ds.obs([key])[key].astype(str)  # read once; indexed by each result's cells
     labels = list(m.config.labels.get(key, [])) or sorted(
-        ds.obs([key]).iloc[ds.split_indices()["train"]][key].astype(str).unique()
+        truth_of.iloc[ds.split_indices()["train"]].unique()
     )
     out = {"task": task, "label": key, "labels": labels, "multi_cell": multi}
     cal = m.config.calibration
@@ -48,7 +49,7 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         frame = predict(ds, m, task=task, split=split, labels=labels, inplace=False, **kw,
                         **o.verb_kw())  # fmt: skip
         seconds = time.perf_counter() - t
-        truth = ds.obs([key]).loc[frame.index, key].astype(str).to_numpy()
+        truth = truth_of.loc[frame.index].to_numpy()
         pred = frame["c2s_prediction"].astype(str).to_numpy()
         out[name] = {**_scores(truth, pred, labels, o.seed), "seconds": seconds}
         if first is None:
@@ -58,7 +59,7 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
     if probe and probe.get("task") == task:
         t = time.perf_counter()
         pf = predict(ds, m, task=task, split=split, mode="probe", inplace=False, **o.verb_kw())
-        truth = ds.obs([key]).loc[pf.index, key].astype(str).to_numpy()
+        truth = truth_of.loc[pf.index].to_numpy()
         pp = pf["c2s_prediction"].astype(str).to_numpy()
         out["c2s_probe"] = {
             **_scores(truth, pp, labels, o.seed),

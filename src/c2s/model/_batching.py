@@ -4,6 +4,7 @@ cache of the opening every prompt shares."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,10 +53,16 @@ def common_prefix(seqs: Sequence[Sequence[int]], limit: int) -> int:
 def cache_arg(lm) -> str:
     """The name under which ``lm``'s forward takes a key/value cache: ``cache`` in newer
     transformers 5 releases, ``past_key_values`` (deprecated there) before."""
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return _cache_arg_of(type(base))
+
+
+@functools.cache
+def _cache_arg_of(cls) -> str:
+    # once per model class: decoding loops pass the cache at every step
     import inspect
 
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 def with_cache(lm, cache) -> dict:

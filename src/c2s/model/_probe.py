@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from c2s._errors import C2SError
+from c2s.model._calibrate import softmax
 
 
 def fit_probe(
@@ -76,7 +77,6 @@ def probe_probabilities(probe: dict, X: np.ndarray) -> np.ndarray:
         raise C2SError(
             f"The probe was fitted on {len(mean)}-dimensional embeddings, not {X.shape[1]}."
         )
-    z = ((X - mean) / scale) @ np.asarray(probe["coef"]) + np.asarray(probe["intercept"])
-    z -= z.max(1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(1, keepdims=True)
+    return softmax(
+        ((X - mean) / scale) @ np.asarray(probe["coef"]) + np.asarray(probe["intercept"])
+    )

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from c2s._logging import get_logger
 from c2s.train._config import TrainConfig
-from c2s.train._examples import renderer_for
-from c2s.train._probe import label_prompts
+from c2s.train._select import LabelAccuracy
 
 log = get_logger(__name__)
 
@@ -19,21 +18,18 @@ def fit_label_calibration(
     """Score the ``cfg.eval_split`` cells' prompts against ``labels`` (the trained label
     values) and fit :func:`c2s.model.fit_label_bias`; None without validation cells or a
     single-cell label task. No other split is read."""
-    from c2s.model import fit_label_bias, score_answers
+    from c2s.model import fit_label_bias
 
-    split = cfg.eval_split
-    if not split or len(labels) < 2:
+    if not cfg.eval_split:
         return None
-    task, prompts, _, y = label_prompts(model, ds, cfg, split, max_length, limit=MAX_CELLS)
-    if task is None or not len(y) or not set(y) & set(labels):
+    val = LabelAccuracy.build(model, ds, cfg, labels, max_length, batch_size, limit=MAX_CELLS)
+    if val is None or not set(val.y) & set(labels):
         return None
-    r = renderer_for(task.name, cfg)
-    ll = score_answers(model, prompts, [r.answer(x) for x in labels], batch_size=batch_size)
-    cal = fit_label_bias(ll, y, labels)
-    cal.update(task=task.name, label=task.label, split=split)
+    cal = fit_label_bias(val.scores(), val.y, labels)
+    cal.update(task=val.task.name, label=val.task.label, split=cfg.eval_split)
     log.info(
         "Validation calibration on %d %s cells: label scoring accuracy %.3f -> %.3f.",
-        cal["n_cells"], split, cal["accuracy_before"], cal["accuracy_after"],
+        cal["n_cells"], cfg.eval_split, cal["accuracy_before"], cal["accuracy_after"],
     )  # fmt: skip
     return cal
 

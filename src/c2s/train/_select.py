@@ -14,30 +14,38 @@ log = get_logger(__name__)
 
 
 class LabelAccuracy:
-    """Scores the validation cells' prompts against the trained labels with the model as it
-    is now; ``None`` from :meth:`build` when there is nothing to score."""
+    """The validation cells' label-task prompts and the trained labels' answers, scored with
+    the model as it is now (:meth:`scores`; calling it gives the accuracy); ``None`` from
+    :meth:`build` when there is nothing to score. The validation calibration fits on the
+    same scores."""
 
-    def __init__(self, model, prompts, y, labels, answers, batch_size):
+    def __init__(self, model, prompts, y, labels, answers, batch_size, task):
         self.model, self.prompts, self.y = model, prompts, y
         self.labels, self.answers, self.batch_size = labels, answers, batch_size
+        self.task = task
 
     @classmethod
-    def build(cls, model, ds, cfg: TrainConfig, labels, max_length, batch_size):
-        task, prompts, _, y = label_prompts(
-            model, ds, cfg, cfg.eval_split, max_length, limit=cfg.max_eval_examples
-        )
+    def build(cls, model, ds, cfg: TrainConfig, labels, max_length, batch_size, limit=None):
+        """Over ``cfg.eval_split`` (at most ``limit`` cells, default
+        ``cfg.max_eval_examples``)."""
+        limit = cfg.max_eval_examples if limit is None else limit
+        task, prompts, _, y = label_prompts(model, ds, cfg, cfg.eval_split, max_length, limit)
         if task is None or not len(y) or len(labels) < 2:
             return None
         r = renderer_for(task.name, cfg)
-        return cls(model, prompts, y, labels, [r.answer(x) for x in labels], batch_size)
+        answers = [r.answer(x) for x in labels]
+        return cls(model, prompts, y, list(labels), answers, batch_size, task)
 
-    def __call__(self) -> float:
+    def scores(self):
+        """(cells x labels) log-likelihoods of the labels' answers."""
         from c2s.model import score_answers
 
-        ll = score_answers(
+        return score_answers(
             self.model, self.prompts, self.answers, batch_size=self.batch_size, progress_bar=False
         )
-        pred = np.asarray(self.labels, dtype=object)[ll.argmax(1)]
+
+    def __call__(self) -> float:
+        pred = np.asarray(self.labels, dtype=object)[self.scores().argmax(1)]
         return float(np.mean(pred == self.y))
 
 
