@@ -42,6 +42,21 @@ def main() -> int:
                 f"{rf['cells_per_s']:,.0f} | **{c[f'speedup_{label}']:.1f}x** |"
             )
         out.append("")
+    f = r.get("file")
+    if f and "ref_full" in f:
+        out += [
+            "| `c2s convert FILE` against the reference, whole processes (start, imports, read, "
+            "convert, write) | c2s s | c2s peak RSS | reference s | reference peak RSS | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, text in (("full", "full length, genes + values"), ("top200", "top 200 genes")):
+            o, rf = f[f"ours_{label}"], f[f"ref_{label}"]
+            out.append(
+                f"| {text} | {o['seconds']:.2f} | {o['peak_rss_mb']:,.0f} MB | "
+                f"{rf['seconds']:.1f} | {rf['peak_rss_mb']:,.0f} MB | "
+                f"**{f[f'speedup_{label}']:.1f}x** |"
+            )
+        out.append("")
     rec = r.get("reconstruct")
     if rec and "ref" in rec:
         o, rf = rec["ours"], rec["ref"]

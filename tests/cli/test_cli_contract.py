@@ -149,3 +149,30 @@ def test_evaluate_refuses_an_unknown_task(capsys, tmp_path, trained_model, pbmc_
     err = capsys.readouterr().err
     assert code == 2 and "cell_typing" in err and "known tasks" in err
     assert not out.exists()
+
+
+def _verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
+
+
+def _flags(p: argparse.ArgumentParser) -> list:
+    return [(a.dest, tuple(a.option_strings), a.default, a.required) for a in p._actions]
+
+
+def test_a_command_line_builds_only_its_verb_and_the_same_options():
+    """``main`` builds the parser of the named verb alone; the verb -> module table must name
+    every verb the full parser has, and each lone parser must equal its part of the full one."""
+    from c2s.cli import _COMMANDS, _verb
+
+    full = _verbs(build_parser())
+    listed = [v for verbs in _COMMANDS.values() for v in verbs]
+    assert sorted(listed) == sorted(full)
+    for verb in listed:
+        alone = _verbs(build_parser(verb))
+        assert verb in alone, f"build_parser({verb!r}) lacks {verb!r}: fix _COMMANDS"
+        assert _flags(alone[verb]) == _flags(full[verb])
+    assert _verb(["-v", "--debug", "train", "ds", "--out", "x"]) == "train"
+    assert _verb(["--help"]) is None and _verb(["nonsense"]) is None

@@ -95,6 +95,11 @@ def test_generated_cells_are_valid_unique_and_exact(model):
     assert list(again.obs["c2s_sentence"]) == list(out.obs["c2s_sentence"])
     other = c2s.tl.generate(model, ["CD19+ B", "CD14+ Monocyte"], n_per_label=3, n_genes=25, seed=2)
     assert list(other.obs["c2s_sentence"]) != list(out.obs["c2s_sentence"])
+    # each cell draws from its own stream: the batch size changes nothing
+    batched = c2s.tl.generate(
+        model, ["CD19+ B", "CD14+ Monocyte"], n_per_label=3, n_genes=25, seed=1, batch_size=4
+    )
+    assert list(batched.obs["c2s_sentence"]) == list(out.obs["c2s_sentence"])
     greedy = c2s.tl.generate(model, {"CD19+ B": 2}, n_genes=10, temperature=0)
     assert greedy.obs["c2s_sentence"].iloc[0] == greedy.obs["c2s_sentence"].iloc[1]
 

@@ -14,21 +14,24 @@ import warnings
 
 from c2s._version import __version__
 
-_COMMANDS = (
-    "convert",
-    "info",
-    "inverse",
-    "export",
-    "import_reference",
-    "prompt",
-    "train",
-    "run_model",
-    "evaluate",
-    "quickstart",
-)
+# subcommand module -> the verbs it registers
+_COMMANDS = {
+    "convert": ("convert",),
+    "info": ("info",),
+    "inverse": ("inverse",),
+    "export": ("export",),
+    "import_reference": ("import-reference",),
+    "prompt": ("prompt",),
+    "train": ("train",),
+    "run_model": ("predict", "embed", "generate", "perturb", "describe"),
+    "evaluate": ("evaluate",),
+    "quickstart": ("quickstart",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``verb``) one holding only the module that registers ``verb``:
+    a command then pays for its own options alone (``train``'s pull in its config)."""
     import importlib
 
     parser = _Parser(
@@ -44,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _COMMANDS:
+    for name, verbs in _COMMANDS.items():
+        if verb is not None and verb not in verbs:
+            continue
         importlib.import_module(f"c2s.cli._{name}").register(sub)
     for p in _subparsers(parser):  # --debug is also accepted after the subcommand
         if p is not parser:
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     Every error is one line on stderr; ``--debug`` adds the traceback."""
     from c2s._errors import C2SError
 
-    parser = build_parser()
+    parser = build_parser(_verb(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already printed
@@ -114,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, when it is a known one (global options
+    before it take no values)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    known = {v for verbs in _COMMANDS.values() for v in verbs}
+    return first if first in known else None
 
 
 def _one_line(e: BaseException) -> str:

@@ -76,7 +76,7 @@ def register(sub) -> None:
     p.add_argument("--group-by", nargs="+", metavar="COL", help="multi-cell tasks: grouping")
     p.add_argument("--max-new-tokens", type=int, help="free mode: token budget")
     _strict(p)
-    p.set_defaults(run=run_predict)
+    p.set_defaults(run=_launched(run_predict))
 
     p = sub.add_parser("embed", help="embed cells with a model's hidden states")
     _common(p)
@@ -84,7 +84,7 @@ def register(sub) -> None:
     p.add_argument("--pool", default="genes", choices=["genes", "prompt", "last"])
     p.add_argument("--hidden-layer", type=int, default=-1, help="model layer (-1: the last)")
     p.add_argument("--key-added", default="X_c2s")
-    p.set_defaults(run=run_embed)
+    p.set_defaults(run=_launched(run_embed))
 
     p = sub.add_parser("generate", help="generate cells conditioned on labels")
     _common(p, with_input=False)
@@ -98,14 +98,14 @@ def register(sub) -> None:
     p.add_argument("--n-cells", type=int, default=5, help="multi-cell tasks: cells per group")
     _sampling(p, temperature=0.7)
     _strict(p)
-    p.set_defaults(run=run_generate)
+    p.set_defaults(run=_launched(run_generate))
 
     p = sub.add_parser("perturb", help="predict perturbed cells from control cells")
     _common(p)
     p.add_argument("--perturbations", nargs="+", required=True)
     _sampling(p)
     _strict(p)
-    p.set_defaults(run=run_perturb)
+    p.set_defaults(run=_launched(run_perturb))
 
     p = sub.add_parser("describe", help="describe groups of cells in words")
     _common(p, batch_size=4)
@@ -115,10 +115,35 @@ def register(sub) -> None:
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="vllm: CUDA only")
     _sampling(p, temperature=0.0, top_k=False)
     _strict(p)
-    p.set_defaults(run=run_describe)
+    p.set_defaults(run=_launched(run_describe))
 
 
 # -- plumbing ---------------------------------------------------------------------------------
+def _launched(run):
+    """Under torchrun / accelerate launch: split the cells across the processes; the first
+    writes the output and prints the summary."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(args) -> int:
+        from c2s.model import across_ranks, launched_world_size
+
+        if launched_world_size() == 1:
+            return run(args)
+        from c2s.model._ranks import world
+
+        with across_ranks():
+            args.quiet_rank = world()[0] != 0
+            return run(args)
+
+    return wrapped
+
+
+def _emit(args, d: dict, human: str) -> None:
+    if not getattr(args, "quiet_rank", False):
+        emit(d, args.json, human)
+
+
 def _check_out(args) -> Path:
     from c2s._atomic import check_output
     from c2s._errors import C2SError
@@ -177,6 +202,8 @@ def _is_anndata(data) -> bool:
 def _write(out: Path, args, *, adata=None, frame=None) -> None:
     from c2s._atomic import atomic_file
 
+    if getattr(args, "quiet_rank", False):
+        return  # another process of this launch writes it
     # the temporary name keeps the suffix
     with atomic_file(out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
         if out.suffix == ".csv":
@@ -240,7 +267,7 @@ def run_predict(args) -> int:
     d, human = _summary(len(frame), seconds, out, **extra)
     if "accuracy" in extra:
         human += f"\naccuracy against the data's labels: {extra['accuracy']:.3f}"
-    emit(d, args.json, human)
+    _emit(args, d, human)
     return 0
 
 
@@ -289,7 +316,7 @@ def run_embed(args) -> int:
         adata.obsm[args.key_added] = frame.to_numpy()
     _write(out, args, adata=adata, frame=frame)
     d, human = _summary(len(frame), seconds, out, dimensions=frame.shape[1])
-    emit(d, args.json, human)
+    _emit(args, d, human)
     return 0
 
 
@@ -305,7 +332,7 @@ def _cells_out(args, out: Path, adata, seconds: float) -> int:
         "unique_gene_rate": float(np.mean([len(set(s)) / len(s) for s in sents if len(s)])),
     }
     d, human = _summary(adata.n_obs, seconds, out, **extra)
-    emit(d, args.json, human)
+    _emit(args, d, human)
     return 0
 
 
@@ -361,5 +388,5 @@ def run_describe(args) -> int:
     frame["cells"] = frame["cells"].map(" ".join)
     _write(out, args, frame=frame)
     d, human = _summary(n_cells, time.perf_counter() - t0, out, groups=len(frame))
-    emit(d, args.json, human)
+    _emit(args, d, human)
     return 0

@@ -80,6 +80,7 @@ class ShardWriter:
             # Min/max statistics of the gene and value lists are never used for filtering.
             write_statistics=[f.name for f in schema if f.name not in ("genes", "values")],
             use_byte_stream_split=["values.list.element"] if with_values else False,
+            write_batch_size=1 << 16,
         )
         self.schema = schema
         self.with_values = with_values

@@ -5,7 +5,8 @@ Kernels (prompts in, arrays out; batched by length, left-padded, under
 ``torch.inference_mode``): :func:`score_answers` (the log-likelihood of every candidate
 answer; :func:`fit_label_bias` calibrates it), :func:`decode_constrained` (greedy decoding
 among candidates), :func:`generate_free` (plain decoding), :func:`embed_prompts` (pooled hidden states), :func:`gene_attention`, and
-gene-constrained generation (:class:`GeneTrie`, :func:`cell_layout`, :func:`generate_cells`).
+gene-constrained generation (:class:`GeneTrie`, :func:`cell_layout`, :func:`generate_cells`). Inside
+:func:`across_ranks`, under torchrun, every kernel splits its batches across the processes.
 Heavy imports (torch, transformers, peft) happen inside functions.
 """
 
@@ -25,6 +26,7 @@ from c2s.model._model import (
     lora_targets,
 )
 from c2s.model._probe import fit_probe, probe_probabilities
+from c2s.model._ranks import across_ranks, launched_world_size
 from c2s.model._score import score_answers
 from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
@@ -39,6 +41,7 @@ __all__ = [
     "C2SModel",
     "CellLayout",
     "GeneTrie",
+    "across_ranks",
     "build_gene_tokenizer",
     "cell_layout",
     "check_adapter_base",
@@ -52,6 +55,7 @@ __all__ = [
     "generate_free",
     "generate_genes",
     "label_bias",
+    "launched_world_size",
     "lora_targets",
     "pieces",
     "probe_probabilities",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from c2s._errors import C2SError
 from c2s._logging import progress
 from c2s.model._batching import Preamble, left_pad, length_batches, returned_cache, with_cache
+from c2s.model._ranks import gather, share
 from c2s.model._score import split_candidates
 
 
@@ -31,7 +32,7 @@ def decode_constrained(
     tok, lm, dev = model.tokenizer, model.model, model.device
     parts = split_candidates(tok, prompts, answers, prompt_ids)
     result = [0] * len(prompts)
-    batches = length_batches([len(x.prefix) for x in parts], batch_size)
+    batches = share(length_batches([len(x.prefix) for x in parts], batch_size))
     with torch.inference_mode():
         pre = Preamble(lm, [p.prefix for p in parts], dev)
         for rows in progress(batches, desc="decoding", unit="batch", enabled=progress_bar):
@@ -83,7 +84,7 @@ def decode_constrained(
                     use_cache=True,
                 )
                 cache, logits = returned_cache(out), out.logits[:, -1]
-    return result
+    return gather(result, batches)
 
 
 def generate_free(
@@ -113,13 +114,13 @@ def generate_free(
     ids = [tok(p)["input_ids"] for p in prompts]
     out = [""] * len(prompts)
     torch.manual_seed(seed)
+    # Sampled text follows torch's global stream, so it is split across processes only when
+    # greedy (where it does not depend on the split).
+    batches = length_batches([len(x) for x in ids], batch_size)
+    if temperature <= 0:
+        batches = share(batches)
     with torch.inference_mode():
-        for rows in progress(
-            length_batches([len(x) for x in ids], batch_size),
-            desc="generating",
-            unit="batch",
-            enabled=progress_bar,
-        ):
+        for rows in progress(batches, desc="generating", unit="batch", enabled=progress_bar):
             enc = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)
             enc.pop("position_ids")
             kw = {"do_sample": temperature > 0}
@@ -137,7 +138,7 @@ def generate_free(
             new = gen[:, enc["input_ids"].shape[1] :]
             for b, i in enumerate(rows):
                 out[i] = tok.decode(new[b], skip_special_tokens=True)
-    return out
+    return gather(out, batches) if temperature <= 0 else out
 
 
 def _generate_vllm(model, prompts, max_new_tokens, temperature, top_p, seed) -> list[str]:

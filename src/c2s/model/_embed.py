@@ -9,6 +9,7 @@ import numpy as np
 from c2s._errors import C2SError
 from c2s._logging import progress
 from c2s.model._batching import left_pad, length_batches
+from c2s.model._ranks import gather, share
 
 POOLING = ("genes", "prompt", "last")
 
@@ -54,10 +55,11 @@ def embed_prompts(
     n_layers = lm.config.num_hidden_layers
     if not -n_layers - 1 <= hidden_layer <= n_layers:
         raise C2SError(f"hidden_layer must lie in [-{n_layers + 1}, {n_layers}] for this model.")
-    out = None
     ids = enc["input_ids"]
+    hidden = lm.get_input_embeddings().weight.shape[1]  # every layer's width
+    out = np.zeros((len(prompts), hidden), dtype=np.float32)
     with torch.inference_mode():
-        batches = length_batches([len(x) for x in ids], batch_size)
+        batches = share(length_batches([len(x) for x in ids], batch_size))
         for rows in progress(batches, desc="embedding", unit="batch", enabled=progress_bar):
             batch = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)
             res = lm(**batch, output_hidden_states=True, logits_to_keep=1)
@@ -67,10 +69,8 @@ def embed_prompts(
             for b, i in enumerate(rows):
                 w[b, L - len(weights[i]) :] = torch.as_tensor(weights[i], device=dev)
             pooled = (h * w[:, :, None]).sum(1) / w.sum(1, keepdim=True)
-            if out is None:
-                out = np.zeros((len(prompts), h.shape[-1]), dtype=np.float32)
             out[rows] = pooled.cpu().numpy()
-    return out
+    return gather(out, batches)
 
 
 def gene_attention(

@@ -19,6 +19,8 @@ import numpy as np
 from c2s._errors import C2SError
 from c2s._logging import progress
 from c2s.model._batching import left_pad, length_batches, returned_cache, with_cache
+from c2s.model._ranks import gather, share
+from c2s.model._sampling import row_keys, sample
 
 
 class GeneTrie:
@@ -314,25 +316,6 @@ class _Row:
         return True
 
 
-def _sample(logits, temperature: float, top_k: int | None, top_p: float | None, gen):
-    import torch
-
-    if temperature <= 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    if top_k:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), -1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1:
-        srt, idx = torch.sort(logits, -1, descending=True)
-        cum = torch.softmax(srt, -1).cumsum(-1)
-        drop = cum - torch.softmax(srt, -1) > top_p  # keep the smallest set reaching top_p
-        srt = srt.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, srt)
-    probs = torch.softmax(logits.float(), -1)
-    return torch.multinomial(probs, 1, generator=gen)[:, 0]
-
-
 def generate_cells(
     model,
     layout: CellLayout,
@@ -383,13 +366,12 @@ def generate_cells(
     out: list[list[list[int]]] = [[] for _ in layout.heads]
     if tokens is not None:
         tokens[:] = [[] for _ in layout.heads]
-    gen = torch.Generator(device=dev).manual_seed(seed)  # beside the logits it samples
     rest_root = torch.zeros(V, dtype=torch.bool, device=dev)
     rest_root[torch.as_tensor(rest.root_tokens, device=dev)] = True
     first_root = torch.zeros(V, dtype=torch.bool, device=dev)
     first_root[torch.as_tensor(first.root_tokens, device=dev)] = True
     with torch.inference_mode():
-        batches = length_batches([len(h) for h in layout.heads], batch_size)
+        batches = share(length_batches([len(h) for h in layout.heads], batch_size))
         for rows in progress(batches, desc="generating cells", unit="batch", enabled=progress_bar):
             B = len(rows)
             enc = left_pad([layout.heads[i] for i in rows], pad, dev)
@@ -399,7 +381,7 @@ def generate_cells(
             root_ok = rest_root.repeat(B, 1)
             state = [_Row(rest.n_nodes) for _ in rows]
             fed: list[list[int]] = [list(layout.heads[i]) for i in rows]
-
+            step = 0
             while True:
                 allowed = torch.zeros((B, V), dtype=torch.bool, device=dev)
                 for b, st in enumerate(state):
@@ -419,9 +401,11 @@ def generate_cells(
                                 allowed[b, layout.after(len(st.cells))] = True
                             else:
                                 allowed[b] |= root_ok[b]
-                choice = _sample(
-                    logits.masked_fill(~allowed, float("-inf")), temperature, top_k, top_p, gen
+                keys = row_keys(seed, rows, step) if temperature > 0 else []
+                choice = sample(
+                    logits.masked_fill(~allowed, float("-inf")), temperature, top_k, top_p, keys
                 )
+                step += 1
                 feed = []
                 for b, st in enumerate(state):
                     t = int(choice[b])
@@ -464,7 +448,9 @@ def generate_cells(
                 out[i] = state[b].cells
                 if tokens is not None:
                     tokens[i] = fed[b]
-    return out
+    if tokens is not None:
+        tokens[:] = gather(tokens, batches)
+    return gather(out, batches)
 
 
 def generate_genes(

@@ -21,6 +21,7 @@ from c2s.model._batching import (
     returned_cache,
     with_cache,
 )
+from c2s.model._ranks import gather, share
 
 
 @dataclass
@@ -213,9 +214,8 @@ def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np
     trees: dict[int, _Tree] = {}  # prompts of one group share their candidates' tokens
     with torch.inference_mode():
         pre = Preamble(lm, [p.prefix for p in parts], dev)
-        for rows in progress(
-            length_batches(sizes, batch_size), desc="scoring", unit="batch", enabled=progress_bar
-        ):
+        batches = share(length_batches(sizes, batch_size))
+        for rows in progress(batches, desc="scoring", unit="batch", enabled=progress_bar):
             sub = [parts[i] for i in rows]
             tr = [trees.get(id(p.conts)) or trees.setdefault(id(p.conts), _Tree(p)) for p in sub]
             ids, pos, allowed, last = _tree_batch(sub, tr, tok.pad_token_id, skip=pre.n)
@@ -244,7 +244,7 @@ def _score_tree(model, parts, n_ans, batch_size, float_mask, progress_bar) -> np
             totals = torch.zeros(len(rows) * n_ans, dtype=torch.float64, device=dev)
             totals.index_add_(0, torch.from_numpy(cj).to(dev), lp.double())
             out[rows] = totals.view(len(rows), n_ans).cpu().numpy()
-    return out
+    return gather(out, batches)
 
 
 def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> np.ndarray:
@@ -254,7 +254,7 @@ def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> n
     dev = model.device
     out = np.empty((len(parts), n_ans))
     chunk = max(1, max_pairs // max(1, min(batch_size, len(parts))))
-    batches = length_batches([len(x.prefix) for x in parts], batch_size)
+    batches = share(length_batches([len(x.prefix) for x in parts], batch_size))
     with torch.inference_mode():
         for rows in progress(batches, desc="scoring", unit="batch", enabled=progress_bar):
             enc = left_pad([parts[i].prefix for i in rows], tok.pad_token_id, dev)
@@ -297,4 +297,4 @@ def _score_cached(model, parts, n_ans, batch_size, max_pairs, progress_bar) -> n
                 use = (t >= firsts[:, None]) & (cmask == 1)
                 totals = (tok_lp * use).sum(1).view(B, C).double().cpu().numpy()
                 out[rows, a0:a1] = totals
-    return out
+    return gather(out, batches)
