@@ -103,3 +103,26 @@ def test_every_trained_task_is_scored(trained_model, pbmc, tmp_path):
     assert "tissue_prediction, groups of cells" in report and "content-free" in report
     with pytest.raises(C2SError, match="Cannot evaluate task 'cell_typing'"):
         c2s.evaluate(trained_model, ds, tasks=["cell_typing"])
+
+
+def test_a_capped_evaluation_uses_a_stratified_sample(trained_model, pbmc_dataset):
+    """max_cells / max_train_cells bound the cells every part uses; the report says so."""
+    res = c2s.evaluate(
+        trained_model, pbmc_dataset, max_cells=30, max_train_cells=120,
+        parts=["annotation", "embedding", "generation"],
+    )  # fmt: skip
+    idx = pbmc_dataset.split_indices()
+    a, g = res["annotation"], res["generation"]
+    assert 25 <= a["n_eval"] <= 40 and 110 <= a["n_train"] <= 130
+    assert g["n_cells"] == a["n_eval"]  # as many generated cells as evaluated ones
+    used = res["dataset"]["cells_used"]
+    assert used["test"] == f"{a['n_eval']} of {len(idx['test'])}"
+    assert used["train"] == f"{a['n_train']} of {len(idx['train'])}"
+    from c2s.evaluation import report_sections
+
+    assert "Cells used (a seeded sample" in report_sections(res)
+    again = c2s.evaluate(
+        trained_model, pbmc_dataset, max_cells=30, max_train_cells=120, parts=["annotation"]
+    )
+    same, first = again["annotation"]["c2s"], a["c2s"]  # the same seeded sample
+    assert same["accuracy"] == first["accuracy"] and same["per_class"] == first["per_class"]

@@ -52,6 +52,12 @@ def test_generation_baselines():
     assert (B.resampled_cells(X, y, want, seed=3) == B.resampled_cells(X, y, want, seed=3)).all()
     with pytest.raises(C2SError, match="No training cells"):
         B.class_mean_cells(X, y, ["zzz"])
+    # sparse cells give the same rows, and stay sparse where rows are drawn
+    S = sp.csr_matrix(X)
+    np.testing.assert_allclose(B.class_mean_cells(S, y, want), means)
+    sparse_draws = B.resampled_cells(S, y, ["a"] * 40, seed=3)
+    assert sp.issparse(sparse_draws)
+    np.testing.assert_array_equal(sparse_draws.toarray(), draws)
 
 
 def test_resampled_cells_are_the_same_in_every_process():

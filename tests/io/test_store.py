@@ -446,3 +446,26 @@ def test_rows_are_read_per_shard_in_the_order_asked(tmp_path, lognorm_adata):
     ).sum()
     with pytest.raises(C2SError, match="Row indices"):
         ds.sentences(rows=[400])
+
+
+def test_a_subsample_view_reads_only_its_cells(pbmc_dataset):
+    idx = pbmc_dataset.split_indices()
+    view = pbmc_dataset.subsample({"train": 100, "test": 1000}, seed=3, stratify="cell_type")
+    vidx = view.split_indices()
+    assert len(vidx["test"]) == len(idx["test"])  # under the cap: every cell
+    assert np.array_equal(vidx["validation"], idx["validation"])  # not named: kept whole
+    assert 90 <= len(vidx["train"]) <= 110 and set(vidx["train"]) <= set(idx["train"])
+    labels = pbmc_dataset.obs(["cell_type"])["cell_type"].astype(str).to_numpy()
+    assert set(labels[vidx["train"]]) == set(labels[idx["train"]])  # every type kept
+    share = pd.Series(labels[vidx["train"]]).value_counts(normalize=True)
+    full = pd.Series(labels[idx["train"]]).value_counts(normalize=True)
+    assert (share - full).abs().max() < 0.05  # in proportion
+    cs = view.sentences(split="train")
+    assert cs.n_cells == len(vidx["train"])
+    everything = view.sentences(values=False)  # no split: the view's cells only
+    assert everything.n_cells == sum(len(v) for v in vidx.values())
+    same = pbmc_dataset.subsample({"train": 100}, seed=3, stratify="cell_type")
+    assert np.array_equal(same.split_indices()["train"], vidx["train"])
+    assert pbmc_dataset.split_indices()["train"].size == idx["train"].size  # original untouched
+    with pytest.raises(C2SError, match="Unknown split"):
+        pbmc_dataset.subsample({"holdout": 3})

@@ -193,3 +193,23 @@ def test_bootstrap_intervals_match_a_slow_resampling():
     np.testing.assert_allclose(got["macro_f1"], want_f1)
     lo, hi = got["accuracy"]
     assert lo < M.accuracy(t, p) < hi and hi - lo > 0.1  # 69 cells: a wide interval
+
+
+def test_sparse_cells_are_projected_without_densifying_and_as_dense_ones(monkeypatch):
+    """The PCA space of a sparse matrix (implicit centring, projected in blocks) keeps the
+    same distances as the dense fit; a fit on a sample of cells still spans the clusters."""
+    import scipy.sparse as sp
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.3, (300, 80)).astype(float) * rng.uniform(1, 3, 80)
+    X[:150, :10] += 4.0  # two groups
+    S = sp.csr_matrix(X)
+    dense, sparse = M.pca_space(X, 5, 0)(X), M.pca_space(S, 5, 0)(S)
+    assert sparse.shape == (300, 5)
+    np.testing.assert_allclose(pdist(sparse), pdist(dense), rtol=1e-6, atol=1e-8)
+    monkeypatch.setattr("c2s.metrics._generation._BLOCK", 7)  # many blocks, same projection
+    np.testing.assert_allclose(M.pca_space(S, 5, 0)(S), sparse)
+    sampled = M.pca_space(S, 2, 0, max_cells=60)(S)
+    gap = np.linalg.norm(sampled[:150].mean(0) - sampled[150:].mean(0))
+    assert gap > 3 * sampled[:150].std(0).max()

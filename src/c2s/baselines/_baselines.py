@@ -88,22 +88,24 @@ def _by_label(train_y, labels):
 
 
 def class_mean_cells(train_X, train_y: Sequence, labels: Sequence) -> np.ndarray:
-    """One row per entry of ``labels``: the mean of the training cells with that label."""
-    from c2s.metrics import as_matrix
-
+    """One row per entry of ``labels``: the mean of the training cells with that label
+    (sparse input is averaged without densifying it)."""
     y = _by_label(train_y, labels)
-    X = as_matrix(train_X)
-    means = {lab: X[y == lab].mean(0) for lab in {str(v) for v in labels}}
-    return np.vstack([means[str(lab)] for lab in labels]) if len(labels) else X[:0]
+    X = _rows_matrix(train_X)
+    means = {
+        lab: np.asarray(X[y == lab].mean(0), dtype=np.float64).ravel()
+        for lab in {str(v) for v in labels}
+    }
+    if not len(labels):
+        return np.zeros((0, X.shape[1]))
+    return np.vstack([means[str(lab)] for lab in labels])
 
 
-def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int = 0) -> np.ndarray:
+def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int = 0):
     """One row per entry of ``labels``: a training cell with that label drawn at random
-    (without replacement while the label's cells last)."""
-    from c2s.metrics import as_matrix
-
+    (without replacement while the label's cells last); sparse input gives sparse rows."""
     y = _by_label(train_y, labels)
-    X = as_matrix(train_X)
+    X = _rows_matrix(train_X)
     rng = np.random.default_rng(seed)
     pools = {
         lab: list(rng.permutation(np.flatnonzero(y == lab)))
@@ -116,3 +118,16 @@ def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int =
             pools[str(lab)] = pool = list(rng.permutation(np.flatnonzero(y == str(lab))))
         rows.append(pool.pop())
     return X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]
+
+
+def _rows_matrix(X):
+    """CSR for sparse input (row selection without densifying), else a dense float64 array."""
+    import scipy.sparse as sp
+
+    if hasattr(X, "obs_names") and hasattr(X, "X"):
+        X = X.X
+    if sp.issparse(X):
+        return sp.csr_matrix(X)
+    from c2s.metrics import as_matrix
+
+    return as_matrix(X)

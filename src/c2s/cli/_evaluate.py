@@ -33,6 +33,20 @@ def register(sub) -> None:
         action="store_true",
         help="generation: also the Frechet distance in the model's embedding space",
     )
+    p.add_argument(
+        "--max-cells",
+        type=int,
+        default=10_000,
+        help="held-out cells used at most: a seeded sample stratified by cell type (default "
+        "10000; 0 for all)",
+    )
+    p.add_argument(
+        "--max-train-cells",
+        type=int,
+        default=50_000,
+        help="training cells the baselines and the embedding k-NN use at most (default 50000; "
+        "0 for all)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
@@ -56,6 +70,8 @@ def run(args) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         model_frechet=args.model_frechet,
+        max_cells=args.max_cells or None,
+        max_train_cells=args.max_train_cells or None,
         overwrite=args.overwrite,
         progress_bar=not args.json,
         verbose=not args.json,

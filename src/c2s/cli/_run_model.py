@@ -130,10 +130,8 @@ def _launched(run):
 
         if launched_world_size() == 1:
             return run(args)
-        from c2s.model._ranks import world
-
-        with across_ranks():
-            args.quiet_rank = world()[0] != 0
+        with across_ranks() as (rank, _):
+            args.quiet_rank = rank != 0
             return run(args)
 
     return wrapped

@@ -32,6 +32,8 @@ def evaluate(
     top_p: float | None = None,
     model_frechet: bool = False,
     parts=None,
+    max_cells: int | None = 10_000,
+    max_train_cells: int | None = 50_000,
     overwrite: bool = False,
     plot_dir: str | os.PathLike | None = None,
     progress_bar: bool | None = None,
@@ -57,6 +59,11 @@ def evaluate(
         Generation: also the Frechet distance between generated and held-out cells in the
         model's own embedding space (``frechet_model``; the published scFID uses a
         foundation model's embeddings the same way). Costs an embedding pass over both.
+    max_cells, max_train_cells
+        At most this many cells of ``split`` (and of the other held-out split) and of the
+        training split are used: a seeded sample, stratified by cell type, so that an atlas
+        is evaluated in bounded time and memory. The report says how many cells of each
+        split were used; ``None`` uses them all.
     parts
         Only these parts (``"annotation"``, ``"generation"``, ``"description"``,
         ``"embedding"``, ``"reconstruction"``, ``"loss"``); default: every part that applies.
@@ -96,13 +103,16 @@ def evaluate(
         )
     opts = EvalOptions(
         split, batch_size, seed, progress_bar, tasks, n_genes, organism, temperature, top_p,
-        model_frechet, None if parts is None else tuple(parts),
+        model_frechet, None if parts is None else tuple(parts), max_cells, max_train_cells,
     )  # fmt: skip
+    caps = {s: max_cells for s in idx if s != "train"} | {"train": max_train_cells}
+    view = ds.subsample(caps, seed=seed, stratify="cell_type")
+    used = {s: f"{len(r):,} of {len(idx[s]):,}" for s, r in view.split_indices().items()}
     if out is None:
-        return run_parts(m, ds, None if plot_dir is None else Path(plot_dir), opts, clock)
+        return run_parts(m, view, None if plot_dir is None else Path(plot_dir), opts, clock, used)
     inputs = [getattr(m, "name_or_path", None), ds.path]
     with atomic_dir(out, overwrite=overwrite, kind="evaluation", inputs=inputs) as tmp:
-        res = run_parts(m, ds, Path(tmp), opts, clock)
+        res = run_parts(m, view, Path(tmp), opts, clock, used)
         write_outputs(res, Path(tmp))
     return res
 
@@ -126,8 +136,11 @@ def _label_tasks(model, tasks) -> list[str]:
     return [t for _, t in sorted(out, key=lambda x: x[0])]
 
 
-def run_parts(m, ds, plot_dir: Path | None, o: EvalOptions, clock: Stopwatch) -> dict:
-    """Every part of the evaluation, in order; plots go into ``plot_dir`` when given."""
+def run_parts(
+    m, ds, plot_dir: Path | None, o: EvalOptions, clock: Stopwatch, used: dict | None = None
+) -> dict:
+    """Every part of the evaluation, in order; plots go into ``plot_dir`` when given.
+    ``used``: the cells of each split the (subsampled) dataset holds, for the report."""
     tasks = list(o.tasks or m.config.tasks or [])
     if not tasks:
         raise C2SError(
@@ -143,7 +156,7 @@ def run_parts(m, ds, plot_dir: Path | None, o: EvalOptions, clock: Stopwatch) ->
             "architecture": m.model.config.model_type,
             "parameters": int(sum(p.numel() for p in m.model.parameters())),
         },
-        "dataset": {"path": str(ds.path), "n_cells": ds.n_cells},
+        "dataset": {"path": str(ds.path), "n_cells": ds.n_cells, "cells_used": used or {}},
         "split": o.split,
         "skipped": {},
         "plots": {},

@@ -20,6 +20,8 @@ class EvalOptions:
     top_p: float | None = None
     model_frechet: bool = False  # generation: also the Frechet distance in the model's space
     parts: tuple | None = None  # only these parts (None: all that apply)
+    max_cells: int | None = 10_000  # evaluated (and validation) cells: a stratified sample
+    max_train_cells: int | None = 50_000  # training cells the baselines and k-NN use
 
     def wants(self, part: str) -> bool:
         return self.parts is None or part in self.parts

@@ -18,9 +18,19 @@ def umap(X, seed: int) -> np.ndarray:
     return a.obsm["X_umap"]
 
 
+MAX_PLOTTED = 10_000  # a UMAP of more cells takes long and shows no more
+
+
 def umap_plot(X, groups, seed, path, markers=None, title="UMAP of C2S embeddings (all cells)"):
     from c2s.pl import embedding, save_figure
 
+    X, groups = np.asarray(X), np.asarray(groups)
+    n = len(X)
+    if n > MAX_PLOTTED:  # a seeded sample, said in the title
+        keep = np.sort(np.random.default_rng(seed).choice(n, MAX_PLOTTED, replace=False))
+        X, groups = X[keep], groups[keep]
+        markers = None if markers is None else [markers[i] for i in keep]
+        title = f"{title}: {MAX_PLOTTED:,} of {n:,} cells drawn"
     ax = embedding(umap(X, seed), groups, markers=markers, title=title)
     save_figure(ax, path)
 

@@ -112,6 +112,14 @@ def report_sections(res: dict) -> str:
             f"training cells' embeddings labels the held-out cells with accuracy "
             f"{e[f'knn{KNN_K}_accuracy']:.3f}.\n"
         )
+    used = res.get("dataset", {}).get("cells_used", {})
+    if any(v.split(" of ")[0] != v.split(" of ")[-1] for v in used.values()):
+        parts.append(
+            "Cells used (a seeded sample, stratified by cell type, bounds time and memory; "
+            "`max_cells` / `max_train_cells`): "
+            + ", ".join(f"{k} {v}" for k, v in used.items())
+            + ".\n"
+        )
     r = res.get("reconstruction", {})
     if "r2" in r:
         parts.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -77,6 +78,7 @@ class C2SDataset:
             )
         _check_meta(self.path, self.meta)
         self._vocab: Vocab | None = None
+        self._view: dict[str, np.ndarray] | None = None  # split -> rows (a subsample view)
 
     def __repr__(self) -> str:
         return f"C2SDataset({str(self.path)!r}: {self.n_cells} cells, {self.meta['n_genes']} genes)"
@@ -163,9 +165,36 @@ class C2SDataset:
         return np.asarray(arr.indices, dtype=np.int8)
 
     def split_indices(self) -> dict[str, np.ndarray]:
-        """Row indices of each split."""
+        """Row indices of each split (of this view's cells, for a :meth:`subsample`)."""
+        if self._view is not None:
+            return {s: rows.copy() for s, rows in self._view.items()}
         codes = self.split_codes()
         return {s: np.flatnonzero(codes == i) for i, s in enumerate(SPLITS)}
+
+    def subsample(
+        self, max_cells: dict[str, int | None], *, seed: int = 0, stratify: str | None = None
+    ) -> C2SDataset:
+        """A view with at most ``max_cells[split]`` cells of each named split: a seeded
+        sample, drawn per value of the obs column ``stratify`` in proportion (every value
+        keeps at least one cell). Other splits keep all their cells. The view reads only its
+        cells (``sentences()``, ``split_indices()``); ``obs()`` still lists every cell."""
+        idx = self.split_indices()
+        unknown = sorted(set(max_cells) - set(SPLITS))
+        if unknown:
+            raise C2SError(f"Unknown split(s) {unknown}; choose from {list(SPLITS)}.")
+        labels = None
+        if stratify is not None and stratify in self.obs_columns:
+            labels = self.obs([stratify])[stratify].astype(str).to_numpy()
+        rng = np.random.default_rng(seed)
+        view = {}
+        for split, rows in idx.items():
+            cap = max_cells.get(split)
+            if cap is not None and cap < 1:
+                raise C2SError(f"max_cells for {split!r} must be at least 1, not {cap}.")
+            view[split] = rows if cap is None or len(rows) <= cap else _draw(rows, cap, labels, rng)
+        out = copy.copy(self)
+        out._view = view
+        return out
 
     def sentences(
         self,
@@ -197,6 +226,8 @@ class C2SDataset:
             if split not in SPLITS:
                 raise C2SError(f"Unknown split {split!r}; choose one of {list(SPLITS)}.")
             rows = self.split_indices()[split]
+        elif rows is None and self._view is not None:
+            rows = np.sort(np.concatenate(list(self._view.values())))
         cols = self.obs_columns if obs_columns is None else list(obs_columns)
         want_values = values and self.has_values
         read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
@@ -286,6 +317,20 @@ class C2SDataset:
             "inverse": m.get("inverse"),
             "package_version": m.get("package_version"),
         }
+
+
+def _draw(rows: np.ndarray, n: int, labels, rng) -> np.ndarray:
+    """``n`` of ``rows`` at random (about ``n``, at least one per label, when stratified)."""
+    if labels is None:
+        return np.sort(rng.choice(rows, n, replace=False))
+    lab = labels[rows]
+    values, counts = np.unique(lab, return_counts=True)
+    take = np.maximum(1, np.round(counts * n / len(rows)).astype(int))
+    parts = [
+        rng.choice(rows[lab == v], min(t, c), replace=False)
+        for v, t, c in zip(values, take, counts, strict=True)
+    ]
+    return np.sort(np.concatenate(parts))
 
 
 def read_dataset(path: str | os.PathLike) -> C2SDataset:

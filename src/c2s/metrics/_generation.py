@@ -42,22 +42,58 @@ def _same_width(x: np.ndarray, y: np.ndarray):
         raise C2SError("Both sets need at least one cell.")
 
 
-def pca_space(real, n_components: int = 50, seed: int = 0) -> Callable[[object], np.ndarray]:
-    """A function mapping cells to the top principal components of ``real`` (fitted once)."""
+def pca_space(
+    real, n_components: int = 50, seed: int = 0, *, max_cells: int | None = 50_000
+) -> Callable[[object], np.ndarray]:
+    """A function mapping cells to the top principal components of ``real`` (fitted once).
+
+    Sparse input stays sparse: the fit centres implicitly (ARPACK) instead of densifying the
+    matrix, on a seeded sample of at most ``max_cells`` cells, and cells are projected in
+    blocks, so memory is that of the sparse matrix plus the components.
+    """
+    import scipy.sparse as sp
     from sklearn.decomposition import PCA
 
-    x = as_matrix(real)
+    x = _cells_matrix(real)
     k = int(min(n_components, x.shape[0] - 1, x.shape[1]))
     if k < 1:
         return as_matrix
-    pca = PCA(n_components=k, random_state=seed, svd_solver="full").fit(x)
-    return lambda cells: pca.transform(as_matrix(cells))
+    fit = _subsample(x, max_cells, np.random.default_rng(seed))
+    if sp.issparse(fit) and k < min(fit.shape):
+        pca = PCA(n_components=k, random_state=seed, svd_solver="arpack").fit(fit)
+    else:
+        pca = PCA(n_components=k, random_state=seed, svd_solver="full").fit(as_matrix(fit))
+
+    def project(cells) -> np.ndarray:
+        c = _cells_matrix(cells)
+        out = np.empty((c.shape[0], pca.n_components_))
+        for a in range(0, c.shape[0], _BLOCK):
+            block = c[a : a + _BLOCK]
+            out[a : a + _BLOCK] = pca.transform(block if sp.issparse(block) else as_matrix(block))
+        return out
+
+    return project
 
 
-def _subsample(x: np.ndarray, n: int | None, rng) -> np.ndarray:
-    if n is None or len(x) <= n:
+_BLOCK = 8192  # cells projected at a time
+
+
+def _cells_matrix(x):
+    """A CSR matrix (sparse input, kept sparse as float64) or a dense float64 array."""
+    import scipy.sparse as sp
+
+    if hasattr(x, "obs_names") and hasattr(x, "X"):
+        x = x.X
+    if sp.issparse(x):
+        return sp.csr_matrix(x, dtype=np.float64)
+    return as_matrix(x)
+
+
+def _subsample(x, n: int | None, rng):
+    """At most ``n`` rows of ``x`` (an array or a sparse matrix), drawn without replacement."""
+    if n is None or x.shape[0] <= n:
         return x
-    return x[np.sort(rng.choice(len(x), n, replace=False))]
+    return x[np.sort(rng.choice(x.shape[0], n, replace=False))]
 
 
 def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -41,11 +41,11 @@ def across_ranks(enabled: bool = True):
     N-th batch and all processes receive every result; alone, nothing changes. The process
     group is started on first use (gloo, which carries the results between processes on any
     device) and kept until the process exits. Every process must pass the same cells and
-    settings.
+    settings. Yields ``(rank, world size)``.
     """
     token = _SPLIT.set(bool(enabled))
     try:
-        yield
+        yield world()
     finally:
         _SPLIT.reset(token)
 
