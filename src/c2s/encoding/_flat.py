@@ -61,6 +61,8 @@ class FlatExamples:
         parts = [p for p in parts if len(p)]
         if not parts:
             return _empty()
+        if len(parts) == 1:
+            return parts[0]  # no copy
         shift = np.cumsum([0, *[len(p.ids) for p in parts[:-1]]])
         cshift = np.cumsum([0, *[len(p.cells) for p in parts[:-1]]])
         return cls(

@@ -127,30 +127,35 @@ class C2SDataset:
     def _read(self, columns: list[str]) -> pa.Table:
         return pa.concat_tables([self._table(f, columns) for f in self.files])
 
-    def _read_rows(self, columns: list[str], rows) -> pa.Table:
-        """``columns`` of the cells ``rows`` (all when ``None``), in the order given; each shard
-        is read only if it holds a requested cell, and only its requested rows are kept."""
+    def _shard_parts(self, columns: list[str], rows):
+        """``columns`` of the cells ``rows`` (all when ``None``), one table per shard that
+        holds any of them, in ascending row order; and the permutation that puts the
+        concatenated parts back in the order ``rows`` gave (``None`` when already in it)."""
         if rows is None:
-            return self._read(columns)
+            return ((self._table(f, columns) for f in self.files), None)
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= self.n_cells):
             raise C2SError(f"Row indices must lie in [0, {self.n_cells}).")
         order = np.argsort(rows, kind="stable")
         wanted = rows[order]
-        parts, start = [], 0
-        for f, shard in zip(self.files, self.meta["shards"], strict=True):
-            stop = start + shard["n_cells"]
-            lo, hi = np.searchsorted(wanted, [start, stop])
-            if hi > lo:
-                t = self._table(f, columns)
-                parts.append(t.take(pa.array(wanted[lo:hi] - start)))
-            start = stop
-        if not parts:
-            return self._read(columns).slice(0, 0)
-        tab = pa.concat_tables(parts)
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        return tab.take(pa.array(back))
+        back = None
+        if not np.array_equal(order, np.arange(len(order))):
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+
+        def parts():
+            start = 0
+            for f, shard in zip(self.files, self.meta["shards"], strict=True):
+                stop = start + shard["n_cells"]
+                lo, hi = np.searchsorted(wanted, [start, stop])
+                if hi > lo:
+                    t = self._table(f, columns)
+                    if hi - lo < t.num_rows:
+                        t = t.take(pa.array(wanted[lo:hi] - start))
+                    yield t
+                start = stop
+
+        return parts(), back
 
     def obs(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The carried obs columns plus ``split``, indexed by cell id (no gene lists read)."""
@@ -231,36 +236,35 @@ class C2SDataset:
         cols = self.obs_columns if obs_columns is None else list(obs_columns)
         want_values = values and self.has_values
         read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
-        tab = self._read_rows(read, rows)
-        genes_col = tab.column("genes").combine_chunks()
-        offsets = np.asarray(genes_col.offsets, dtype=np.int64)
-        genes = np.asarray(genes_col.values, dtype=np.int32)
-        vals = vcol = None
-        if want_values:
-            vcol = tab.column("values").combine_chunks()
-            vals = np.asarray(vcol.values, dtype=np.float32)
-        if offsets[0] != 0:  # a sliced list array: rebase
-            genes = genes[offsets[0] : offsets[-1]]
-            if vals is not None:
-                vals = vals[offsets[0] : offsets[-1]]
-            offsets = offsets - offsets[0]
-        obs = (
-            tab.select(["cell_id", "split", *cols])
-            .to_pandas()
-            .set_index("cell_id")
-            .rename_axis(None)
-        )
+        parts, back = self._shard_parts(read, rows)
+        genes, offsets, vals, obs_tabs = [], [], [], []
+        # One shard at a time: its genes (cut to top_k) are kept, its Arrow buffers freed, so
+        # the read never holds more than one shard beyond the result.
+        for t in parts:
+            g, o, v = _lists(t, want_values, top_k)
+            genes.append(g)
+            offsets.append(o)
+            vals.append(v)
+            obs_tabs.append(t.select(["cell_id", "split", *cols]))
+            del t
+            # Arrow's allocator keeps freed pages; on a large dataset every shard's read
+            # buffers would stay in the process until it ends
+            pa.default_memory_pool().release_unused()
+        if not obs_tabs:
+            obs_tabs = [self._table(self.files[0], ["cell_id", "split", *cols]).slice(0, 0)]
+        obs = pa.concat_tables(obs_tabs).to_pandas().set_index("cell_id").rename_axis(None)
         try:
-            cs = CellSentences(genes, offsets, self.vocab, obs, vals)
+            cs = CellSentences(
+                np.concatenate(genes) if genes else np.zeros(0, np.int32),
+                _join_offsets(offsets),
+                self.vocab,
+                obs,
+                np.concatenate(vals) if want_values and vals else None,
+            )
         except C2SError as e:  # e.g. gene indices outside the vocabulary
             raise C2SError(f"{self.path}: {e} {_DAMAGED}") from e
-        if top_k is not None:
-            cs = cs.top_k(top_k)
-        del tab, genes_col, vcol
-        # Arrow's allocator keeps freed pages; on a large dataset the read's transient
-        # buffers (several times the result) would stay in the process until it ends
-        pa.default_memory_pool().release_unused()
-        return cs
+        del genes, vals
+        return cs if back is None else cs.take(back)
 
     def texts(self, k: int | None = None, *, split: str | None = None) -> list[str]:
         """Sentences as text (upper-cased gene names, space-separated), top ``k`` if given."""
@@ -317,6 +321,38 @@ class C2SDataset:
             "inverse": m.get("inverse"),
             "package_version": m.get("package_version"),
         }
+
+
+def _lists(t: pa.Table, values: bool, top_k: int | None):
+    """A table's gene lists (and values) as flat arrays with offsets from 0, cut to the
+    first ``top_k`` genes of each cell."""
+    col = t.column("genes").combine_chunks()
+    off = np.asarray(col.offsets, dtype=np.int64)
+    genes = np.asarray(col.values, dtype=np.int32)[off[0] : off[-1]]
+    vals = None
+    if values:
+        vcol = t.column("values").combine_chunks()
+        vals = np.asarray(vcol.values, dtype=np.float32)[off[0] : off[-1]]
+    off = off - off[0]
+    if top_k is not None:
+        lens = np.diff(off)
+        if (lens > top_k).any():
+            keep = np.minimum(lens, top_k)
+            new = np.zeros(len(off), dtype=np.int64)
+            np.cumsum(keep, out=new[1:])
+            flat = np.repeat(off[:-1] - new[:-1], keep) + np.arange(new[-1])
+            genes = genes[flat]
+            vals = None if vals is None else vals[flat]
+            off = new
+    # uncut arrays are views that keep only the shard's gene (and value) buffers alive
+    return genes, off, vals
+
+
+def _join_offsets(parts: list[np.ndarray]) -> np.ndarray:
+    if not parts:
+        return np.zeros(1, dtype=np.int64)
+    shift = np.cumsum([0, *[p[-1] for p in parts[:-1]]])
+    return np.concatenate([[0], *[p[1:] + s for p, s in zip(parts, shift, strict=True)]])
 
 
 def _draw(rows: np.ndarray, n: int, labels, rng) -> np.ndarray:

@@ -172,8 +172,8 @@ def unk_warning(examples: ExampleSet, tokenizer) -> None:
     if unk is None or not len(examples):
         return
     flat = examples.flat
-    per = np.add.reduceat((flat.ids == unk).astype(np.int64), flat.offsets[:-1])
-    per[flat.lengths() == 0] = 0
+    at = np.flatnonzero(flat.ids == unk)  # unknown tokens are few: no per-token counts
+    per = np.bincount(np.searchsorted(flat.offsets, at, side="right") - 1, minlength=len(flat))
     n_unk = int(per[examples.index].sum())
     n = int(flat.lengths()[examples.index].sum())
     if n_unk:
