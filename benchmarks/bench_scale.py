@@ -4,11 +4,14 @@ training step (the first ``step 1:`` log line of ``c2s -v train``).
 
     .venv/bin/python benchmarks/bench_scale.py --cells 250000          # ~10 min on 2 cores
     .venv/bin/python benchmarks/bench_scale.py --cells 1000000
+    .venv/bin/python benchmarks/bench_scale.py --cells 250000 --evaluate   # + c2s evaluate
 
 The data (synthetic counts, 2,000 genes, ~400 expressed per cell, 8 cell types) is written
 once to bench-out/scale/cells_N.h5ad and converted once to bench-out/scale/ds_N (reused when
 present); the training run is a tiny GPT-NeoX on cell-type prediction with the top 200 genes
-for 20 steps, without validation. Results go to bench-out/scale/train_N.json.
+for 20 steps, without validation. Results go to bench-out/scale/train_N.json. ``--evaluate``
+then runs ``c2s evaluate`` of that model on the dataset's test split (its default sample of
+at most 10,000 held-out and 50,000 training cells), with its peak RSS and time.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def run(cmd: list[str], first_line: str | None = None) -> dict:
         "seconds": time.perf_counter() - t0,
         "peak_rss_gb": peak[0] / 1e9,
         "first_step_s": seen.get("first"),
-        "stdout": stdout[-2000:],
+        "stdout": stdout,
     }
 
 
@@ -80,6 +83,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=250_000)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--evaluate", action="store_true", help="also time c2s evaluate")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     n = args.cells
@@ -108,6 +112,15 @@ def main() -> int:
         "--organism", "Homo sapiens", "--batch-size", "8",
     ]  # fmt: skip
     res["train"] = run(cmd, first_line="step 1:")
+    res["train"]["stdout"] = res["train"]["stdout"][-2000:]
+    if args.evaluate:
+        ev = [
+            *exe, "evaluate", str(run_dir), str(ds), "--out", str(OUT / f"eval_{n}"),
+            "--overwrite", "--json",
+        ]  # fmt: skip
+        res["evaluate"] = run(ev)
+        res["evaluate"]["metrics"] = json.loads(res["evaluate"].pop("stdout"))
+        res["evaluate"]["command"] = " ".join(ev[1:])
     (OUT / f"train_{n}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0

@@ -1,5 +1,6 @@
 """Run by tests/train/test_ddp.py under ``torchrun --nproc_per_node 2``: trains one epoch
-and records, per rank, which training examples its batches held."""
+and records, per rank, which training examples (and cells) its batches held and how many
+examples it encoded."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import sys
 
 import torch
 
+import c2s.train._rank_data as rank_data
 import c2s.train._trainer as trainer_mod
 from c2s.model import C2SModel
 from c2s.train import fine_tune
@@ -14,6 +16,7 @@ from c2s.train import fine_tune
 dataset, out = sys.argv[1], sys.argv[2]
 rank = int(os.environ["RANK"])
 seen: list[int] = []
+rows_read: list[int] = []  # dataset rows of the training cells this process encoded
 
 
 class Recording(trainer_mod.CountingCollator):
@@ -23,6 +26,26 @@ class Recording(trainer_mod.CountingCollator):
 
 
 trainer_mod.CountingCollator = Recording
+held: list[int] = []  # examples this process encoded and holds
+share = trainer_mod.share_examples
+
+
+def recording_share(local, *args):
+    held.append(len(local))
+    return share(local, *args)
+
+
+trainer_mod.share_examples = recording_share
+local_rows = rank_data.local_rows
+
+
+def recording_rows(rows, *args):
+    out = local_rows(rows, *args)
+    rows_read.extend(int(r) for r in out)
+    return out
+
+
+rank_data.local_rows = recording_rows
 model = C2SModel.from_scratch(dataset, max_length=128, device="cpu", seed=0)
 result = fine_tune(
     model,
@@ -40,6 +63,8 @@ record = {
     "rank": rank,
     "world_size": int(os.environ["WORLD_SIZE"]),
     "seen": seen,
+    "rows": rows_read,
+    "held": held,
     "n_train": result.n_train_examples,
     "steps": result.steps,
     "digest": digest,

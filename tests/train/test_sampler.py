@@ -48,3 +48,29 @@ def test_labels_that_set_the_length_do_not_set_the_batches():
     assert np.mean(mixed) > 0.9
     firsts = [labels[b[0]] for b in batches(s, 16)]
     assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
+
+
+def test_processes_are_dealt_only_their_own_batches():
+    """Under torchrun each process holds its own examples: batch i of the interleaved order
+    goes to process i % world (the Trainer's sharding) and comes from that process's range,
+    length-grouped as one process would group its share."""
+    from c2s.train._rank_data import RankInterleaved
+
+    rng = np.random.default_rng(0)
+    counts = [50, 47, 49]
+    lengths = rng.integers(10, 200, sum(counts))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    s = RankInterleaved(lengths, offsets, batch_size=4, group=8, seed=2)
+    order = s.order()
+    assert len(order) == len(s) == 3 * (47 // 4) * 4  # the smallest share's full batches
+    batches = order.reshape(-1, 4)
+    for i, b in enumerate(batches):
+        r = i % 3
+        assert offsets[r] <= b.min() and b.max() < offsets[r + 1]
+    for r in range(3):  # process r's batches are its own sampler's order, in full batches
+        own = batches[r::3].ravel() - offsets[r]
+        alone = ShuffledLengthBuckets(lengths[offsets[r] : offsets[r + 1]], 8, seed=2).order()
+        assert own.tolist() == alone[: len(own)].tolist()
+    assert len(set(order.tolist())) == len(order)
+    s.set_epoch(1)
+    assert s.order().tolist() != order.tolist()

@@ -14,6 +14,9 @@ from c2s.model._ranks import gather, share
 POOLING = ("genes", "prompt", "last")
 
 
+_CHUNK = 1024  # prompts tokenized at a time
+
+
 def embed_prompts(
     model,
     prompts: Sequence[str],
@@ -38,24 +41,30 @@ def embed_prompts(
     if pool == "genes" and spans is None:
         raise C2SError("pool='genes' needs the character span of each cell sentence.")
     tok, lm, dev = model.tokenizer, model.model, model.device
-    enc = tok(list(prompts), return_offsets_mapping=True)
-    weights = []
-    for i, offs in enumerate(enc["offset_mapping"]):
-        n = len(offs)
-        if pool == "genes":
-            a, b = spans[i]
-            w = [1.0 if (e > a and s < b and e > s) else 0.0 for s, e in offs]
-            if not any(w):
-                raise C2SError(f"Prompt {i} has no tokens inside its cell sentence.")
-        elif pool == "prompt":
-            w = [1.0] * n
-        else:
-            w = [0.0] * (n - 1) + [1.0]
-        weights.append(w)
+    # Tokenized in chunks and kept as compact arrays (token ids, and which tokens are pooled):
+    # the tokenizer's per-token offset lists for a whole atlas would not fit in memory.
+    ids, weights = [], []
+    for c0 in range(0, len(prompts), _CHUNK):
+        enc = tok(list(prompts[c0 : c0 + _CHUNK]), return_offsets_mapping=True)
+        for j, (tid, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], strict=True)):
+            o = np.asarray(offs, dtype=np.int64).reshape(-1, 2)
+            s, e = o[:, 0], o[:, 1]
+            if pool == "genes":
+                a, b = spans[c0 + j]
+                w = (e > a) & (s < b) & (e > s)
+                if not w.any():
+                    raise C2SError(f"Prompt {c0 + j} has no tokens inside its cell sentence.")
+            elif pool == "prompt":
+                w = np.ones(len(o), dtype=bool)
+            else:
+                w = np.zeros(len(o), dtype=bool)
+                w[-1] = True
+            ids.append(np.asarray(tid, dtype=np.int32))
+            weights.append(w)
+        del enc
     n_layers = lm.config.num_hidden_layers
     if not -n_layers - 1 <= hidden_layer <= n_layers:
         raise C2SError(f"hidden_layer must lie in [-{n_layers + 1}, {n_layers}] for this model.")
-    ids = enc["input_ids"]
     hidden = lm.get_input_embeddings().weight.shape[1]  # every layer's width
     out = np.zeros((len(prompts), hidden), dtype=np.float32)
     with torch.inference_mode():

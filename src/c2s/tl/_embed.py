@@ -83,7 +83,8 @@ def embed_cells(m, r, cs, pool, hidden_layer, batch_size, progress_bar=None) -> 
     (the cell-sentence span of each prompt, for ``pool="genes"``)."""
     from c2s.model import embed_prompts
 
-    prompts, ks, _ = fit_prompts(r, cs, [(i,) for i in range(cs.n_cells)], m, reserve=0)
+    units = [(i,) for i in range(cs.n_cells)]
+    prompts, ks, _ = fit_prompts(r, cs, units, m, reserve=0, keep_ids=False)
     spans = []
     for i, p in enumerate(prompts):
         sentence, start = sentence_span(p, cs, i, ks[i])

@@ -188,11 +188,11 @@ def renderer(model, task, k, organism, profile=None, **kw):
     )
 
 
-def fit_prompts(r, cs, units, model, reserve: int = 16):
+def fit_prompts(r, cs, units, model, reserve: int = 16, keep_ids: bool = True):
     """Prompts for units (tuples of cell rows), the genes per sentence each uses, and their
-    token ids (None when the model states no context). A prompt longer than the model's
-    context (less ``reserve`` tokens for the answer) is rendered again with fewer genes
-    (warned)."""
+    token ids (None when the model states no context, or without ``keep_ids``). A prompt
+    longer than the model's context (less ``reserve`` tokens for the answer) is rendered
+    again with fewer genes (warned). Prompts are tokenized 1,024 at a time."""
     try:
         prompts = [r.prompt(cs, u) for u in units]
     except C2SError as e:
@@ -209,8 +209,12 @@ def fit_prompts(r, cs, units, model, reserve: int = 16):
     from c2s.encoding import prompt_within
 
     limit = context - reserve
-    ids = model.tokenizer(prompts)["input_ids"]
-    long = [i for i, x in enumerate(ids) if len(x) > limit]
+    ids, long = [], []
+    for c0 in range(0, len(prompts), 1024):
+        chunk = model.tokenizer(prompts[c0 : c0 + 1024])["input_ids"]
+        long += [c0 + j for j, x in enumerate(chunk) if len(x) > limit]
+        if keep_ids:
+            ids += chunk
     for i in long:
         try:
             prompts[i], ks[i] = prompt_within(r, cs, units[i], model.tokenizer, limit)
@@ -218,14 +222,15 @@ def fit_prompts(r, cs, units, model, reserve: int = 16):
             raise C2SError(
                 f"Even one gene per cell does not fit the model's {context} tokens."
             ) from None
-        ids[i] = model.tokenizer(prompts[i])["input_ids"]
+        if keep_ids:
+            ids[i] = model.tokenizer(prompts[i])["input_ids"]
     if long:
         warnings.warn(
             f"{len(long)} prompts were longer than the model's context ({context} tokens, "
             f"{reserve} kept for the answer) and lost genes from the end of their sentences.",
             stacklevel=3,
         )
-    return prompts, ks, ids
+    return prompts, ks, ids if keep_ids else None
 
 
 def sentence_span(prompt: str, cs, i: int, k: int) -> tuple[str, int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from c2s._errors import C2SError
 from c2s._logging import get_logger
 from c2s.train._collate import PromptCollator
+from c2s.train._rank_data import RankExamples
 from c2s.train._sampler import ShuffledLengthBuckets
 
 log = get_logger(__name__)
@@ -102,6 +103,14 @@ def trainer_class(Trainer):
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = self.train_dataset if train_dataset is None else train_dataset
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            if isinstance(dataset, RankExamples):  # each process holds its own examples
+                return dataset.sampler(
+                    self._train_batch_size,
+                    self._train_batch_size * self.args.gradient_accumulation_steps,
+                    seed,
+                    by_length=self.args.train_sampling_strategy == "group_by_length",
+                )
             if self.args.train_sampling_strategy != "group_by_length" or not hasattr(
                 dataset, "lengths"
             ):
@@ -109,7 +118,7 @@ def trainer_class(Trainer):
             return ShuffledLengthBuckets(
                 dataset.lengths(),
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+                seed=seed,
             )
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):

@@ -75,12 +75,20 @@ def build_examples(
     max_length: int,
     limit: int | None,
     weighted: bool,
+    part: tuple[int, int] | None = None,
 ) -> tuple[ExampleSet, dict, dict]:
     """Encode every task's examples over ``split`` of ``ds``; mix them by weight.
+    ``part=(rank, world)``: only this process's contiguous share of the cells (and of
+    ``limit``).
 
     Returns (examples, stats, labels seen per column).
     """
     rows = ds.split_indices()[split]
+    if part is not None:
+        from c2s.train._rank_data import local_rows
+
+        rows = local_rows(rows, *part)
+        limit = None if limit is None else -(-limit // part[1])
     if len(rows) == 0:
         return ExampleSet(FlatExamples.concat([])), {}, {}
     renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]

@@ -31,6 +31,7 @@ from c2s.train._examples import build_examples, eval_sets, unk_warning
 from c2s.train._lora import apply_lora
 from c2s.train._precision import autocast_flags, fp32_master_weights
 from c2s.train._probe import fit_label_probe, label_task
+from c2s.train._rank_data import launch, share_examples
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
@@ -183,6 +184,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
     t0 = time.perf_counter()
     quiet_hf_progress()
     tok = model.tokenizer
+    rank, world = launch()  # under torchrun each process encodes its own share of the cells
     train, stats, labels = build_examples(
         ds,
         tok,
@@ -191,13 +193,16 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         max_length=max_length,
         limit=cfg.max_train_examples,
         weighted=True,
+        part=(rank, world) if world > 1 else None,
     )
-    if not train:
+    unk_warning(train, tok)
+    if world > 1:
+        train, stats, labels = share_examples(train, stats, labels, rank, world)
+    if not len(train):
         raise C2SError(
             f"The {cfg.train_split!r} split of {ds.path} has no cells; re-convert with a split "
             "(c2s convert ... creates one) or choose --train-split."
         )
-    unk_warning(train, tok)
     evals = None
     if cfg.eval_split:
         evals, _, _ = build_examples(
@@ -234,7 +239,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
     on_gpu = torch.cuda.is_available()
     low = fp32_master_weights(model.model)
     full_low = low is not None and not (cfg.lora or model.is_peft)
-    per_epoch = max(1, -(-len(train) // cfg.batch_size) // cfg.grad_accum)
+    per_epoch = max(1, -(-len(train) // (cfg.batch_size * world)) // cfg.grad_accum)
     strategy = "steps" if cfg.eval_steps else "epoch"
     if cfg.max_steps > 0 and not cfg.eval_steps:
         strategy = "steps"
