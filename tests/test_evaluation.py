@@ -126,3 +126,17 @@ def test_a_capped_evaluation_uses_a_stratified_sample(trained_model, pbmc_datase
     )
     same, first = again["annotation"]["c2s"], a["c2s"]  # the same seeded sample
     assert same["accuracy"] == first["accuracy"] and same["per_class"] == first["per_class"]
+
+
+def test_umap_of_more_cells_than_scanpy_handles_by_default():
+    """Above 4,096 cells scanpy switches its neighbour search (which failed on scipy's sparse
+    arrays); the embedding plots of an atlas-sized evaluation go through it."""
+    pytest.importorskip("scanpy")
+    from c2s.evaluation._plots import umap
+
+    X = np.random.default_rng(0).normal(size=(4200, 6))
+    X[:2100] += 6.0  # two groups
+    Y = umap(X, 0)
+    assert Y.shape == (4200, 2) and np.isfinite(Y).all()
+    inside = np.linalg.norm(Y[:2100] - Y[:2100].mean(0), axis=1).mean()
+    assert np.linalg.norm(Y[:2100].mean(0) - Y[2100:].mean(0)) > 2 * inside

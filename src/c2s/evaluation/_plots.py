@@ -12,8 +12,13 @@ def umap(X, seed: int) -> np.ndarray:
     import anndata as ad
     import scanpy as sc
 
+    from sklearn.neighbors import KNeighborsTransformer
+
     a = ad.AnnData(obsm={"X_rep": np.asarray(X)})
-    sc.pp.neighbors(a, use_rep="X_rep", random_state=seed)
+    # exact neighbours at any size: above 4,096 cells scanpy's default (pynndescent) returns
+    # a sparse array that scanpy 1.11 cannot read under scipy 1.17 (no getnnz)
+    knn = KNeighborsTransformer(n_neighbors=15, mode="distance", metric="euclidean")
+    sc.pp.neighbors(a, use_rep="X_rep", random_state=seed, transformer=knn)
     sc.tl.umap(a, random_state=seed)
     return a.obsm["X_umap"]
 
