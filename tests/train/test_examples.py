@@ -78,3 +78,19 @@ def test_compact_examples_equal_the_eager_path(pbmc_dataset):
     assert s1 == s2
     flat = got.flat
     assert flat.ids.dtype == np.int32 and len(flat) < len(got)  # repeats share tokens
+
+
+def test_spilled_tokens_are_memory_mapped_and_equal(pbmc_dataset, tmp_path):
+    """With a spill directory the tokens of every task go to files and come back through a
+    memory map; the examples are the same as in memory."""
+    m = C2SModel.from_scratch(pbmc_dataset, max_length=512, device="cpu")
+    cfg = TrainConfig(tasks=["cell_type_prediction", "cell_type_generation"], n_genes=15)
+    kw = {"split": "train", "max_length": 512, "limit": None, "weighted": True}
+    mem, _, _ = build_examples(pbmc_dataset, m.tokenizer, cfg, **kw)
+    disk, _, _ = build_examples(pbmc_dataset, m.tokenizer, cfg, spill=tmp_path, **kw)
+    assert isinstance(disk.flat.ids, np.memmap) and not isinstance(mem.flat.ids, np.memmap)
+    assert np.array_equal(disk.flat.ids, mem.flat.ids) and len(disk) == len(mem)
+    for j in (0, len(mem) // 2, len(mem) - 1):
+        assert disk[j] == mem[j]
+    joined = tmp_path / str(disk.flat.ids.filename).rsplit("/", 1)[-1]
+    assert joined.stat().st_size == 4 * len(mem.flat.ids)  # both tasks' tokens in one file

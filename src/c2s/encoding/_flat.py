@@ -1,13 +1,17 @@
 """Encoded examples as compact arrays: every token of every example in one int32 array, with
 offsets, the prompt/response boundary, genes per sentence and the cells of each. A million
 examples of 200 tokens take 0.8 GB here against many more as Python lists; an item is turned
-into lists only when a batch asks for it."""
+into lists only when a batch asks for it. With a ``spill`` directory the tokens go to a file
+chunk by chunk and are read back through a memory map: the process then holds about 34 bytes
+per example, and the operating system pages the tokens in as batches ask for them."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -63,10 +67,18 @@ class FlatExamples:
             return _empty()
         if len(parts) == 1:
             return parts[0]  # no copy
+        ids = None
+        spilled = [p.ids for p in parts if isinstance(p.ids, np.memmap)]
+        if spilled:  # join on disk, next to the first spilled part
+            with _Spill(Path(spilled[0].filename).parent) as sink:
+                for p in parts:
+                    for a in range(0, len(p.ids), 1 << 24):
+                        sink.add(np.asarray(p.ids[a : a + (1 << 24)]))
+            ids = sink.array()
         shift = np.cumsum([0, *[len(p.ids) for p in parts[:-1]]])
         cshift = np.cumsum([0, *[len(p.cells) for p in parts[:-1]]])
         return cls(
-            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.ids for p in parts]) if ids is None else ids,
             np.concatenate([[0], *[p.offsets[1:] + s for p, s in zip(parts, shift, strict=True)]]),
             np.concatenate([p.boundary for p in parts]),
             np.concatenate([p.n_genes for p in parts]),
@@ -76,6 +88,33 @@ class FlatExamples:
             ),
             np.concatenate([p.task for p in parts]),
         )
+
+
+class _Spill:
+    """Tokens appended to a new file in ``directory``; read back as a read-only memory map."""
+
+    def __init__(self, directory: Path):
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="tokens-", suffix=".int32", dir=directory)
+        self.path = Path(name)
+        self.file = os.fdopen(fd, "wb")
+        self.n = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def add(self, ids: np.ndarray) -> None:
+        np.ascontiguousarray(ids, dtype=np.int32).tofile(self.file)
+        self.n += len(ids)
+
+    def array(self) -> np.ndarray:
+        if self.n == 0:
+            return np.zeros(0, dtype=np.int32)
+        return np.memmap(self.path, dtype=np.int32, mode="r", shape=(self.n,))
 
 
 def _empty() -> FlatExamples:
@@ -94,15 +133,18 @@ def encode_flat(
     loss_on_response_only: bool = True,
     rows: Sequence[int] | None = None,
     task: int = 0,
+    spill: str | os.PathLike | None = None,
 ) -> tuple[FlatExamples, EncodeStats]:
     """Render and encode every example of ``renderer`` over ``sentences`` into
     :class:`FlatExamples` (``CHUNK`` examples per tokenizer call). An example longer than
     ``max_length`` is rendered again with fewer genes (counted as shortened), or left out
-    when even one gene per cell does not fit (counted as dropped)."""
+    when even one gene per cell does not fit (counted as dropped). ``spill``: a directory
+    that receives the tokens (see the module docstring)."""
     if max_length < 8:
         raise C2SError(f"max_length {max_length} is too small for any prompt.")
     stats = EncodeStats()
     ids, cells = [], []  # one array per chunk of examples
+    sink = _Spill(Path(spill)) if spill is not None else None
     lens, bounds, ks, ncells = [], [], [], []
     plan = list(renderer.plan(sentences, rows))
     for start in range(0, len(plan), CHUNK):
@@ -127,7 +169,10 @@ def encode_flat(
             ncells.append(len(c))
             stats.n_examples += 1
             stats.n_tokens += len(tok)
-        ids.append(np.asarray(chunk_ids, dtype=np.int32))
+        if sink is None:
+            ids.append(np.asarray(chunk_ids, dtype=np.int32))
+        else:
+            sink.add(np.asarray(chunk_ids, dtype=np.int32))
         cells.append(np.asarray(chunk_cells, dtype=np.int64))
     if stats.n_shortened or stats.n_dropped:
         warnings.warn(
@@ -136,10 +181,12 @@ def encode_flat(
             "even with one gene and were left out.",
             stacklevel=3,
         )
+    if sink is not None:
+        sink.file.close()
     if not lens:
         raise C2SError(f"No example fits in {max_length} tokens; raise max_length.")
     flat = FlatExamples(
-        np.concatenate(ids),
+        np.concatenate(ids) if sink is None else sink.array(),
         np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
         np.asarray(bounds, dtype=np.int32),
         np.asarray(ks, dtype=np.int32),

@@ -11,7 +11,6 @@ import numpy as np
 def umap(X, seed: int) -> np.ndarray:
     import anndata as ad
     import scanpy as sc
-
     from sklearn.neighbors import KNeighborsTransformer
 
     a = ad.AnnData(obsm={"X_rep": np.asarray(X)})

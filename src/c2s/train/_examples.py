@@ -76,10 +76,12 @@ def build_examples(
     limit: int | None,
     weighted: bool,
     part: tuple[int, int] | None = None,
+    spill=None,
 ) -> tuple[ExampleSet, dict, dict]:
     """Encode every task's examples over ``split`` of ``ds``; mix them by weight.
     ``part=(rank, world)``: only this process's contiguous share of the cells (and of
-    ``limit``).
+    ``limit``). ``spill``: a directory for the tokens (memory-mapped back; see
+    :func:`~c2s.encoding.encode_flat`).
 
     Returns (examples, stats, labels seen per column).
     """
@@ -110,7 +112,7 @@ def build_examples(
         for v in variants:
             f, st = encode_flat(
                 renderer, v, tokenizer, max_length=max_length,
-                loss_on_response_only=cfg.loss_on_response_only, task=ti,
+                loss_on_response_only=cfg.loss_on_response_only, task=ti, spill=spill,
             )  # fmt: skip
             flats.append(f)
             stats["n_shortened"] += st.n_shortened

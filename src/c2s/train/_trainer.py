@@ -154,7 +154,7 @@ def fine_tune(
 
     if output_dir is None:
         with tempfile.TemporaryDirectory(prefix="c2s-train-") as tmp:
-            return _run(model, ds, cfg, max_length, Path(tmp), None, callbacks)
+            return _run(model, ds, cfg, max_length, Path(tmp), None, callbacks, Path(tmp))
     out = Path(output_dir)
     # Under torchrun / accelerate launch only the main process checks, locks and prepares
     # the directory (the others would see it half-made); a failure there stops every rank.
@@ -165,8 +165,15 @@ def fine_tune(
     with run_dir_lock(out):
         if is_main_process() and work != out and work.exists():
             shutil.rmtree(work)  # a replacement run that never finished (c2s's own name)
+        # the training examples' tokens, on the output's file system, removed at the end
+        spill = tempfile.TemporaryDirectory(
+            prefix=f".{out.name}.examples-",
+            dir=out.parent if out.parent.is_dir() else None,
+            ignore_cleanup_errors=True,
+        )
         try:
-            result = _run(model, ds, cfg, max_length, work, out, callbacks)
+            with spill:
+                result = _run(model, ds, cfg, max_length, work, out, callbacks, Path(spill.name))
         except BaseException:
             finish_run_dir(work, out, ok=False)
             raise
@@ -174,9 +181,10 @@ def fine_tune(
     return result
 
 
-def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResult:
+def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> TrainResult:
     """Train into ``run_dir``; save there unless ``final_dir`` is None (no output wanted).
-    ``final_dir`` is where the run ends up (``run_dir`` itself, or the run it replaces)."""
+    ``final_dir`` is where the run ends up (``run_dir`` itself, or the run it replaces).
+    ``spill``: a directory for the training examples' tokens."""
     save = final_dir is not None
     import torch
     from transformers import Trainer, TrainingArguments
@@ -194,6 +202,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks) -> TrainResu
         limit=cfg.max_train_examples,
         weighted=True,
         part=(rank, world) if world > 1 else None,
+        spill=spill,
     )
     unk_warning(train, tok)
     if world > 1:
