@@ -237,16 +237,21 @@ class C2SDataset:
         want_values = values and self.has_values
         read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
         parts, back = self._shard_parts(read, rows)
-        genes, offsets, vals, obs_tabs = [], [], [], []
-        # One shard at a time: its genes (cut to top_k) are kept, its Arrow buffers freed, so
-        # the read never holds more than one shard beyond the result.
+        # One shard at a time: its genes (cut to top_k) are copied into the result, its Arrow
+        # buffers freed, so the read never holds more than one shard beyond the result.
+        n_rows = self.n_cells if rows is None else len(rows)
+        cap = None if top_k is None else n_rows * top_k
+        genes = _Joined(np.int32, cap)
+        vals = _Joined(np.float32, cap) if want_values else None
+        offsets, obs_tabs = [], []
         for t in parts:
             g, o, v = _lists(t, want_values, top_k)
-            genes.append(g)
+            genes.add(g)
+            if vals is not None:
+                vals.add(v)
             offsets.append(o)
-            vals.append(v)
             obs_tabs.append(t.select(["cell_id", "split", *cols]))
-            del t
+            del t, g, v
             # Arrow's allocator keeps freed pages; on a large dataset every shard's read
             # buffers would stay in the process until it ends
             pa.default_memory_pool().release_unused()
@@ -255,15 +260,14 @@ class C2SDataset:
         obs = pa.concat_tables(obs_tabs).to_pandas().set_index("cell_id").rename_axis(None)
         try:
             cs = CellSentences(
-                np.concatenate(genes) if genes else np.zeros(0, np.int32),
+                genes.result(),
                 _join_offsets(offsets),
                 self.vocab,
                 obs,
-                np.concatenate(vals) if want_values and vals else None,
+                None if vals is None else vals.result(),
             )
         except C2SError as e:  # e.g. gene indices outside the vocabulary
             raise C2SError(f"{self.path}: {e} {_DAMAGED}") from e
-        del genes, vals
         return cs if back is None else cs.take(back)
 
     def texts(self, k: int | None = None, *, split: str | None = None) -> list[str]:
@@ -346,6 +350,30 @@ def _lists(t: pa.Table, values: bool, top_k: int | None):
             off = new
     # uncut arrays are views that keep only the shard's gene (and value) buffers alive
     return genes, off, vals
+
+
+class _Joined:
+    """Flat arrays joined as they arrive: into one buffer of ``cap`` entries when an upper
+    bound is known (pages never written take no memory), else concatenated at the end."""
+
+    def __init__(self, dtype, cap: int | None):
+        self.dtype = dtype
+        self.buf = None if cap is None else np.empty(cap, dtype=dtype)
+        self.parts: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, a: np.ndarray) -> None:
+        if self.buf is None:
+            self.parts.append(a)
+        else:
+            self.buf[self.n : self.n + len(a)] = a
+        self.n += len(a)
+
+    def result(self) -> np.ndarray:
+        if self.buf is None:
+            return np.concatenate(self.parts) if self.parts else np.zeros(0, self.dtype)
+        out = self.buf[: self.n]
+        return out.copy() if 2 * self.n < len(self.buf) else out  # much slack: let it go
 
 
 def _join_offsets(parts: list[np.ndarray]) -> np.ndarray:
