@@ -32,6 +32,18 @@ def register(sub) -> None:
         "--stratify", metavar="COL", help="split each label of this obs column separately"
     )
     p.add_argument(
+        "--split-by",
+        metavar="COL",
+        help="hold out whole values of this obs column (e.g. perturbation): each value to one "
+        "split, or with --holdout the named ones to test",
+    )
+    p.add_argument(
+        "--holdout",
+        nargs="+",
+        metavar="VALUE",
+        help="values of --split-by whose cells all go to test (the rest split by --split)",
+    )
+    p.add_argument(
         "--chunk-size",
         type=int,
         default=None,
@@ -61,6 +73,8 @@ def run(args) -> int:
         with_values=not args.no_values,
         split=args.split,
         stratify=args.stratify,
+        split_by=args.split_by,
+        holdout=args.holdout,
         chunk_size=args.chunk_size,
         shard_size=args.shard_size,
         workers=args.workers,

@@ -48,16 +48,39 @@ def _allocate(n: int, fractions) -> np.ndarray:
 
 
 def assign_splits(
-    n_cells: int, fractions=(0.8, 0.1, 0.1), *, seed: int = 0, stratify=None
+    n_cells: int,
+    fractions=(0.8, 0.1, 0.1),
+    *,
+    seed: int = 0,
+    stratify=None,
+    groups=None,
+    holdout=None,
 ) -> np.ndarray:
     """Split code per cell (0 train, 1 validation, 2 test), a seeded permutation.
 
     With ``stratify`` (labels per cell), each label is split separately so that rare labels
-    appear in every split they can.
+    appear in every split they can. With ``groups`` (a value per cell), whole groups go to
+    one split each, their number in proportion to the fractions (e.g. unseen perturbations
+    in test). With ``holdout`` (a boolean per cell), those cells all go to test and the rest
+    are split as above (so held-out cells of the other groups are in test too).
     """
     fractions = parse_fractions(fractions)
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise C2SError(f"seed must be a non-negative integer, got {seed!r}.")
+    if groups is not None and stratify is not None:
+        raise C2SError("Split either by whole groups or stratified by a label, not both.")
+    if groups is not None:
+        return _group_split(np.asarray(groups).astype(str), fractions, seed)
+    if holdout is not None:
+        held = np.asarray(holdout, dtype=bool)
+        if len(held) != n_cells:
+            raise C2SError("holdout must have one entry per cell.")
+        codes = np.full(n_cells, 2, dtype=np.int8)
+        rest = np.flatnonzero(~held)
+        strat = None if stratify is None else np.asarray(stratify, dtype=object)[rest]
+        codes[rest] = assign_splits(len(rest), fractions, seed=seed, stratify=strat)
+        return codes
+
     rng = np.random.default_rng(seed)
     codes = np.empty(n_cells, dtype=np.int8)
     if stratify is None:
@@ -90,3 +113,23 @@ def assign_splits(
             stacklevel=3,
         )
     return codes
+
+
+def _group_split(values: np.ndarray, fractions, seed: int) -> np.ndarray:
+    """Whole groups to splits: a seeded permutation of the distinct values, cut by the
+    fractions (each split with a non-zero fraction gets at least one group when it can)."""
+    names = np.unique(values)
+    if len(names) < sum(f > 0 for f in fractions):
+        raise C2SError(
+            f"Only {len(names)} distinct values to split as whole groups, fewer than the "
+            "splits asked for; give fewer splits (e.g. --split 0.8,0,0.2) or more groups."
+        )
+    perm = names[np.random.default_rng(seed).permutation(len(names))]
+    counts = _allocate(len(names), fractions)
+    for j in np.argsort(fractions)[::-1]:  # a split with a fraction but no group takes one
+        if fractions[j] > 0 and counts[j] == 0:
+            counts[int(np.argmax(counts))] -= 1
+            counts[j] = 1
+    bounds = np.cumsum(counts)
+    where = {name: int(np.searchsorted(bounds, k, side="right")) for k, name in enumerate(perm)}
+    return np.asarray([where[v] for v in values], dtype=np.int8)

@@ -42,6 +42,8 @@ def convert(
     with_values: bool = True,
     split=(0.8, 0.1, 0.1),
     stratify: str | None = None,
+    split_by: str | None = None,
+    holdout=None,
     chunk_size: int | None = None,
     shard_size: int = 65536,
     workers: int = 1,
@@ -75,6 +77,11 @@ def convert(
         Train / validation / test fractions, stored as the ``split`` column.
     stratify
         ``obs`` column whose labels are split separately (e.g. ``"cell_type"``).
+    split_by, holdout
+        Held-out groups, for testing on what training never saw (e.g. perturbations):
+        with ``holdout`` (values of the ``obs`` column ``split_by``), those cells all go to
+        test and the rest are split by ``split`` (held-out cells of the other values are
+        then in test too); without it, whole values of ``split_by`` go to one split each.
     chunk_size
         Cells read and ranked at a time per worker (bounds memory; does not change the
         output). Default for files: ``2048 // workers`` (at least 256), which keeps a
@@ -148,8 +155,9 @@ def convert(
         raise C2SError(f"Cannot stratify by {stratify!r}: no such obs column.")
     fractions = parse_fractions(split)
     codes = assign_splits(
-        n_cells, fractions, seed=seed, stratify=None if stratify is None else obs[stratify]
-    )
+        n_cells, fractions, seed=seed, stratify=None if stratify is None else obs[stratify],
+        **_held_out(obs, split_by, holdout),
+    )  # fmt: skip
     schema = table_schema(obs_schema(obs[obs_keys]), with_values)
     bounds = [(s, min(s + shard_size, n_cells)) for s in range(0, n_cells, shard_size)]
     use_processes = src.path is not None
@@ -196,10 +204,35 @@ def convert(
             ranking={"seed": int(seed), "top_k": top_k, "tie_rule": TIE_RULE},
             has_values=bool(with_values),
             obs_columns=obs_keys,
-            split=split_meta(codes, fractions, seed, stratify),
+            split=split_meta(codes, fractions, seed, stratify)
+            | {"split_by": split_by, "holdout": None if holdout is None else list(holdout)},
             lengths=length_stats(hist),
         )
     return C2SDataset(out_dir)
+
+
+def _held_out(obs, split_by: str | None, holdout) -> dict:
+    """``assign_splits`` arguments for ``split_by`` / ``holdout``, checked against obs."""
+    if split_by is None:
+        if holdout is not None:
+            raise C2SError("holdout= (--holdout) names values of a column: give split_by= too.")
+        return {}
+    if split_by not in obs.columns:
+        raise C2SError(
+            f"Cannot split by {split_by!r}: no such obs column; available: {list(obs.columns)}."
+        )
+    values = obs[split_by].astype(str).to_numpy()
+    if holdout is None:
+        return {"groups": values}
+    held = [str(v) for v in ([holdout] if isinstance(holdout, str) else holdout)]
+    unknown = sorted(set(held) - set(values))
+    if unknown:
+        known = sorted(set(values))
+        raise C2SError(
+            f"No cell has {split_by} in {unknown}; its values are {known[:20]}"
+            f"{' ...' if len(known) > 20 else ''}."
+        )
+    return {"holdout": np.isin(values, held)}
 
 
 def _alternatives(data, src) -> list[str]:

@@ -68,6 +68,13 @@ class TrainConfig:
     control_value: str = field(
         default="control", metadata=_help("perturbation task: the control cells' value")
     )
+    context: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "perturbation task: obs columns a control shares with its perturbed cell (its "
+            "context: cell line, donor, condition; default cell_type)"
+        ),
+    )
     epochs: float | None = field(
         default=None,
         metadata=_help("passes over the training examples (10 from scratch, 1 fine-tuning)"),

@@ -51,6 +51,7 @@ def renderer_for(task: str, cfg: TrainConfig, seed_offset: int = 0):
         max_cells=cfg.max_cells,
         perturbation_key=cfg.perturbation_key,
         control_value=cfg.control_value,
+        context_keys=cfg.context or ("cell_type",),
     )
 
 
@@ -86,14 +87,20 @@ def build_examples(
     Returns (examples, stats, labels seen per column).
     """
     rows = ds.split_indices()[split]
+    renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
+    plan_rows = None  # the cells of ``cs`` that examples are built around (None: all)
     if part is not None:
         from c2s.train._rank_data import local_rows
 
-        rows = local_rows(rows, *part)
         limit = None if limit is None else -(-limit // part[1])
+        if any(r.task.kind == "pair" for r, _ in renderers):
+            # a perturbed cell draws its control from every control of its context, so all
+            # cells are read; this process builds the examples of its own share
+            plan_rows = local_rows(np.arange(len(rows)), *part)
+        else:
+            rows = local_rows(rows, *part)
     if len(rows) == 0:
         return ExampleSet(FlatExamples.concat([])), {}, {}
-    renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
     cols = needed_columns(ds, [r for r, _ in renderers])
     cs = ds.sentences(rows=rows, top_k=cfg.n_genes, values=False, obs_columns=cols)
     variants = [cs]
@@ -113,6 +120,7 @@ def build_examples(
             f, st = encode_flat(
                 renderer, v, tokenizer, max_length=max_length,
                 loss_on_response_only=cfg.loss_on_response_only, task=ti, spill=spill,
+                rows=plan_rows,
             )  # fmt: skip
             flats.append(f)
             stats["n_shortened"] += st.n_shortened
