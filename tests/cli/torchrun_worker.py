@@ -18,7 +18,18 @@ runs = {
     "constrained": ["predict", model, *cells, "--mode", "constrained"],
     "embed": ["embed", model, *cells],
     "generate": ["generate", model, "--n-per-label", "2", "--n-genes", "12", "--batch-size", "3"],
-    "perturb": ["perturb", model, *cells, "--perturbations", "IFNG", "TNF", "--n-genes", "8"],
+    "perturb": [
+        "perturb",
+        model,
+        *cells,
+        "--perturbations",
+        "IFNG",
+        "TNF",
+        "--n-genes",
+        "8",
+        "--perturbation-key",
+        "none",
+    ],
 }
 for name, argv in runs.items():
     code = main([*argv, "--out", f"{out}/{name}.csv"])

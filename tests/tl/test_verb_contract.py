@@ -137,8 +137,9 @@ def test_layer_and_var_names_reach_every_verb_with_cells(model, pbmc):
     att1 = c2s.tl.attention(ref, model, cells=[0], n_genes=5)
     att2 = c2s.tl.attention(odd, model, cells=[0], n_genes=5, **kw)
     pd.testing.assert_frame_equal(next(iter(att1.values())), next(iter(att2.values())))
-    p1 = c2s.tl.perturb(ref[:2].copy(), model, ["IFNG"], n_genes=5, seed=0)
-    p2 = c2s.tl.perturb(odd[:2].copy(), model, ["IFNG"], n_genes=5, seed=0, **kw)
+    every = {"perturbation_key": None}  # every cell is a control
+    p1 = c2s.tl.perturb(ref[:2].copy(), model, ["IFNG"], n_genes=5, seed=0, **every)
+    p2 = c2s.tl.perturb(odd[:2].copy(), model, ["IFNG"], n_genes=5, seed=0, **kw, **every)
     assert list(p1.obs["c2s_sentence"]) == list(p2.obs["c2s_sentence"])
     d1 = c2s.tl.describe(ref, model, n_genes=5, max_new_tokens=3)
     d2 = c2s.tl.describe(odd, model, n_genes=5, max_new_tokens=3, **kw)

@@ -243,9 +243,10 @@ def test_gene_attention_matches_token_attention(model, pbmc):
 
 def test_perturb_and_describe_outputs(model, pbmc):
     cells = pbmc[:3].copy()
-    out = c2s.tl.perturb(cells, model, ["IFNG", "TNF"], n_genes=12, seed=0)
+    out = c2s.tl.perturb(cells, model, ["IFNG", "TNF"], n_genes=12, seed=0, perturbation_key=None)
     assert out.n_obs == 6 and list(out.obs["perturbation"]) == ["IFNG", "TNF"] * 3
     assert list(out.obs["control_cell"]) == [c for c in cells.obs_names for _ in range(2)]
+    assert list(out.obs["cell_type"]) == [t for t in cells.obs["cell_type"] for _ in range(2)]
     vocab = set(model.config.genes)
     for s in out.obs["c2s_sentence"]:
         g = s.split()

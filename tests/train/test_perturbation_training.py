@@ -22,7 +22,9 @@ HELD = ["PERT3", "PERT4+PERT5"]
 def pert_ds(tmp_path_factory):
     adata = c2s.datasets.synthetic_perturbation(n_cells=12, n_genes=120, n_targets=10, seed=3)
     out = tmp_path_factory.mktemp("pert") / "ds"
-    return c2s.io.convert(adata, out, normalize=True, split_by="perturbation", holdout=HELD)
+    ds = c2s.io.convert(adata, out, normalize=True, split_by="perturbation", holdout=HELD)
+    ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
+    return ds
 
 
 def test_controls_share_the_context_and_held_out_perturbations_stay_out(pert_ds):
@@ -46,3 +48,35 @@ def test_controls_share_the_context_and_held_out_perturbations_stay_out(pert_ds)
     named = set(re.findall(r"perturbation: (\S+?)\.\s", text))
     assert named == set(pert[pert != "control"])  # every seen one, combinations by name
     assert not named & set(HELD) and "PERT2+PERT3" in named
+
+
+def test_perturb_takes_the_controls_of_the_input(pert_ds, tmp_path):
+    """The controls come from the input's perturbation column; every (control, perturbation)
+    gets n_samples seeded cells with the control's obs; clear refusals."""
+    from c2s._errors import C2SError
+    from c2s.train import fine_tune
+
+    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
+    fine_tune(
+        m, pert_ds, tasks=["perturbation_prediction"], n_genes=10, context=["context"],
+        max_steps=2, batch_size=4, eval_split=None, probe=False, calibrate=False,
+    )  # fmt: skip
+    adata = c2s.datasets.synthetic_perturbation(n_cells=3, n_genes=120, n_targets=10, seed=3)
+    out = c2s.tl.perturb(
+        adata, m, ["PERT1", "PERT2+PERT3"], n_samples=2, n_genes=10, inverse=pert_ds
+    )
+    controls = adata.obs_names[adata.obs["perturbation"] == "control"]
+    assert out.n_obs == len(controls) * 2 * 2
+    assert list(out.obs["control_cell"]) == [c for c in controls for _ in range(4)]
+    assert list(out.obs["perturbation"]) == ["PERT1", "PERT1", "PERT2+PERT3", "PERT2+PERT3"] * 6
+    assert list(out.obs["sample"]) == [0, 1] * 12
+    ctx = adata.obs.loc[out.obs["control_cell"], "context"].astype(str).to_numpy()
+    assert (out.obs["context"].astype(str).to_numpy() == ctx).all()  # the control's obs
+    assert out.X.shape == (24, len(m.config.genes)) and out.X.nnz > 0  # expression
+    again = c2s.tl.perturb(adata, m, ["PERT1", "PERT2+PERT3"], n_samples=2, n_genes=10,
+                           inverse=pert_ds)  # fmt: skip
+    assert list(again.obs["c2s_sentence"]) == list(out.obs["c2s_sentence"])
+    with pytest.raises(C2SError, match="No control cells"):
+        c2s.tl.perturb(adata[adata.obs["perturbation"] != "control"].copy(), m, ["PERT1"])
+    with pytest.raises(C2SError, match="no obs column 'drug'"):
+        c2s.tl.perturb(adata, m, ["PERT1"], perturbation_key="drug")

@@ -103,6 +103,16 @@ def register(sub) -> None:
     p = sub.add_parser("perturb", help="predict perturbed cells from control cells")
     _common(p)
     p.add_argument("--perturbations", nargs="+", required=True)
+    p.add_argument(
+        "--perturbation-key",
+        type=_none_or_str,
+        default="perturbation",
+        help="obs column whose --control-value marks the controls; 'none': every cell is one",
+    )
+    p.add_argument("--control-value", default="control", help="the controls' value")
+    p.add_argument(
+        "--n-samples", type=int, default=1, help="predicted cells per control and perturbation"
+    )
     _sampling(p)
     _strict(p)
     p.set_defaults(run=_launched(run_perturb))
@@ -119,6 +129,10 @@ def register(sub) -> None:
 
 
 # -- plumbing ---------------------------------------------------------------------------------
+def _none_or_str(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
 def _launched(run):
     """Under torchrun / accelerate launch: split the cells across the processes; the first
     writes the output and prints the summary."""
@@ -365,7 +379,9 @@ def run_perturb(args) -> int:
     out, model, data, data_kw = _setup(args)
     t0 = time.perf_counter()
     adata = perturb(
-        data, model, args.perturbations, n_genes=args.n_genes, organism=args.organism,
+        data, model, args.perturbations, perturbation_key=args.perturbation_key,
+        control_value=args.control_value, n_samples=args.n_samples,
+        n_genes=args.n_genes, organism=args.organism,
         batch_size=args.batch_size, strict=args.strict, **_sampling_kw(args), **data_kw,
     )  # fmt: skip
     return _cells_out(args, out, adata, time.perf_counter() - t0)

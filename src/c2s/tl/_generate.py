@@ -181,6 +181,9 @@ def perturb(
     model,
     perturbations: Sequence[str],
     *,
+    perturbation_key: str | None = "perturbation",
+    control_value: str = "control",
+    n_samples: int = 1,
     n_genes: int | None = None,
     organism: str | None = None,
     temperature: float = 1.0,
@@ -197,46 +200,86 @@ def perturb(
     strict: bool = False,
     progress_bar: bool | None = None,
 ):
-    """Predict perturbed cells: every control cell of ``data`` under every perturbation.
+    """Predict perturbed cells from the control cells of ``data``, under every perturbation.
 
     ``data``, ``split``, ``layer``, ``use_raw`` and ``var_names`` are as in
     :func:`predict`; sampling options and ``strict`` as in :func:`generate`.
 
+    Parameters
+    ----------
+    perturbations
+        Perturbation names as the model saw them in training (a combination is a name of its
+        own, e.g. ``"IFNG+TNF"``).
+    perturbation_key, control_value
+        The controls are the cells whose obs column ``perturbation_key`` equals
+        ``control_value``; ``perturbation_key=None`` takes every cell as a control.
+    n_samples
+        Predicted cells per (control, perturbation), each from its own random stream.
+
     Returns
     -------
-    A new AnnData like :func:`generate`'s, one row per (control cell, perturbation), with
-    ``obs["control_cell"]``, ``obs["perturbation"]``, ``obs["c2s_sentence"]`` and
-    ``obs["c2s_n_genes"]``; nothing is written into ``data``.
+    A new AnnData, one row per (control cell, perturbation, sample) in that order, with the
+    control's obs columns, ``obs["control_cell"]``, ``obs["perturbation"]``,
+    ``obs["sample"]``, ``obs["c2s_sentence"]`` and ``obs["c2s_n_genes"]``, and expression
+    from the inverse transform; nothing is written into ``data``.
     """
     from c2s.model import generate_cells
     from c2s.prompts import sentence_texts
 
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
+    perturbations = [
+        str(p) for p in ([perturbations] if isinstance(perturbations, str) else perturbations)
+    ]
     if not perturbations:
         raise C2SError("Name at least one perturbation.")
     check_sampling(temperature, top_k, top_p, seed)
-    at_least(batch_size=(batch_size, 1))
+    at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1))
     check_task(m, "perturbation_prediction", strict)
     cs, _ = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
+    controls = _controls(cs.obs, perturbation_key, str(control_value))
     r = renderer(m, "perturbation_prediction", k, org)
-    prompts, ctrl, pert = [], [], []
-    for i in range(cs.n_cells):
+    prompts, rows = [], []
+    for i in controls:
         s = sentence_texts(cs, [i], k)[0]
         for p in perturbations:
-            prompts.append(r.prompt(values={"control_cell_sentence": s, "perturbation_name": p}))
-            ctrl.append(str(cs.obs.index[i]))
-            pert.append(str(p))
+            text = r.prompt(values={"control_cell_sentence": s, "perturbation_name": p})
+            for j in range(n_samples):
+                prompts.append(text)
+                rows.append((i, p, j))
     genes = _genes(m, genes)
     groups = generate_cells(
         m, _layout(m, r, prompts, genes), k, temperature=temperature, top_k=top_k, top_p=top_p,
         seed=seed, batch_size=batch_size, progress_bar=progress_bar,
     )  # fmt: skip
     sents = [cells[0] for cells in groups]
-    obs = pd.DataFrame(
-        {"control_cell": ctrl, "perturbation": pert},
-        index=[f"c2s_pert_{i}" for i in range(len(ctrl))],
-    )
+    idx = np.asarray([i for i, _, _ in rows], dtype=np.int64)
+    obs = cs.obs.iloc[idx].reset_index(names="control_cell")
+    obs = obs.drop(columns=["split"], errors="ignore")
+    obs["control_cell"] = obs["control_cell"].astype(str)
+    obs["perturbation"] = [p for _, p, _ in rows]
+    obs["sample"] = [j for _, _, j in rows]
+    obs.index = [f"c2s_pert_{n}" for n in range(len(rows))]
     return _to_anndata(m, genes, sents, obs, inverse)
+
+
+def _controls(obs: pd.DataFrame, key: str | None, value: str) -> np.ndarray:
+    """Row positions of the control cells."""
+    if key is None:
+        return np.arange(len(obs))
+    if key not in obs.columns:
+        raise C2SError(
+            f"The input has no obs column {key!r} to find its control cells in; name it with "
+            "perturbation_key= (--perturbation-key), or pass perturbation_key=None "
+            "(--perturbation-key none) when every cell is a control."
+        )
+    is_ctrl = (obs[key].astype(str) == value).to_numpy()
+    if not is_ctrl.any():
+        seen = sorted(obs[key].astype(str).unique())
+        raise C2SError(
+            f"No control cells: no cell has {key} == {value!r} (its values: {seen[:10]}"
+            f"{' ...' if len(seen) > 10 else ''}). Set control_value= (--control-value)."
+        )
+    return np.flatnonzero(is_ctrl)
