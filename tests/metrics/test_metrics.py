@@ -139,6 +139,27 @@ def test_perturbation_metrics():
     )
     assert reverse["all_genes"]["spearman"] == pytest.approx(-1.0)
     assert M.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    # cells on both sides: distances between the predicted and observed cells
+    assert perfect["mmd"] == pytest.approx(0, abs=1e-12) and perfect["energy_distance"] < 1e-9
+    far = M.perturbation_metrics(control, observed, control, top_n=3)
+    assert far["mmd"] > 0.1 and far["energy_distance"] > 1
+    assert "mmd" not in reverse  # means only: no cells to compare
+
+
+def test_perturbation_overlaps_and_signs_by_hand():
+    control = np.zeros(4)
+    observed = np.array([3.0, -2.0, 1.0, 0.0])  # d_obs
+    predicted = np.array([2.0, -1.0, 0.0, 1.0])  # d_pred
+    m = M.perturbation_metrics(control, observed, predicted, top_n=2, top_k=2)
+    # up: observed {0, 2}, predicted {0, 3}; down: observed {1, 3}, predicted {1, 2}
+    assert m["top2_up_overlap"] == 0.5 and m["top2_down_overlap"] == 0.5
+    assert m["top_de_genes"] == [0, 1] and m["top2_de"]["sign_agreement"] == 1.0
+    one = M.perturbation_metrics(control, observed, predicted, top_n=3, top_k=1)
+    assert one["top1_up_overlap"] == 1.0 and one["top1_down_overlap"] == 1.0
+    assert one["top3_de"]["sign_agreement"] == pytest.approx(2 / 3)  # gene 2: +1 vs 0
+    # Pearson of (3, -2, 1, 0) and (2, -1, 0, 1), by hand: both means 0.5, centred
+    # (2.5, -2.5, 0.5, -0.5) and (1.5, -1.5, -0.5, 0.5): 7 / sqrt(13 * 5)
+    assert one["all_genes"]["pearson"] == pytest.approx(7 / np.sqrt(13 * 5))
 
 
 # -- text ----------------------------------------------------------------------------------------
