@@ -80,3 +80,36 @@ def test_perturb_takes_the_controls_of_the_input(pert_ds, tmp_path):
         c2s.tl.perturb(adata[adata.obs["perturbation"] != "control"].copy(), m, ["PERT1"])
     with pytest.raises(C2SError, match="no obs column 'drug'"):
         c2s.tl.perturb(adata, m, ["PERT1"], perturbation_key="drug")
+
+
+def test_evaluate_scores_perturbations_next_to_the_baselines(pert_ds, tmp_path):
+    """c2s evaluate on a perturbation model: one row per (perturbation, context) and method,
+    the held-out ones marked unseen, the baselines where they apply, recomputable from the
+    CSV; no change scores exactly zero shift."""
+    import pandas as pd
+
+    from c2s.train import fine_tune
+
+    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
+    run = tmp_path / "model"
+    fine_tune(
+        m, pert_ds, output_dir=run, tasks=["perturbation_prediction"], n_genes=10,
+        context=["context"], max_steps=2, batch_size=4, eval_split=None, probe=False,
+        calibrate=False,
+    )  # fmt: skip
+    out = tmp_path / "ev"
+    res = c2s.evaluate(run, pert_ds, out, parts=["perturbation"])
+    pt = res["perturbation"]
+    assert set(pt["unseen"]) == set(HELD) and set(HELD) <= set(pt["perturbations"])
+    table = pd.read_csv(out / "perturbation.csv")
+    assert set(table["method"]) == {"c2s", "no_change", "training_shift", "sum_of_singles"}
+    unseen = table[table["perturbation"].isin(HELD)]
+    assert "training_shift" not in set(unseen["method"])  # never seen: no shift to use
+    combo = table[(table["perturbation"] == "PERT4+PERT5")]
+    assert set(combo["method"]) == {"c2s", "no_change", "sum_of_singles"}
+    assert (table["n_observed"] >= 2).all()
+    for name, r in pt["methods"].items():
+        rows = table[table["method"] == name]
+        assert r["n_rows"] == len(rows)
+        assert r["pearson_top20_de"] == pytest.approx(rows["pearson_top20_de"].mean(), nan_ok=True)
+    assert "perturbation response" in (out / "report.md").read_text()

@@ -13,6 +13,7 @@ from c2s.evaluation._description import description
 from c2s.evaluation._embedding import embedding, reconstruction
 from c2s.evaluation._generation import generation
 from c2s.evaluation._options import EvalOptions
+from c2s.evaluation._perturbation import perturbation
 from c2s.evaluation._plots import loss_plot
 from c2s.evaluation._report import write_outputs
 
@@ -65,7 +66,8 @@ def evaluate(
         is evaluated in bounded time and memory. The report says how many cells of each
         split were used; ``None`` uses them all.
     parts
-        Only these parts (``"annotation"``, ``"generation"``, ``"description"``,
+        Only these parts (``"annotation"``, ``"generation"``, ``"perturbation"``,
+        ``"description"``,
         ``"embedding"``, ``"reconstruction"``, ``"loss"``); default: every part that applies.
     plot_dir
         Instead of ``out``: an existing directory that receives the plots and data files
@@ -96,7 +98,10 @@ def evaluate(
     if len(idx.get("train", [])) == 0:
         raise C2SError("The dataset has no training cells to fit the baselines on.")
     clock = stopwatch or Stopwatch(verbose, prefix="evaluate")
-    known = ("annotation", "generation", "description", "embedding", "reconstruction", "loss")
+    known = (
+        "annotation", "generation", "perturbation", "description", "embedding",
+        "reconstruction", "loss",
+    )  # fmt: skip
     if parts is not None and not set(parts) <= set(known):
         raise C2SError(
             f"Unknown evaluation part(s) {sorted(set(parts) - set(known))}; known: {known}."
@@ -169,9 +174,13 @@ def run_parts(
             res.setdefault("other_label_tasks", {})[t] = part
     if "cell_type_generation" in tasks and o.wants("generation"):
         res["generation"] = clock.run("generation", lambda: generation(m, ds, o, plot_dir, res))
+    if "perturbation_prediction" in tasks and o.wants("perturbation"):
+        res["perturbation"] = clock.run(
+            "perturbation", lambda: perturbation(m, ds, o, plot_dir, res)
+        )
     if DESCRIPTION_TASK in tasks and o.wants("description"):
         res["description"] = clock.run("description", lambda: description(m, ds, o))
-    scored = {*label_tasks, "cell_type_generation", DESCRIPTION_TASK}
+    scored = {*label_tasks, "cell_type_generation", "perturbation_prediction", DESCRIPTION_TASK}
     for t in tasks:
         if t not in scored:
             res["skipped"][t] = "not scored by c2s evaluate yet (use c2s.metrics directly)"

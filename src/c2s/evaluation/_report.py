@@ -82,6 +82,39 @@ def _annotation_table(a: dict) -> list[str]:
     return [*lines, "", "Brackets: 95% bootstrap intervals over the held-out cells.", ""]
 
 
+PERTURBATION_ROWS = (
+    ("c2s", "C2S model"),
+    ("no_change", "no change (the control cells)"),
+    ("training_shift", "the perturbation's mean shift in training"),
+    ("sum_of_singles", "combinations: sum of the singles' shifts"),
+)
+
+
+def _perturbation_table(pt: dict) -> str:
+    lines = [
+        f"| perturbation response ({pt['n_rows']} perturbation x context pairs; unseen in "
+        f"training: {', '.join(pt['unseen']) or 'none'}) | Pearson delta, top-20 DE | "
+        "Pearson delta, all genes | top-50 up overlap | top-50 down overlap | MMD | energy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, title in PERTURBATION_ROWS:
+        r = pt["methods"].get(name)
+        if r is None:
+            continue
+        lines.append(
+            f"| {title} ({r['n_rows']} pairs) | {r['pearson_top20_de']:.3f} | "
+            f"{r['pearson_all']:.3f} | {r['up_overlap']:.2f} | {r['down_overlap']:.2f} | "
+            f"{r['mmd']:.4f} | {r['energy_distance']:.3f} |"
+        )
+    note = (
+        "Each pair: the observed perturbed cells of one context against cells predicted from "
+        f"that context's held-out controls ({pt['representation']}); a baseline is listed "
+        "only where it applies (a shift needs the perturbation, or both singles, in training). "
+        "Per-pair rows: perturbation.csv.\n"
+    )
+    return "\n".join([*lines, "", note])
+
+
 def report_sections(res: dict) -> str:
     """Markdown for the evaluation part of a report (tables and plot links)."""
     parts = [headline_table(res)]
@@ -97,6 +130,9 @@ def report_sections(res: dict) -> str:
             "closer. The class-mean cell sits at each type's centre with no spread; resampled "
             "real cells are what a perfect generator would score.\n"
         )
+    pt = res.get("perturbation")
+    if pt and pt.get("methods"):
+        parts.append(_perturbation_table(pt))
     d = res.get("description")
     if d:
         sim = d["text_similarity"]

@@ -1,0 +1,167 @@
+"""Perturbation response: for each perturbation among the evaluated split's cells and each
+context, cells predicted from that context's controls against the observed perturbed cells,
+next to the baselines that are hard to beat (no change; the perturbation's mean shift in
+training; for a combination, the sum of its singles' shifts). Every side is compared in the
+same form: its top-n genes turned into expression by the dataset's inverse transform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from c2s._errors import C2SError
+from c2s.evaluation._generation import top_n_expression
+from c2s.evaluation._options import EvalOptions
+
+METHODS = ("c2s", "no_change", "training_shift", "sum_of_singles")
+SUMMARY = ("pearson_all", "pearson_top20_de", "spearman_top20_de", "up_overlap", "down_overlap",
+           "mmd", "energy_distance")  # fmt: skip
+
+
+def _keys(m) -> tuple[str, str, list[str]]:
+    opts = (m.config.training or {}).get("options", {})
+    return (
+        opts.get("perturbation_key") or "perturbation",
+        str(opts.get("control_value") or "control"),
+        list(opts.get("context") or ["cell_type"]),
+    )
+
+
+def _dense(X) -> np.ndarray:
+    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+
+
+def perturbation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
+    from c2s.inverse import load_inverse, reconstruct
+    from c2s.metrics import perturbation_metrics
+    from c2s.sentences import CellSentences
+    from c2s.tl import perturb
+
+    pk, cv, ctx_cols = _keys(m)
+    missing = [c for c in [pk, *ctx_cols] if c not in ds.obs_columns]
+    if missing:
+        raise C2SError(f"The dataset has no {missing} column(s) for perturbation evaluation.")
+    inv_spec = ds.meta.get("inverse") or m.config.inverse
+    if inv_spec is None:
+        raise C2SError("Perturbations are compared on expression: fit an inverse transform first.")
+    inv = load_inverse(inv_spec)
+    n = int(o.n_genes or m.config.n_genes or 100)
+    X, cs = top_n_expression(ds, o.split, n, inv)
+    Xtr, cs_tr = top_n_expression(ds, "train", n, inv)
+    obs, obs_tr = _labels(cs.obs, pk, ctx_cols), _labels(cs_tr.obs, pk, ctx_cols)
+    is_ctrl = (obs["pert"] == cv).to_numpy()
+    if not is_ctrl.any():
+        raise C2SError(f"The {o.split!r} cells have no controls ({pk} == {cv!r}) to predict from.")
+    perts = sorted(set(obs["pert"][~is_ctrl]))
+    # the model's predictions from every evaluated control, under every perturbation
+    controls = cs.take(np.flatnonzero(is_ctrl))
+    kw = {**o.verb_kw(), **o.sampling_kw(), "n_genes": n}
+    pred = perturb(_as_anndata(controls), m, perts, perturbation_key=None, seed=o.seed,
+                   inverse=inv, **kw)  # fmt: skip
+    pcs = CellSentences.from_text(
+        pred.obs["c2s_sentence"].astype(str).tolist(), ds.vocab, on_unknown="drop"
+    )
+    Xp = reconstruct(pcs, inv).X
+    ctrl_ctx = obs["ctx"][is_ctrl].to_numpy()
+    pred_ctx = ctrl_ctx[np.repeat(np.arange(len(ctrl_ctx)), len(perts))]
+    pred_pert = pred.obs["perturbation"].astype(str).to_numpy()
+    shifts = _training_shifts(Xtr, obs_tr, cv)
+    rows = []
+    for p in perts:
+        for c in sorted(set(obs["ctx"][obs["pert"] == p])):
+            seen = (obs["pert"] == p).to_numpy() & (obs["ctx"] == c).to_numpy()
+            ctl = is_ctrl & (obs["ctx"] == c).to_numpy()
+            if seen.sum() < 2 or ctl.sum() < 1:
+                continue
+            control, observed = _dense(X[ctl]), _dense(X[seen])
+            sides = {
+                "c2s": _dense(Xp[(pred_pert == p) & (pred_ctx == c)]),
+                "no_change": control,
+            }
+            shift = shifts.get((p, c), shifts.get((p, None)))
+            if shift is not None:
+                sides["training_shift"] = control + shift
+            parts = p.split("+")
+            if len(parts) > 1 and all((q, None) in shifts for q in parts):
+                singles = [shifts.get((q, c), shifts[(q, None)]) for q in parts]
+                sides["sum_of_singles"] = control + sum(singles)
+            for name, P in sides.items():
+                r = perturbation_metrics(control, observed, P, top_n=20, top_k=50, seed=o.seed)
+                rows.append(_row(p, c, name, (p, None) in shifts, len(observed), r))
+    table = pd.DataFrame(rows)
+    if plot_dir is not None and len(table):
+        table.to_csv(plot_dir / "perturbation.csv", index=False)
+        res["plots"]["perturbation_table"] = "perturbation.csv"
+    return _summary(table, n, perts, shifts)
+
+
+def _labels(obs: pd.DataFrame, pk: str, ctx_cols: list[str]) -> pd.DataFrame:
+    ctx = obs[ctx_cols].astype(str).agg("|".join, axis=1)
+    return pd.DataFrame({"pert": obs[pk].astype(str).to_numpy(), "ctx": ctx.to_numpy()})
+
+
+def _as_anndata(cs):
+    """Control sentences as an AnnData whose values rank exactly into the same sentences
+    (strictly decreasing along each sentence), for the verbs that read AnnData."""
+    import anndata as ad
+
+    lengths = np.asarray(cs.lengths)
+    order = (np.repeat(lengths, lengths) - cs.positions).astype(np.float32)
+    a = ad.AnnData(X=cs.to_csr(order), obs=cs.obs.copy())
+    a.var_names = cs.vocab.display_names.astype(str)
+    return a
+
+
+def _training_shifts(Xtr, obs_tr: pd.DataFrame, cv: str) -> dict:
+    """Mean shift from the same context's controls of every perturbation seen in training,
+    per context, and pooled over contexts (key ``(perturbation, None)``)."""
+    out: dict = {}
+    ctrl = (obs_tr["pert"] == cv).to_numpy()
+    for p in sorted(set(obs_tr["pert"][~ctrl])):
+        per = []
+        for c in sorted(set(obs_tr["ctx"])):
+            at = (obs_tr["pert"] == p).to_numpy() & (obs_tr["ctx"] == c).to_numpy()
+            ct = ctrl & (obs_tr["ctx"] == c).to_numpy()
+            if at.any() and ct.any():
+                d = _dense(Xtr[at]).mean(0) - _dense(Xtr[ct]).mean(0)
+                out[(p, c)] = d
+                per.append(d)
+        if per:
+            out[(p, None)] = np.mean(per, axis=0)
+    return out
+
+
+def _row(p, c, method, seen, n_obs, r) -> dict:
+    return {
+        "perturbation": p, "context": c, "method": method, "seen_in_training": seen,
+        "n_observed": n_obs,
+        "pearson_all": r["all_genes"]["pearson"],
+        "pearson_top20_de": r["top20_de"]["pearson"],
+        "spearman_top20_de": r["top20_de"]["spearman"],
+        "kendall_top20_de": r["top20_de"]["kendall_tau"],
+        "sign_agreement_top20_de": r["top20_de"]["sign_agreement"],
+        "up_overlap": r["top50_up_overlap"], "down_overlap": r["top50_down_overlap"],
+        "mmd": r.get("mmd"), "energy_distance": r.get("energy_distance"),
+    }  # fmt: skip
+
+
+def _summary(table: pd.DataFrame, n: int, perts, shifts) -> dict:
+    out: dict = {
+        "n_genes": n,
+        "representation": f"top {n} genes, expression from the dataset's inverse transform",
+        "perturbations": list(perts),
+        "unseen": sorted({p for p in perts if (p, None) not in shifts}),
+        "n_rows": int(len(table) and table[table["method"] == "c2s"].shape[0]),
+        "methods": {},
+    }
+    for name in METHODS:
+        t = table[table["method"] == name] if len(table) else table
+        if not len(t):
+            continue
+        entry = {k: float(np.nanmean(t[k].astype(float))) for k in SUMMARY}
+        unseen = t[~t["seen_in_training"]]
+        if len(unseen):
+            entry["unseen"] = {k: float(np.nanmean(unseen[k].astype(float))) for k in SUMMARY}
+        entry["n_rows"] = len(t)
+        out["methods"][name] = entry
+    return out
