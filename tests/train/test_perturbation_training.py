@@ -102,11 +102,12 @@ def test_evaluate_scores_perturbations_next_to_the_baselines(pert_ds, tmp_path):
     pt = res["perturbation"]
     assert set(pt["unseen"]) == set(HELD) and set(HELD) <= set(pt["perturbations"])
     table = pd.read_csv(out / "perturbation.csv")
-    assert set(table["method"]) == {"c2s", "no_change", "training_shift", "sum_of_singles"}
+    methods = {"c2s", "no_change", "any_perturbation", "training_shift", "sum_of_singles"}
+    assert set(table["method"]) == methods
     unseen = table[table["perturbation"].isin(HELD)]
     assert "training_shift" not in set(unseen["method"])  # never seen: no shift to use
     combo = table[(table["perturbation"] == "PERT4+PERT5")]
-    assert set(combo["method"]) == {"c2s", "no_change", "sum_of_singles"}
+    assert set(combo["method"]) == {"c2s", "no_change", "any_perturbation", "sum_of_singles"}
     assert (table["n_observed"] >= 2).all()
     for name, r in pt["methods"].items():
         rows = table[table["method"] == name]

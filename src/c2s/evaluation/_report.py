@@ -85,6 +85,7 @@ def _annotation_table(a: dict) -> list[str]:
 PERTURBATION_ROWS = (
     ("c2s", "C2S model"),
     ("no_change", "no change (the control cells)"),
+    ("any_perturbation", "the mean shift of all perturbed training cells"),
     ("training_shift", "the perturbation's mean shift in training"),
     ("sum_of_singles", "combinations: sum of the singles' shifts"),
 )
