@@ -272,7 +272,7 @@ CASES = [
     ("top-p", "generate {model} --labels B --out {out}.h5ad --top-p 5", None, 2, "top_p"),
     ("unseen labels", "predict {model} {h5ad} --out {out}.csv --labels alien martian", None, 0, "never seen"),
     ("unseen labels strict", "predict {model} {h5ad} --out {out}.csv --labels alien --strict", None, 2, "never seen"),
-    ("untrained task", "perturb {model} {h5ad} --out {out}.h5ad --perturbations IFNG --n-genes 4", None, 0, "not trained for"),
+    ("untrained task", "perturb {model} {h5ad} --out {out}.h5ad --perturbations IFNG --n-genes 4 --perturbation-key none", None, 0, "not trained for"),
     ("untrained strict", "describe {model} {h5ad} --out {out}.csv --strict", None, 2, "not trained for"),
     ("reconstruct csv", "inverse reconstruct {ds} {out}.csv", None, 2, "must be an .h5ad"),
     ("mistyped model", "predict ./modle {h5ad} --out {out}.csv", None, 2, "not a hub id"),

@@ -22,6 +22,7 @@ POSITIONAL = {
     "attention": ["data", "model"],
     "describe": ["data", "model"],
     "perturb": ["data", "model", "perturbations"],
+    "screen": ["data", "model", "perturbations"],
     "generate": ["model", "labels"],
 }
 INPUT = {"split": None, "layer": None, "use_raw": False, "var_names": None}

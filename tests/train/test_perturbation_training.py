@@ -114,3 +114,44 @@ def test_evaluate_scores_perturbations_next_to_the_baselines(pert_ds, tmp_path):
         assert r["n_rows"] == len(rows)
         assert r["pearson_top20_de"] == pytest.approx(rows["pearson_top20_de"].mean(), nan_ok=True)
     assert "perturbation response" in (out / "report.md").read_text()
+
+
+def test_screen_effects_are_programme_score_changes(pert_ds):
+    """Each effect is the predicted cells' mean programme score minus the controls' in the
+    same context (recomputed here from perturb's own cells); the split is the difference;
+    clear refusals for an unknown programme gene, one context and no controls."""
+    from c2s._errors import C2SError
+    from c2s.pp import log10_normalize
+    from c2s.train import fine_tune
+
+    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
+    fine_tune(
+        m, pert_ds, tasks=["perturbation_prediction"], n_genes=10, context=["context"],
+        max_steps=2, batch_size=4, eval_split=None, probe=False, calibrate=False,
+    )  # fmt: skip
+    adata = c2s.datasets.synthetic_perturbation(n_cells=3, n_genes=120, n_targets=10, seed=3)
+    adata.X = log10_normalize(adata.X)
+    prog = list(c2s.datasets.MHC_I)
+    kw = {"context_key": "context", "program": prog, "n_samples": 2, "n_genes": 10}
+    res = c2s.tl.screen(adata, m, ["PERT1", "PERT2"], inverse=pert_ds, n_boot=50, **kw)
+    assert list(res.columns[:3]) == ["effect_ifn", "low_ifn", "high_ifn"]
+    assert sorted(res.index) == ["PERT1", "PERT2"] and res["split"].is_monotonic_decreasing
+    pred = c2s.tl.perturb(adata, m, ["PERT1", "PERT2"], n_samples=2, n_genes=10, inverse=pert_ds)
+    cols = [list(pred.var_names).index(g) for g in prog]
+    score = pred.X[:, cols].toarray().mean(1)
+    control = res.attrs["c2s"]["control_score"]
+    for p in ("PERT1", "PERT2"):
+        for c in ("ifn", "no_ifn"):
+            at = (pred.obs["perturbation"] == p).to_numpy() & (pred.obs["context"] == c).to_numpy()
+            assert res.loc[p, f"effect_{c}"] == pytest.approx(score[at].mean() - control[c])
+            assert res.loc[p, f"low_{c}"] <= res.loc[p, f"high_{c}"]
+    assert res["split"].to_numpy() == pytest.approx(
+        (res["effect_ifn"] - res["effect_no_ifn"]).to_numpy()
+    )
+    with pytest.raises(C2SError, match="does not know"):
+        c2s.tl.screen(adata, m, ["PERT1"], context_key="context", program=["NOTAGENE"])
+    one = adata[adata.obs["context"] == "ifn"].copy()
+    with pytest.raises(C2SError, match="two or more contexts"):
+        c2s.tl.screen(one, m, ["PERT1"], context_key="context", program=prog)
+    with pytest.raises(C2SError, match="No obs column 'cell_line'"):
+        c2s.tl.screen(adata, m, ["PERT1"], context_key="cell_line", program=prog)

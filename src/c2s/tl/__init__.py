@@ -1,5 +1,5 @@
 """AnnData verbs (scanpy style) running a C2S model: predict, embed, attention, generate,
-perturb, describe.
+perturb, describe, screen.
 
 One contract for all of them: ``data`` is an AnnData (``layer``, ``use_raw`` and
 ``var_names`` choose its expression) or a c2s dataset (``split`` picks one split);
@@ -14,5 +14,6 @@ from c2s.tl._describe import describe
 from c2s.tl._embed import attention, embed
 from c2s.tl._generate import generate, perturb
 from c2s.tl._predict import predict
+from c2s.tl._screen import screen
 
-__all__ = ["attention", "describe", "embed", "generate", "perturb", "predict"]
+__all__ = ["attention", "describe", "embed", "generate", "perturb", "predict", "screen"]
