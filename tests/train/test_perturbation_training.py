@@ -27,6 +27,22 @@ def pert_ds(tmp_path_factory):
     return ds
 
 
+@pytest.fixture(scope="module")
+def pert_model(pert_ds, tmp_path_factory):
+    """A tiny model trained two steps on perturbation prediction (the plumbing, not science);
+    the saved directory."""
+    from c2s.train import fine_tune
+
+    out = tmp_path_factory.mktemp("pert_model") / "model"
+    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
+    fine_tune(
+        m, pert_ds, output_dir=out, tasks=["perturbation_prediction"], n_genes=10,
+        context=["context"], max_steps=2, batch_size=4, eval_split=None, probe=False,
+        calibrate=False,
+    )  # fmt: skip
+    return out
+
+
 def test_controls_share_the_context_and_held_out_perturbations_stay_out(pert_ds):
     m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
     cfg = TrainConfig(tasks=["perturbation_prediction"], n_genes=20, context=["context"])
@@ -50,17 +66,12 @@ def test_controls_share_the_context_and_held_out_perturbations_stay_out(pert_ds)
     assert not named & set(HELD) and "PERT2+PERT3" in named
 
 
-def test_perturb_takes_the_controls_of_the_input(pert_ds, tmp_path):
+def test_perturb_takes_the_controls_of_the_input(pert_ds, pert_model):
     """The controls come from the input's perturbation column; every (control, perturbation)
     gets n_samples seeded cells with the control's obs; clear refusals."""
     from c2s._errors import C2SError
-    from c2s.train import fine_tune
 
-    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
-    fine_tune(
-        m, pert_ds, tasks=["perturbation_prediction"], n_genes=10, context=["context"],
-        max_steps=2, batch_size=4, eval_split=None, probe=False, calibrate=False,
-    )  # fmt: skip
+    m = C2SModel.from_pretrained(pert_model, device="cpu")
     adata = c2s.datasets.synthetic_perturbation(n_cells=3, n_genes=120, n_targets=10, seed=3)
     out = c2s.tl.perturb(
         adata, m, ["PERT1", "PERT2+PERT3"], n_samples=2, n_genes=10, inverse=pert_ds
@@ -82,21 +93,13 @@ def test_perturb_takes_the_controls_of_the_input(pert_ds, tmp_path):
         c2s.tl.perturb(adata, m, ["PERT1"], perturbation_key="drug")
 
 
-def test_evaluate_scores_perturbations_next_to_the_baselines(pert_ds, tmp_path):
+def test_evaluate_scores_perturbations_next_to_the_baselines(pert_ds, pert_model, tmp_path):
     """c2s evaluate on a perturbation model: one row per (perturbation, context) and method,
     the held-out ones marked unseen, the baselines where they apply, recomputable from the
-    CSV; no change scores exactly zero shift."""
+    CSV."""
     import pandas as pd
 
-    from c2s.train import fine_tune
-
-    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
-    run = tmp_path / "model"
-    fine_tune(
-        m, pert_ds, output_dir=run, tasks=["perturbation_prediction"], n_genes=10,
-        context=["context"], max_steps=2, batch_size=4, eval_split=None, probe=False,
-        calibrate=False,
-    )  # fmt: skip
+    run = pert_model
     out = tmp_path / "ev"
     res = c2s.evaluate(run, pert_ds, out, parts=["perturbation"])
     pt = res["perturbation"]
@@ -116,19 +119,14 @@ def test_evaluate_scores_perturbations_next_to_the_baselines(pert_ds, tmp_path):
     assert "perturbation response" in (out / "report.md").read_text()
 
 
-def test_screen_effects_are_programme_score_changes(pert_ds):
+def test_screen_effects_are_programme_score_changes(pert_ds, pert_model):
     """Each effect is the predicted cells' mean programme score minus the controls' in the
     same context (recomputed here from perturb's own cells); the split is the difference;
-    clear refusals for an unknown programme gene, one context and no controls."""
+    clear refusals for an unknown programme gene, one context and no context column."""
     from c2s._errors import C2SError
     from c2s.pp import log10_normalize
-    from c2s.train import fine_tune
 
-    m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
-    fine_tune(
-        m, pert_ds, tasks=["perturbation_prediction"], n_genes=10, context=["context"],
-        max_steps=2, batch_size=4, eval_split=None, probe=False, calibrate=False,
-    )  # fmt: skip
+    m = C2SModel.from_pretrained(pert_model, device="cpu")
     adata = c2s.datasets.synthetic_perturbation(n_cells=3, n_genes=120, n_targets=10, seed=3)
     adata.X = log10_normalize(adata.X)
     prog = list(c2s.datasets.MHC_I)
