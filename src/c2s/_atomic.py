@@ -40,6 +40,7 @@ DIR_KINDS: dict[str, set[str]] = {
     "evaluation": {"evaluation"},
     "quickstart": {"quickstart"},
     "reference": {"reference"},
+    "screen": {"screen"},
 }
 # Files of older c2s versions (before the marker) that identify a directory's kind (more
 # shapes in output_kind).

@@ -153,3 +153,41 @@ def test_screen_effects_are_programme_score_changes(pert_ds, pert_model):
         c2s.tl.screen(one, m, ["PERT1"], context_key="context", program=prog)
     with pytest.raises(C2SError, match="No obs column 'cell_line'"):
         c2s.tl.screen(adata, m, ["PERT1"], context_key="cell_line", program=prog)
+
+
+def test_screen_command_writes_table_report_and_plot(pert_model, tmp_path, capsys):
+    import json
+
+    import anndata as ad
+
+    from c2s.cli import main
+    from c2s.pp import log10_normalize
+
+    adata = c2s.datasets.synthetic_perturbation(n_cells=3, n_genes=120, n_targets=10, seed=3)
+    adata.X = log10_normalize(adata.X)
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    (tmp_path / "perts.txt").write_text("PERT1\n# a comment\nPERT2\n")
+    out = tmp_path / "screen"
+    argv = [
+        "screen", str(pert_model), str(tmp_path / "cells.h5ad"), "--out", str(out),
+        "--perturbations-file", str(tmp_path / "perts.txt"), "--context-key", "context",
+        "--contexts", "no_ifn", "ifn", "--program", *c2s.datasets.MHC_I, "--n-samples", "2",
+        "--n-genes", "10", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["contexts"] == ["no_ifn", "ifn"] and summary["predicted_cells"] == 6 * 2 * 2
+    import pandas as pd
+
+    table = pd.read_csv(out / "screen.csv", index_col="perturbation")
+    assert sorted(table.index) == ["PERT1", "PERT2"]
+    split = table["effect_no_ifn"] - table["effect_ifn"]  # the first context minus the second
+    assert table["split"].to_numpy() == pytest.approx(split.to_numpy())
+    assert (out / "screen.png").stat().st_size > 0
+    assert "| PERT" in (out / "report.md").read_text()
+    assert ad.read_h5ad(tmp_path / "cells.h5ad").n_obs == adata.n_obs  # the input untouched
+    # bad input: one line on stderr, exit 2, nothing written
+    bad = [*argv[:4], str(tmp_path / "bad"), *argv[5:]]
+    bad[bad.index("--program") + 1] = "NOTAGENE"
+    assert main(bad) == 2 and "does not know" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -24,6 +24,7 @@ _COMMANDS = {
     "prompt": ("prompt",),
     "train": ("train",),
     "run_model": ("predict", "embed", "generate", "perturb", "describe"),
+    "screen": ("screen",),
     "evaluate": ("evaluate",),
     "quickstart": ("quickstart",),
 }

@@ -1,9 +1,10 @@
 """Plots (matplotlib): rank -> expression fits, reconstruction quality, training curves,
-confusion matrices and embeddings; :func:`save_figure` writes any of them to a file."""
+confusion matrices, embeddings and the virtual screen; :func:`save_figure` writes any of them to a file."""
 
 from c2s.pl._figure import save_figure
 from c2s.pl._inference import confusion_matrix, embedding
 from c2s.pl._inverse import inverse_fit, inverse_plots, reconstruction
+from c2s.pl._screen import screen_scatter
 from c2s.pl._training import loss_curve
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "loss_curve",
     "reconstruction",
     "save_figure",
+    "screen_scatter",
 ]
