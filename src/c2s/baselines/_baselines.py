@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from c2s._errors import C2SError
+from c2s.metrics import as_matrix
 
 
 def expression(dataset, *, split: str | None = None, rows=None, top_k: int | None = None):
@@ -91,7 +92,7 @@ def class_mean_cells(train_X, train_y: Sequence, labels: Sequence) -> np.ndarray
     """One row per entry of ``labels``: the mean of the training cells with that label
     (sparse input is averaged without densifying it)."""
     y = _by_label(train_y, labels)
-    X = _rows_matrix(train_X)
+    X = as_matrix(train_X, keep_sparse=True)
     means = {
         lab: np.asarray(X[y == lab].mean(0), dtype=np.float64).ravel()
         for lab in {str(v) for v in labels}
@@ -105,7 +106,7 @@ def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int =
     """One row per entry of ``labels``: a training cell with that label drawn at random
     (without replacement while the label's cells last); sparse input gives sparse rows."""
     y = _by_label(train_y, labels)
-    X = _rows_matrix(train_X)
+    X = as_matrix(train_X, keep_sparse=True)
     rng = np.random.default_rng(seed)
     pools = {
         lab: list(rng.permutation(np.flatnonzero(y == lab)))
@@ -118,16 +119,3 @@ def resampled_cells(train_X, train_y: Sequence, labels: Sequence, *, seed: int =
             pools[str(lab)] = pool = list(rng.permutation(np.flatnonzero(y == str(lab))))
         rows.append(pool.pop())
     return X[np.asarray(rows, dtype=np.int64)] if rows else X[:0]
-
-
-def _rows_matrix(X):
-    """CSR for sparse input (row selection without densifying), else a dense float64 array."""
-    import scipy.sparse as sp
-
-    if hasattr(X, "obs_names") and hasattr(X, "X"):
-        X = X.X
-    if sp.issparse(X):
-        return sp.csr_matrix(X)
-    from c2s.metrics import as_matrix
-
-    return as_matrix(X)

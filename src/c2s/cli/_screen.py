@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from c2s.cli._common import add_json, emit
+from c2s.cli._run_model import _none_or_str
 
 
 def register(sub) -> None:
@@ -27,7 +28,12 @@ def register(sub) -> None:
     prog.add_argument("--program-file", help="a file with one programme gene per line")
     p.add_argument("--context-key", required=True, help="obs column holding the context")
     p.add_argument("--contexts", nargs="+", help="contexts to compare (split: first - second)")
-    p.add_argument("--perturbation-key", default="perturbation", help="'none': all are controls")
+    p.add_argument(
+        "--perturbation-key",
+        type=_none_or_str,
+        default="perturbation",
+        help="obs column whose --control-value marks the controls; 'none': every cell is one",
+    )
     p.add_argument("--control-value", default="control")
     p.add_argument("--n-samples", type=int, default=5, help="predicted cells per control")
     p.add_argument("--n-genes", type=int, help="genes per sentence (default: the model's)")
@@ -65,7 +71,6 @@ def run(args) -> int:
 
     perts = args.perturbations or _lines(args.perturbations_file, "perturbations")
     program = args.program or _lines(args.program_file, "programme")
-    key = None if args.perturbation_key.lower() == "none" else args.perturbation_key
     out = Path(args.out)
     with atomic_dir(
         out, overwrite=args.overwrite, kind="screen", inputs=[args.model, args.input]
@@ -75,8 +80,8 @@ def run(args) -> int:
         t0 = time.perf_counter()
         table = screen(
             data, model, perts, context_key=args.context_key, program=program,
-            contexts=args.contexts, perturbation_key=key, control_value=args.control_value,
-            n_samples=args.n_samples, n_genes=args.n_genes, seed=args.seed,
+            contexts=args.contexts, perturbation_key=args.perturbation_key,
+            control_value=args.control_value, n_samples=args.n_samples, n_genes=args.n_genes, seed=args.seed,
             batch_size=args.batch_size, split=args.split, layer=args.layer, use_raw=args.raw,
             var_names=args.var_names,
         )  # fmt: skip

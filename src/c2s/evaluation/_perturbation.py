@@ -56,14 +56,12 @@ def perturbation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     # the model's predictions from every evaluated control, under every perturbation
     controls = cs.take(np.flatnonzero(is_ctrl))
     kw = {**o.verb_kw(), **o.sampling_kw(), "n_genes": n}
-    pred = perturb(_as_anndata(controls), m, perts, perturbation_key=None, seed=o.seed,
-                   inverse=inv, **kw)  # fmt: skip
+    pred = perturb(controls, m, perts, perturbation_key=None, seed=o.seed, inverse=inv, **kw)
     pcs = CellSentences.from_text(
         pred.obs["c2s_sentence"].astype(str).tolist(), ds.vocab, on_unknown="drop"
     )
     Xp = reconstruct(pcs, inv).X
-    ctrl_ctx = obs["ctx"][is_ctrl].to_numpy()
-    pred_ctx = ctrl_ctx[np.repeat(np.arange(len(ctrl_ctx)), len(perts))]
+    pred_ctx = _contexts(pred.obs, ctx_cols)  # each predicted cell keeps its control's obs
     pred_pert = pred.obs["perturbation"].astype(str).to_numpy()
     shifts = _training_shifts(Xtr, obs_tr, cv)
     rows = []
@@ -103,21 +101,12 @@ def perturbation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     return _summary(table, n, perts, shifts)
 
 
+def _contexts(obs: pd.DataFrame, ctx_cols: list[str]) -> np.ndarray:
+    return obs[ctx_cols].astype(str).agg("|".join, axis=1).to_numpy()
+
+
 def _labels(obs: pd.DataFrame, pk: str, ctx_cols: list[str]) -> pd.DataFrame:
-    ctx = obs[ctx_cols].astype(str).agg("|".join, axis=1)
-    return pd.DataFrame({"pert": obs[pk].astype(str).to_numpy(), "ctx": ctx.to_numpy()})
-
-
-def _as_anndata(cs):
-    """Control sentences as an AnnData whose values rank exactly into the same sentences
-    (strictly decreasing along each sentence), for the verbs that read AnnData."""
-    import anndata as ad
-
-    lengths = np.asarray(cs.lengths)
-    order = (np.repeat(lengths, lengths) - cs.positions).astype(np.float32)
-    a = ad.AnnData(X=cs.to_csr(order), obs=cs.obs.copy())
-    a.var_names = cs.vocab.display_names.astype(str)
-    return a
+    return pd.DataFrame({"pert": obs[pk].astype(str).to_numpy(), "ctx": _contexts(obs, ctx_cols)})
 
 
 def _training_shifts(Xtr, obs_tr: pd.DataFrame, cv: str) -> dict:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from c2s._errors import C2SError
 from c2s.io._meta import META_FILE, SCHEMA_VERSION, write_meta
 from c2s.io._split import SPLITS
-from c2s.sentences import CellSentences, Vocab
+from c2s.sentences import CellSentences, Vocab, first_k
 
 _DAMAGED = (
     "The dataset is damaged: `c2s info --check DATASET` lists what is wrong; convert it again."
@@ -338,16 +338,10 @@ def _lists(t: pa.Table, values: bool, top_k: int | None):
         vcol = t.column("values").combine_chunks()
         vals = np.asarray(vcol.values, dtype=np.float32)[off[0] : off[-1]]
     off = off - off[0]
-    if top_k is not None:
-        lens = np.diff(off)
-        if (lens > top_k).any():
-            keep = np.minimum(lens, top_k)
-            new = np.zeros(len(off), dtype=np.int64)
-            np.cumsum(keep, out=new[1:])
-            flat = np.repeat(off[:-1] - new[:-1], keep) + np.arange(new[-1])
-            genes = genes[flat]
-            vals = None if vals is None else vals[flat]
-            off = new
+    if top_k is not None and (np.diff(off) > top_k).any():
+        flat, off = first_k(off, top_k)
+        genes = genes[flat]
+        vals = None if vals is None else vals[flat]
     # uncut arrays are views that keep only the shard's gene (and value) buffers alive
     return genes, off, vals
 

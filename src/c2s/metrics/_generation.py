@@ -14,16 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from c2s._errors import C2SError
 
 KS = (3, 5, 10, 25)
 
 
-def as_matrix(x) -> np.ndarray:
-    """A dense float64 cells x features array from an array, a sparse matrix or an AnnData."""
+def as_matrix(x, *, keep_sparse: bool = False):
+    """A dense float64 cells x features array from an array, a sparse matrix or an AnnData;
+    with ``keep_sparse``, sparse input comes back as a float64 CSR matrix instead."""
     if hasattr(x, "obs_names") and hasattr(x, "X"):
         x = x.X
+    if keep_sparse and sp.issparse(x):
+        return sp.csr_matrix(x, dtype=np.float64)
     if hasattr(x, "toarray"):
         x = x.toarray()
     x = np.asarray(x, dtype=np.float64)
@@ -51,10 +55,9 @@ def pca_space(
     matrix, on a seeded sample of at most ``max_cells`` cells, and cells are projected in
     blocks, so memory is that of the sparse matrix plus the components.
     """
-    import scipy.sparse as sp
     from sklearn.decomposition import PCA
 
-    x = _cells_matrix(real)
+    x = as_matrix(real, keep_sparse=True)
     k = int(min(n_components, x.shape[0] - 1, x.shape[1]))
     if k < 1:
         return as_matrix
@@ -65,7 +68,7 @@ def pca_space(
         pca = PCA(n_components=k, random_state=seed, svd_solver="full").fit(as_matrix(fit))
 
     def project(cells) -> np.ndarray:
-        c = _cells_matrix(cells)
+        c = as_matrix(cells, keep_sparse=True)
         out = np.empty((c.shape[0], pca.n_components_))
         for a in range(0, c.shape[0], _BLOCK):
             block = c[a : a + _BLOCK]
@@ -76,17 +79,6 @@ def pca_space(
 
 
 _BLOCK = 8192  # cells projected at a time
-
-
-def _cells_matrix(x):
-    """A CSR matrix (sparse input, kept sparse as float64) or a dense float64 array."""
-    import scipy.sparse as sp
-
-    if hasattr(x, "obs_names") and hasattr(x, "X"):
-        x = x.X
-    if sp.issparse(x):
-        return sp.csr_matrix(x, dtype=np.float64)
-    return as_matrix(x)
 
 
 def _subsample(x, n: int | None, rng):

@@ -2,7 +2,7 @@
 
 from c2s.sentences._augment import drop_genes, shuffle_ties
 from c2s.sentences._rank import Ranked, rank, rank_csr
-from c2s.sentences._sentences import CellSentences
+from c2s.sentences._sentences import CellSentences, first_k
 from c2s.sentences._vocab import Vocab, check_gene_names
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Vocab",
     "check_gene_names",
     "drop_genes",
+    "first_k",
     "from_anndata",
     "rank",
     "rank_csr",

@@ -11,6 +11,15 @@ from c2s._errors import C2SError
 from c2s.sentences._vocab import Vocab
 
 
+def first_k(offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each row's first ``k`` entries of ragged arrays with ``offsets`` (from 0) lie:
+    the flat positions to keep, and the offsets after keeping them."""
+    lens = np.minimum(np.diff(offsets), k)
+    new_off = np.zeros(len(offsets), dtype=np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    return np.repeat(offsets[:-1] - new_off[:-1], lens) + np.arange(new_off[-1]), new_off
+
+
 @dataclass
 class CellSentences:
     """Cell sentences in the integer data model.
@@ -111,10 +120,7 @@ class CellSentences:
         """Keep the first ``k`` genes of every cell."""
         if k < 1:
             raise C2SError(f"k must be a positive number of genes, got {k}.")
-        lens = np.minimum(self.lengths, k)
-        new_off = np.zeros(self.n_cells + 1, dtype=np.int64)
-        np.cumsum(lens, out=new_off[1:])
-        flat = np.repeat(self.offsets[:-1] - new_off[:-1], lens) + np.arange(new_off[-1])
+        flat, new_off = first_k(self.offsets, k)
         return CellSentences(
             self.genes[flat],
             new_off,

@@ -223,16 +223,9 @@ def perturb(
     ``obs["sample"]``, ``obs["c2s_sentence"]`` and ``obs["c2s_n_genes"]``, and expression
     from the inverse transform; nothing is written into ``data``.
     """
-    from c2s.model import generate_cells
-    from c2s.prompts import sentence_texts
-
     m = load_model(model)
     k, org = settings(m, n_genes, organism)
-    perturbations = [
-        str(p) for p in ([perturbations] if isinstance(perturbations, str) else perturbations)
-    ]
-    if not perturbations:
-        raise C2SError("Name at least one perturbation.")
+    perturbations = perturbation_names(perturbations)
     check_sampling(temperature, top_k, top_p, seed)
     at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1))
     check_task(m, "perturbation_prediction", strict)
@@ -240,7 +233,30 @@ def perturb(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
     controls = _controls(cs.obs, perturbation_key, str(control_value))
-    r = renderer(m, "perturbation_prediction", k, org)
+    sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+    return perturbed_cells(
+        m, cs, controls, perturbations, k=k, organism=org, n_samples=n_samples, genes=genes,
+        inverse=inverse, batch_size=batch_size, progress_bar=progress_bar, **sampling,
+    )  # fmt: skip
+
+
+def perturbation_names(perturbations) -> list[str]:
+    """The names as strings (one name alone is a list of one); none is an error."""
+    names = [str(p) for p in ([perturbations] if isinstance(perturbations, str) else perturbations)]
+    if not names:
+        raise C2SError("Name at least one perturbation.")
+    return names
+
+
+def perturbed_cells(
+    m, cs, controls, perturbations, *, k, organism, n_samples, genes, inverse, batch_size,
+    progress_bar, temperature, top_k, top_p, seed,
+):  # fmt: skip
+    """:func:`perturb`'s work on cells already read: the rows ``controls`` of ``cs``."""
+    from c2s.model import generate_cells
+    from c2s.prompts import sentence_texts
+
+    r = renderer(m, "perturbation_prediction", k, organism)
     prompts, rows = [], []
     for i in controls:
         s = sentence_texts(cs, [i], k)[0]

@@ -58,10 +58,16 @@ def read_cells(
     """Top-``n_genes`` sentences of the input's cells that express any gene, checked against
     the model's gene vocabulary (genes it never saw are counted in a warning), and the index
     of all the input's cells (cells with no expressed gene are named in a warning and left
-    out; their results are missing)."""
+    out; their results are missing). ``data`` may also be cells already ranked
+    (:class:`~c2s.sentences.CellSentences`)."""
     from c2s.io import C2SDataset
+    from c2s.sentences import CellSentences
 
-    if is_anndata(data):
+    if isinstance(data, CellSentences):
+        if split is not None or layer is not None or use_raw or var_names is not None:
+            raise C2SError("split=, layer=, use_raw= and var_names= do not apply to ranked cells.")
+        cs = data.top_k(n_genes)
+    elif is_anndata(data):
         if split is not None:
             raise C2SError("split= applies to c2s datasets; subset the AnnData instead.")
         from c2s.sentences import from_anndata

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
-from c2s.tl._inputs import load_model, read_cells, settings
+from c2s.tl._generate import (
+    _controls,
+    _genes,
+    _to_anndata,
+    perturbation_names,
+    perturbed_cells,
+)
+from c2s.tl._inputs import at_least, check_task, load_model, read_cells, settings
 
 
 def screen(
@@ -67,13 +74,15 @@ def screen(
     second's) and ``rank_split``; sorted by ``split``, largest first. ``attrs["c2s"]`` holds
     the settings and the controls' programme scores per context.
     """
-    from c2s.tl._generate import _genes, _to_anndata, perturb
-
+    perts = perturbation_names(perturbations)
     m = load_model(model)
-    k, _ = settings(m, n_genes, None)
+    k, org = settings(m, n_genes, None)
+    at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1))
+    check_task(m, "perturbation_prediction", False)
     genes = _genes(m, None)
+    upper = {g.upper(): j for j, g in enumerate(genes)}
     program = [str(g) for g in program]
-    unknown = [g for g in program if g.upper() not in {x.upper() for x in genes}]
+    unknown = [g for g in program if g.upper() not in upper]
     if unknown:
         raise C2SError(
             f"Programme genes the model does not know: {unknown[:10]}"
@@ -83,8 +92,6 @@ def screen(
     cs, _ = read_cells(data, m, n_genes=k, **cells)
     if context_key not in cs.obs.columns:
         raise C2SError(f"No obs column {context_key!r} holds the cells' context.")
-    from c2s.tl._generate import _controls
-
     ctrl = _controls(cs.obs, perturbation_key, str(control_value))
     ctx_of = cs.obs[context_key].astype(str).to_numpy()
     have = sorted(set(ctx_of[ctrl]))
@@ -94,17 +101,16 @@ def screen(
             f"A screen compares two or more contexts with control cells; asked for {contexts}, "
             f"controls exist in {have}."
         )
-    upper = {g.upper(): j for j, g in enumerate(genes)}
     prog = np.asarray(sorted({upper[g.upper()] for g in program}))
     # the controls themselves, in the same form as the predictions
     names = cs.vocab.display_names.astype(str)
     sents = [[upper[n] for n in (names[g].upper() for g in cs.cell(i)) if n in upper] for i in ctrl]
     base = _to_anndata(m, genes, sents, cs.obs.iloc[ctrl][[]], inverse)
     base_score = _score(base.X, prog)
-    pred = perturb(
-        data, m, perturbations, perturbation_key=perturbation_key, control_value=control_value,
-        n_samples=n_samples, n_genes=k, seed=seed, inverse=inverse, batch_size=batch_size,
-        progress_bar=progress_bar, **cells,
+    pred = perturbed_cells(
+        m, cs, ctrl, perts, k=k, organism=org, n_samples=n_samples, genes=None,
+        inverse=inverse, batch_size=batch_size, progress_bar=progress_bar, temperature=1.0,
+        top_k=None, top_p=None, seed=seed,
     )  # fmt: skip
     pred_score = _score(pred.X, prog)
     pred_ctx = pred.obs[context_key].astype(str).to_numpy()
@@ -112,7 +118,7 @@ def screen(
     base_ctx = ctx_of[ctrl]
     rng = np.random.default_rng(seed)
     rows = []
-    for p in dict.fromkeys(str(x) for x in perturbations):
+    for p in dict.fromkeys(perts):
         row = {"perturbation": p}
         for c in contexts:
             a = pred_score[(pred_pert == p) & (pred_ctx == c)]
