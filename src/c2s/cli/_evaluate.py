@@ -47,6 +47,12 @@ def register(sub) -> None:
         help="training cells the baselines and the embedding k-NN use at most (default 50000; "
         "0 for all)",
     )
+    p.add_argument(
+        "--n-samples",
+        type=int,
+        default=5,
+        help="perturbation: predicted cells per held-out control and perturbation (default 5)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
@@ -72,6 +78,7 @@ def run(args) -> int:
         model_frechet=args.model_frechet,
         max_cells=args.max_cells or None,
         max_train_cells=args.max_train_cells or None,
+        n_samples=args.n_samples,
         overwrite=args.overwrite,
         progress_bar=not args.json,
         verbose=not args.json,

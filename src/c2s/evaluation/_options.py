@@ -22,6 +22,7 @@ class EvalOptions:
     parts: tuple | None = None  # only these parts (None: all that apply)
     max_cells: int | None = 10_000  # evaluated (and validation) cells: a stratified sample
     max_train_cells: int | None = 50_000  # training cells the baselines and k-NN use
+    n_samples: int = 5  # perturbation: predicted cells per control and perturbation
 
     def wants(self, part: str) -> bool:
         return self.parts is None or part in self.parts

@@ -55,7 +55,7 @@ def perturbation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     perts = sorted(set(obs["pert"][~is_ctrl]))
     # the model's predictions from every evaluated control, under every perturbation
     controls = cs.take(np.flatnonzero(is_ctrl))
-    kw = {**o.verb_kw(), **o.sampling_kw(), "n_genes": n}
+    kw = {**o.verb_kw(), **o.sampling_kw(), "n_genes": n, "n_samples": o.n_samples}
     pred = perturb(controls, m, perts, perturbation_key=None, seed=o.seed, inverse=inv, **kw)
     pcs = CellSentences.from_text(
         pred.obs["c2s_sentence"].astype(str).tolist(), ds.vocab, on_unknown="drop"
@@ -77,22 +77,32 @@ def perturbation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
             # both the observed and the predicted change, and correlate them for free
             ctl_tr = (obs_tr["pert"] == cv).to_numpy() & (obs_tr["ctx"] == c).to_numpy()
             reference = np.vstack([control, _dense(Xtr[ctl_tr])])
+            # a baseline shifts every control of the context: its change is the shift itself,
+            # without the noise of the few held-out controls the model predicts from
             sides = {
                 "c2s": _dense(Xp[(pred_pert == p) & (pred_ctx == c)]),
-                "no_change": control,
+                "no_change": reference,
             }
             generic = shifts.get(("*", c), shifts.get(("*", None)))
             if generic is not None:  # what any perturbation does here, on average
-                sides["any_perturbation"] = control + generic
+                sides["any_perturbation"] = reference + generic
             shift = shifts.get((p, c), shifts.get((p, None)))
             if shift is not None:
-                sides["training_shift"] = control + shift
+                sides["training_shift"] = reference + shift
             parts = p.split("+")
             if len(parts) > 1 and all((q, None) in shifts for q in parts):
                 singles = [shifts.get((q, c), shifts[(q, None)]) for q in parts]
-                sides["sum_of_singles"] = control + sum(singles)
+                sides["sum_of_singles"] = reference + sum(singles)
+            # distances between sets of cells depend on their sizes (the V-statistics count
+            # each cell with itself): every side is compared with the same number of cells
+            n_eq = min(len(P) for P in sides.values())
+            rng = np.random.default_rng([o.seed, len(rows)])
             for name, P in sides.items():
                 r = perturbation_metrics(reference, observed, P, top_n=20, top_k=50, seed=o.seed)
+                if len(P) > n_eq >= 2:
+                    sub = P[np.sort(rng.choice(len(P), n_eq, replace=False))]
+                    d = perturbation_metrics(reference, observed, sub, seed=o.seed)
+                    r["mmd"], r["energy_distance"] = d.get("mmd"), d.get("energy_distance")
                 rows.append(_row(p, c, name, (p, None) in shifts, len(observed), r))
     table = pd.DataFrame(rows)
     if plot_dir is not None and len(table):

@@ -9,13 +9,16 @@ from c2s.inverse._models import InverseModel
 def load_inverse(spec) -> InverseModel:
     """An :class:`InverseModel` from any place one is kept.
 
-    ``spec`` is a fitted model (returned as it is), a model's dict
+    ``spec`` is a fitted model (returned as it is), :func:`fit_inverse`'s result (its chosen
+    model), a model's dict
     (:meth:`InverseModel.to_dict`), a stored fit (the ``inverse`` entry of a dataset's
     metadata or of a model's ``c2s_config.json``: a dict with ``params``), or a c2s dataset
     (:class:`~c2s.io.C2SDataset` or its directory) with a fitted inverse model.
     """
     if hasattr(spec, "predict_sentences"):
         return spec
+    if isinstance(getattr(spec, "model", None), InverseModel):  # an InverseFit
+        return spec.model
     if not isinstance(spec, dict):
         from c2s.io import C2SDataset
 
