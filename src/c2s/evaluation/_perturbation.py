@@ -170,10 +170,17 @@ def _summary(table: pd.DataFrame, n: int, perts, shifts) -> dict:
         t = table[table["method"] == name] if len(table) else table
         if not len(t):
             continue
-        entry = {k: float(np.nanmean(t[k].astype(float))) for k in SUMMARY}
+        entry = {k: _mean(t[k]) for k in SUMMARY}
         unseen = t[~t["seen_in_training"]]
         if len(unseen):
-            entry["unseen"] = {k: float(np.nanmean(unseen[k].astype(float))) for k in SUMMARY}
+            entry["unseen"] = {k: _mean(unseen[k]) for k in SUMMARY}
         entry["n_rows"] = len(t)
         out["methods"][name] = entry
     return out
+
+
+def _mean(col: pd.Series) -> float | None:
+    """The mean over the rows where the metric is defined; None where it never is (the
+    correlations of "no change", whose change is zero)."""
+    x = col.astype(float).to_numpy()
+    return float(x[~np.isnan(x)].mean()) if (~np.isnan(x)).any() else None

@@ -84,11 +84,15 @@ def _annotation_table(a: dict) -> list[str]:
 
 PERTURBATION_ROWS = (
     ("c2s", "C2S model"),
-    ("no_change", "no change (the control cells)"),
+    ("no_change", "no change (the control cells; a change of zero correlates with nothing)"),
     ("any_perturbation", "the mean shift of all perturbed training cells"),
     ("training_shift", "the perturbation's mean shift in training"),
     ("sum_of_singles", "combinations: sum of the singles' shifts"),
 )
+
+
+def _num(x, digits: int) -> str:
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
 
 
 def _perturbation_table(pt: dict) -> str:
@@ -102,15 +106,16 @@ def _perturbation_table(pt: dict) -> str:
         r = pt["methods"].get(name)
         if r is None:
             continue
-        lines.append(
-            f"| {title} ({r['n_rows']} pairs) | {r['pearson_top20_de']:.3f} | "
-            f"{r['pearson_all']:.3f} | {r['up_overlap']:.2f} | {r['down_overlap']:.2f} | "
-            f"{r['mmd']:.4f} | {r['energy_distance']:.3f} |"
-        )
+        cells = [
+            _num(r.get(k), d)
+            for k, d in (("pearson_top20_de", 3), ("pearson_all", 3), ("up_overlap", 2),
+                         ("down_overlap", 2), ("mmd", 4), ("energy_distance", 3))
+        ]  # fmt: skip
+        lines.append(f"| {title} ({r['n_rows']} pairs) | " + " | ".join(cells) + " |")
     note = (
         "Each pair: the observed perturbed cells of one context against cells predicted from "
-        f"that context's held-out controls ({pt['representation']}); a baseline is listed "
-        "only where it applies (a shift needs the perturbation, or both singles, in training). "
+        f"that context's held-out controls ({pt['representation']}); a baseline shifts every "
+        "control of the context, and is listed only where it applies (a shift needs the perturbation, or both singles, in training). "
         "Per-pair rows: perturbation.csv.\n"
     )
     return "\n".join([*lines, "", note])
