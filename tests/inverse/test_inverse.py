@@ -146,6 +146,9 @@ def test_fit_inverse_prefers_rank_mean_on_synthetic(lognorm_sentences):
     assert d["selected"] == "rank_mean" and d["params"]["model"] == "rank_mean"
     only = fit_inverse(lognorm_sentences, model="linear")
     assert only.selected == "linear" and list(only.metrics) == ["linear"]
+    from c2s.inverse import load_inverse
+
+    assert load_inverse(fit) is fit.model  # a fit serves wherever inverse= is asked for
 
 
 def test_fit_inverse_prefers_rank_mean_on_pbmc(pbmc_dataset):

@@ -115,8 +115,8 @@ def _perturbation_table(pt: dict) -> str:
     note = (
         "Each pair: the observed perturbed cells of one context against cells predicted from "
         f"that context's held-out controls ({pt['representation']}); a baseline shifts every "
-        "control of the context, and is listed only where it applies (a shift needs the perturbation, or both singles, in training). "
-        "Per-pair rows: perturbation.csv.\n"
+        "control of the context, and is listed only where it applies (a shift needs the "
+        "perturbation, or both singles, in training). Per-pair rows: perturbation.csv.\n"
     )
     return "\n".join([*lines, "", note])
 
