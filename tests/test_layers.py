@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"sentences"},
     {"io", "datasets", "pl", "baselines"},
     {"prompts", "inverse"},
-    {"encoding"},
+    {"encoding", "rewards"},
     {"model"},
     {"train", "tl"},
     {"evaluation"},

@@ -14,6 +14,7 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.tl` - AnnData verbs running a model: predict, embed, generate, perturb, describe.
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
 - :mod:`c2s.metrics` - annotation, generation, perturbation, text and reconstruction metrics.
+- :mod:`c2s.rewards` - rewards that score biology, for GRPO alignment (TRL's signature).
 - :mod:`c2s.baselines` - logistic regression, k-NN, class-mean and resampled-cell baselines.
 - :func:`c2s.evaluate` - a model against the baselines on a dataset's held-out cells.
 - :mod:`c2s.datasets` - synthetic data and the bundled PBMC data.
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
         pl,
         pp,
         prompts,
+        rewards,
         sentences,
         tl,
         train,
@@ -64,6 +66,7 @@ _SUBMODULES = (
     "datasets",
     "pl",
     "tl",
+    "rewards",
 )
 
 __all__ = [
@@ -81,6 +84,7 @@ __all__ = [
     "pl",
     "pp",
     "prompts",
+    "rewards",
     "sentences",
     "tl",
     "train",

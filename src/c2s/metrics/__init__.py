@@ -11,7 +11,7 @@
   :func:`generation_metrics`, and :func:`as_matrix` (cells x features from an array, a
   sparse matrix or an AnnData);
 - perturbation: :func:`perturbation_metrics`, :func:`kendall_tau`;
-- text: :func:`text_similarity`, :func:`token_f1`.
+- text: :func:`text_similarity`, :func:`token_f1`, :func:`sentence_encoder`.
 """
 
 from c2s.metrics._annotation import (
@@ -41,7 +41,7 @@ from c2s.metrics._generation import (
 )
 from c2s.metrics._perturbation import kendall_tau, perturbation_metrics
 from c2s.metrics._regression import pearson, r2_score, reconstruction_metrics, spearman
-from c2s.metrics._text import DEFAULT_TEXT_MODEL, text_similarity, token_f1
+from c2s.metrics._text import DEFAULT_TEXT_MODEL, sentence_encoder, text_similarity, token_f1
 
 __all__ = [
     "DEFAULT_TEXT_MODEL",
@@ -69,6 +69,7 @@ __all__ = [
     "r2_score",
     "reconstruction_metrics",
     "scfid",
+    "sentence_encoder",
     "spearman",
     "text_similarity",
     "token_f1",
