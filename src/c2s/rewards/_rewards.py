@@ -77,7 +77,7 @@ def gene_validity(
     return out
 
 
-def _expression(text: str, inverse, genes: list[str] | None = None) -> dict[str, float]:
+def _expression(text: str, inverse) -> dict[str, float]:
     """Gene -> expression of a cell sentence through the inverse transform (first mention
     of a gene counts; later repeats and their positions are ignored)."""
     words = _words(_text(text))
