@@ -5,6 +5,7 @@ Token encoding (prompt + response with response-only labels) is in :mod:`c2s.enc
 which inference shares.
 """
 
+from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._collate import CountingCollator, PromptCollator
 from c2s.train._config import TrainConfig, read_yaml, task_weights
 from c2s.train._examples import build_examples
@@ -16,9 +17,11 @@ __all__ = [
     "PromptCollator",
     "TrainConfig",
     "TrainResult",
+    "alignment_prompts",
     "build_examples",
     "check_run_dir",
     "fine_tune",
+    "gene_generation_kwargs",
     "is_main_process",
     "read_yaml",
     "task_weights",
