@@ -5,6 +5,7 @@ Token encoding (prompt + response with response-only labels) is in :mod:`c2s.enc
 which inference shares.
 """
 
+from c2s.train._align import AlignConfig, AlignResult, align
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._collate import CountingCollator, PromptCollator
 from c2s.train._config import TrainConfig, read_yaml, task_weights
@@ -13,10 +14,13 @@ from c2s.train._rundir import check_run_dir, is_main_process
 from c2s.train._trainer import TrainResult, fine_tune
 
 __all__ = [
+    "AlignConfig",
+    "AlignResult",
     "CountingCollator",
     "PromptCollator",
     "TrainConfig",
     "TrainResult",
+    "align",
     "alignment_prompts",
     "build_examples",
     "check_run_dir",
