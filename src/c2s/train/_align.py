@@ -8,28 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from c2s._errors import C2SError
-from c2s._logging import get_logger
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._rundir import (
     CHECKPOINTS,
-    check_run_dir,
-    finish_run_dir,
     is_main_process,
     latest_checkpoint,
     make_run_dir,
-    run_dir_lock,
+    run_dir,
     save_into,
-    work_dir_for,
     write_json,
 )
-
-log = get_logger(__name__)
 
 
 @dataclass
@@ -95,21 +88,20 @@ def _model_genes(m) -> list[str]:
 def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[list, list]:
     from c2s.rewards import REWARDS, check, get, parse_spec
 
-    funcs, weights, names = [], [], []
+    funcs, weights = [], []
     for spec in cfg.rewards:
         if callable(spec):
             funcs.append(spec)
             weights.append(1.0)
             continue
         name, weight, opts = parse_spec(spec)
-        names.append(name)
         check([name], columns, program="program" in opts)  # unknown name, missing columns
         needs = REWARDS[name][2]
         if "genes" in needs:
             opts.setdefault("genes", _model_genes(m))
             opts.setdefault("n_genes", n_genes)
         if "inverse" in needs:
-            inv = ds.meta.get("inverse") or getattr(m.config, "inverse", None)
+            inv = ds.meta.get("inverse") or m.config.inverse
             if inv is None:
                 raise C2SError(f"Reward {name!r} compares expression: fit an inverse transform "
                                "first (c2s inverse fit DATASET).")  # fmt: skip
@@ -192,21 +184,20 @@ def align(
         n_genes + 4 if task.answer == "cells" and gen_kw else 16 if task.answer == "label" else 4 * n_genes
     )  # fmt: skip
     out = Path(output_dir)
-    if is_main_process():
-        check_run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=[ds.path, m.name_or_path])
-    work = work_dir_for(out, resume=cfg.resume)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
                                  target_modules="all-linear")  # fmt: skip
-    with run_dir_lock(out), warnings.catch_warnings():
+    inputs = [ds.path, m.name_or_path]
+    with (
+        run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs) as work,
+        warnings.catch_warnings(),
+    ):
         # TRL 1.16 still uses transformers' (gradient|is_gradient)_checkpointing names, which
         # transformers 5 deprecates; not ours to fix, and harmless until transformers 6
         warnings.filterwarnings("ignore", ".*checkpointing.*", FutureWarning)
-        if is_main_process() and work != out and work.exists():
-            shutil.rmtree(work)
         make_run_dir(work)
         ckpt = latest_checkpoint(work / CHECKPOINTS) if cfg.resume == "latest" else cfg.resume
         if cfg.resume and ckpt is None:
@@ -216,16 +207,11 @@ def align(
             model=m.model, reward_funcs=funcs, args=args, train_dataset=data,
             processing_class=tok, peft_config=peft_config, callbacks=callbacks,
         )  # fmt: skip
-        try:
-            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-            m.model = trainer.model
-            if is_main_process():
-                history = trainer.state.log_history
-                write_json(work / "train_log.json", {"options": cfg.to_dict(), "log": history})
-                m.config.training = {**(m.config.training or {}), "alignment": cfg.to_dict()}
-                save_into(m, work, merge=cfg.lora)
-        except BaseException:
-            finish_run_dir(work, out, ok=False)
-            raise
-        finish_run_dir(work, out, ok=True)
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        m.model = trainer.model
+        if is_main_process():
+            history = trainer.state.log_history
+            write_json(work / "train_log.json", {"options": cfg.to_dict(), "log": history})
+            m.config.training = {**(m.config.training or {}), "alignment": cfg.to_dict()}
+            save_into(m, work, merge=cfg.lora)
     return AlignResult(out, int(trainer.state.global_step), list(trainer.state.log_history))

@@ -92,6 +92,26 @@ def run_dir_lock(out: Path):
         yield
 
 
+@contextlib.contextmanager
+def run_dir(out: Path, *, overwrite: bool, resume: str | None, inputs: Iterable = ()):
+    """A training run's directory, from the refusals to the end: yields where to write
+    (``out``, or a hidden sibling that takes ``out``'s place only when the block completes;
+    on failure the sibling is removed and the previous run stays). Under torchrun only the
+    main process checks and prepares it (the others would see it half-made)."""
+    if is_main_process():
+        check_run_dir(out, overwrite=overwrite, resume=resume, inputs=inputs)
+    work = work_dir_for(out, resume=resume)
+    with run_dir_lock(out):
+        if is_main_process() and work != out and work.exists():
+            shutil.rmtree(work)  # a replacement run that never finished (c2s's own name)
+        try:
+            yield work
+        except BaseException:
+            finish_run_dir(work, out, ok=False)
+            raise
+        finish_run_dir(work, out, ok=True)
+
+
 def make_run_dir(path: Path) -> None:
     """Create the run directory (rank 0), marked as a c2s run."""
     path.mkdir(parents=True, exist_ok=True)

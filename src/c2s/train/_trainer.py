@@ -9,7 +9,6 @@ files plus ``c2s_config.json``, written last: its presence marks a finished run)
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +34,11 @@ from c2s.train._rank_data import launch, share_examples
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
-    check_run_dir,
-    finish_run_dir,
     is_main_process,
     latest_checkpoint,
     make_run_dir,
-    run_dir_lock,
+    run_dir,
     save_into,
-    work_dir_for,
     write_json,
     write_split,
 )
@@ -156,29 +152,17 @@ def fine_tune(
         with tempfile.TemporaryDirectory(prefix="c2s-train-") as tmp:
             return _run(model, ds, cfg, max_length, Path(tmp), None, callbacks, Path(tmp))
     out = Path(output_dir)
-    # Under torchrun / accelerate launch only the main process checks, locks and prepares
-    # the directory (the others would see it half-made); a failure there stops every rank.
-    if is_main_process():
-        inputs = [ds.path, model.name_or_path]
-        check_run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs)
-    work = work_dir_for(out, resume=cfg.resume)
-    with run_dir_lock(out):
-        if is_main_process() and work != out and work.exists():
-            shutil.rmtree(work)  # a replacement run that never finished (c2s's own name)
-        # the training examples' tokens, on the output's file system, removed at the end
-        spill = tempfile.TemporaryDirectory(
+    inputs = [ds.path, model.name_or_path]
+    # (after the checks) the training examples' tokens, on the output's file system
+    with (
+        run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs) as work,
+        tempfile.TemporaryDirectory(
             prefix=f".{out.name}.examples-",
             dir=out.parent if out.parent.is_dir() else None,
             ignore_cleanup_errors=True,
-        )
-        try:
-            with spill:
-                result = _run(model, ds, cfg, max_length, work, out, callbacks, Path(spill.name))
-        except BaseException:
-            finish_run_dir(work, out, ok=False)
-            raise
-        finish_run_dir(work, out, ok=True)
-    return result
+        ) as spill,
+    ):
+        return _run(model, ds, cfg, max_length, work, out, callbacks, Path(spill))
 
 
 def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> TrainResult:
