@@ -22,6 +22,11 @@ def _prefers(completions, **_):
             for c in completions]  # fmt: skip
 
 
+def _short(completions, **_):
+    """A reward that always varies within a group (so every step has a gradient)."""
+    return [-float(len(str(c))) for c in completions]
+
+
 def _share(model_dir, prompts) -> float:
     """How often sampled answers are the preferred label (same seed before and after)."""
     import torch
@@ -68,3 +73,124 @@ def test_bad_rewards_are_refused_before_training(pbmc_dataset, tmp_path):
     with pytest.raises(C2SError, match="multiple of group_size"):
         align(m, pbmc_dataset, tmp_path / "c", batch_size=12, group_size=8)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_lora_alignment_leaves_the_base_weights_unchanged(trained_model, pbmc_dataset, tmp_path):
+    import hashlib
+
+    import torch
+
+    def digest():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(trained_model.iterdir()) if p.is_file()}  # fmt: skip
+
+    on_disk = digest()
+    m = C2SModel.from_pretrained(trained_model, device="cpu")
+    before = {k: v.clone() for k, v in m.model.state_dict().items()}
+    out = tmp_path / "lora"
+    align(m, pbmc_dataset, out, rewards=[_short], lora=True, lora_r=4, steps=3,
+          learning_rate=1e-2, max_prompts=16, n_genes=30, seed=0)  # fmt: skip
+    changed_base, lora_b = [], []
+    for k, v in m.model.state_dict().items():
+        if "lora_B" in k:
+            lora_b.append(float(v.abs().max()))
+        elif "lora_" not in k:
+            k0 = k.replace("base_model.model.", "").replace(".base_layer", "")
+            if not torch.equal(v, before[k0]):
+                changed_base.append(k)
+    assert changed_base == [] and lora_b and max(lora_b) > 0  # B starts at zero
+    assert digest() == on_disk  # the model aligned from is untouched
+    cfg = json.loads((out / "c2s_config.json").read_text())
+    assert cfg["adapter"] and cfg["base_model"] == str(trained_model)
+    again = C2SModel.from_pretrained(out, device="cpu")
+    assert again.is_peft
+    ids = torch.tensor([m.tokenizer("CD74 LYZ S100A8.")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(ids).logits, m.model(ids).logits)
+
+
+def test_an_interrupted_alignment_resumes(trained_model, pbmc_dataset, tmp_path):
+    from transformers import TrainerCallback
+
+    from c2s._errors import OutputExistsError
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    opts = {
+        "steps": 4,
+        "save_steps": 2,
+        "max_prompts": 16,
+        "n_genes": 30,
+        "learning_rate": 1e-3,
+        "seed": 0,
+    }
+    with pytest.raises(KeyboardInterrupt):
+        align(trained_model, pbmc_dataset, out, callbacks=[Interrupt()], **opts)
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (out / "c2s_config.json").exists()  # not a finished model
+    with pytest.raises(OutputExistsError, match="interrupted"):
+        align(trained_model, pbmc_dataset, out, **opts)
+    res = align(trained_model, pbmc_dataset, out, resume="latest", **opts)
+    assert (res.steps, res.start_step) == (4, 2)
+    assert [h["step"] for h in res.log_history if "reward" in h] == [1, 2, 3, 4]
+    assert (out / "c2s_config.json").exists() and (out / "checkpoints" / "checkpoint-4").is_dir()
+    assert json.loads((out / "train_log.json").read_text())["options"]["resume"] == "latest"
+
+
+def test_gene_tasks_sample_only_distinct_known_genes_inside_grpo(
+    trained_model, pbmc_dataset, tmp_path
+):
+    seen = []
+
+    def record(completions, **_):
+        seen.extend(completions)
+        return [0.0] * len(completions)
+
+    genes = set(C2SModel.from_pretrained(trained_model, device="cpu").config.genes)
+    res = align(trained_model, pbmc_dataset, tmp_path / "gen", task="cell_type_generation",
+                rewards=[record, "gene_validity"], steps=2, max_prompts=8, n_genes=30,
+                temperature=1.5, seed=0)  # fmt: skip
+    assert len(seen) == 2 * 16
+    for text in seen:
+        words = text.strip().removesuffix(".").split()
+        assert words and set(words) <= genes, text
+        assert len(words) == len(set(words)), text
+    assert "gene_validity" in res.rewards()
+
+
+def test_align_cli_with_a_config_file_and_flags(trained_model, pbmc_dataset, tmp_path, capsys):
+    from c2s.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("steps: 5\nmax-prompts: 16\nn_genes: 30\nreward: [label]\nlearning_rate: 1e-3\n"
+                   .replace("reward:", "rewards:"))  # fmt: skip
+    out = tmp_path / "cli"
+    argv = ["align", str(trained_model), str(pbmc_dataset.path), "--out", str(out),
+            "--config", str(cfg), "--steps", "2", "--reward", "label:2", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2 and summary["tokens_per_second"] > 0
+    assert set(summary["rewards"]) == {"label"}
+    options = json.loads((out / "train_log.json").read_text())["options"]
+    assert options["rewards"] == ["label:2"] and options["steps"] == 2
+    assert options["max_prompts"] == 16 and options["learning_rate"] == 1e-3
+    assert (out / "alignment.png").stat().st_size > 0
+    assert C2SModel.from_pretrained(out, device="cpu").config.training["alignment"]["steps"] == 2
+    # bad options: one line, nothing written
+    for bad, msg in [
+        (["--reward", "labell"], "Unknown reward 'labell'"),
+        (["--group-size", "1"], "group_size must be at least 2"),
+        (["--task", "cell_typing"], "cell_typing"),
+    ]:
+        code = main(["align", str(trained_model), str(pbmc_dataset.path), "--out",
+                     str(tmp_path / "bad"), *bad])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and msg in err and err.count("\n") == 1, err
+        assert not (tmp_path / "bad").exists()
+    cfg.write_text("stepz: 3\n")
+    assert main([*argv[:-5], "--json"]) == 2
+    assert "Unknown alignment option(s) ['stepz']" in capsys.readouterr().err

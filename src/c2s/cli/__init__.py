@@ -23,6 +23,7 @@ _COMMANDS = {
     "import_reference": ("import-reference",),
     "prompt": ("prompt",),
     "train": ("train",),
+    "align": ("align",),
     "run_model": ("predict", "embed", "generate", "perturb", "describe"),
     "screen": ("screen",),
     "evaluate": ("evaluate",),

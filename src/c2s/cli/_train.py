@@ -26,14 +26,16 @@ def _flag_kwargs(tp) -> dict:
     if tp is bool:
         return {"action": argparse.BooleanOptionalAction}
     if typing.get_origin(tp) is list:
-        return {"nargs": "+", "type": typing.get_args(tp)[0], "metavar": "X"}
+        # ``--tasks a b`` and ``--tasks a --tasks b`` both give [a, b]
+        return {"nargs": "+", "action": "extend", "type": typing.get_args(tp)[0], "metavar": "X"}
     return {"type": tp}
 
 
-def add_config_flags(parser, cls) -> None:
-    """One ``--flag`` per dataclass field, with its help; unset flags stay absent."""
+def add_config_flags(parser, cls, *, title: str = "training options") -> None:
+    """One ``--flag`` per dataclass field, with its help (and the field's ``flags`` metadata
+    as other names); unset flags stay absent."""
     hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group("training options (also valid as keys of --config)")
+    group = parser.add_argument_group(f"{title} (also valid as keys of --config)")
     for f in dataclasses.fields(cls):
         kw = _flag_kwargs(hints[f.name])
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
@@ -42,6 +44,7 @@ def add_config_flags(parser, cls) -> None:
             kw["choices"] = f.metadata["choices"]
         group.add_argument(
             "--" + f.name.replace("_", "-"),
+            *f.metadata.get("flags", ()),
             dest=f.name,
             default=argparse.SUPPRESS,
             help=help_text if default is None else f"{help_text} (default: {default})",

@@ -31,3 +31,36 @@ def loss_curve(result, *, ax=None, title: str | None = None):
     ax.set_title(title or "loss")
     ax.legend(frameon=False)
     return ax
+
+
+def reward_curves(log_history: list, *, title: str | None = None):
+    """An alignment run's curves from its log history (``AlignResult.log_history`` or
+    ``train_log.json``'s ``log``): the mean of each reward function and the weighted total,
+    the KL to the starting model (when it was penalized) and the mean completion length, per
+    optimizer step.
+
+    Returns the matplotlib ``Figure``.
+    """
+    plt = _plt()
+    rows = [h for h in log_history if "reward" in h]
+    names = sorted({k for h in rows for k in h if k.startswith("rewards/") and k.endswith("/mean")})
+    panels = [("reward", "mean reward")]
+    if any("kl" in h for h in rows):
+        panels.append(("kl", "KL to the start"))
+    panels.append(("completions/mean_length", "completion length (tokens)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    steps = [h["step"] for h in rows]
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        if key == "reward":
+            for name in names:
+                short = name[len("rewards/") : -len("/mean")]
+                ax.plot(steps, [h.get(name) for h in rows], lw=0.9, label=short.lstrip("_"))
+            if len(names) != 1:
+                ax.plot(steps, [h["reward"] for h in rows], color="k", lw=1.2, label="weighted")
+            ax.legend(frameon=False, fontsize=8)
+        else:
+            ax.plot(steps, [h.get(key) for h in rows], lw=0.9, color="C0")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(label)
+    fig.suptitle(title or "alignment (GRPO)")
+    return fig

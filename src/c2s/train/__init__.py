@@ -5,7 +5,8 @@ Token encoding (prompt + response with response-only labels) is in :mod:`c2s.enc
 which inference shares.
 """
 
-from c2s.train._align import AlignConfig, AlignResult, align
+from c2s.train._align import AlignResult, align
+from c2s.train._align_config import AlignConfig
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._collate import CountingCollator, PromptCollator
 from c2s.train._config import TrainConfig, read_yaml, task_weights

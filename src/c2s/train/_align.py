@@ -7,15 +7,21 @@ directory follows the same rules (refusals, ``resume``, checkpoints, the finishe
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from c2s._errors import C2SError
+from c2s._logging import get_logger
+from c2s.train._align_config import AlignConfig
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
+from c2s.train._callbacks import own_progress
+from c2s.train._precision import autocast_flags, fp32_master_weights
 from c2s.train._rundir import (
     CHECKPOINTS,
+    check_resume,
     is_main_process,
     latest_checkpoint,
     make_run_dir,
@@ -24,57 +30,55 @@ from c2s.train._rundir import (
     write_json,
 )
 
-
-@dataclass
-class AlignConfig:
-    """Options of an alignment run (``c2s align --config run.yaml`` reads the same keys)."""
-
-    task: str = "cell_type_prediction"
-    rewards: list = field(default_factory=lambda: ["label"])  # "name[:weight][:k=v]" or callables
-    n_genes: int | None = None  # genes per cell sentence (default: the model's)
-    split: str = "train"
-    max_prompts: int | None = None  # a seeded sample of the prompts
-    group_size: int = 8  # completions per prompt (GRPO's group)
-    batch_size: int = 16  # completions per step and device (a multiple of group_size)
-    kl: float = 0.0  # KL coefficient (TRL's beta)
-    learning_rate: float = 5e-5
-    steps: int = 100
-    temperature: float = 1.0
-    max_completion_length: int | None = None  # default: 16 (labels), n_genes + 4 (cells)
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    save_steps: int = 50
-    seed: int = 0
-    program: list[str] | None = None  # perturbation_program's genes
-    organism: str | None = None
-    context: list[str] | None = None  # perturbation pairs: the controls' context columns
-    resume: str | None = None  # "latest" or a checkpoint directory
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AlignConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise C2SError(f"Unknown alignment option(s) {unknown}; known: {sorted(known)}.")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["rewards"] = [r if isinstance(r, str) else getattr(r, "__name__", "custom")
-                        for r in self.rewards]  # fmt: skip
-        return d
+log = get_logger(__name__)
+_LOW = ("torch.bfloat16", "torch.float16")
 
 
 @dataclass
 class AlignResult:
+    """What an alignment run did: steps, time, throughput and TRL's log history (per logged
+    step: ``reward``, ``rewards/<name>/mean``, ``kl``, ``completions/mean_length`` ...)."""
+
     output_dir: Path | None
     steps: int
     log_history: list = field(repr=False, default_factory=list)
+    start_step: int = 0  # where a resumed run started
 
     def mean_reward(self, first: bool = False) -> float | None:
+        """The weighted reward of the last (``first``: the first) logged step."""
         vals = [h["reward"] for h in self.log_history if "reward" in h]
         return (vals[0] if first else vals[-1]) if vals else None
+
+    def rewards(self) -> dict[str, list[float]]:
+        """Each reward function's mean per logged step."""
+        out: dict[str, list[float]] = {}
+        for h in self.log_history:
+            for k, v in h.items():
+                if k.startswith("rewards/") and k.endswith("/mean"):
+                    out.setdefault(k[len("rewards/") : -len("/mean")], []).append(v)
+        return out
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time of the training loop (this call's part, when it resumed)."""
+        return next((h["train_runtime"] for h in self.log_history if "train_runtime" in h), None)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Prompt and completion tokens through the policy per second of this call."""
+        tokens = [h["num_tokens"] for h in self.log_history if "num_tokens" in h]
+        return tokens[-1] / self.seconds if tokens and self.seconds else None
+
+    def to_dict(self) -> dict:
+        first, last = self.mean_reward(first=True), self.mean_reward()
+        trained = self.steps - self.start_step
+        per_step = self.seconds / trained if self.seconds and trained else None
+        return {
+            "output_dir": str(self.output_dir), "steps": self.steps, "seconds": self.seconds,
+            "seconds_per_step": per_step, "tokens_per_second": self.tokens_per_second,
+            "first_reward": first, "last_reward": last,
+            "rewards": {k: {"first": v[0], "last": v[-1]} for k, v in self.rewards().items()},
+        }  # fmt: skip
 
 
 def _model_genes(m) -> list[str]:
@@ -116,8 +120,10 @@ def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[l
     return funcs, weights
 
 
-def _grpo_config(GRPOConfig, work: Path, cfg: AlignConfig, max_len, weights, gen_kw, m):
+def _grpo_config(GRPOConfig, work: Path, cfg: AlignConfig, max_len, weights, gen_kw, m, low):
+    # bf16 / fp16 explicit: TRL turns bf16 autocast on by default, also for a float32 model
     return GRPOConfig(
+        **autocast_flags(low, on_gpu=m.device.type == "cuda"),
         output_dir=str(work / CHECKPOINTS), per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.group_size, max_completion_length=max_len, max_steps=cfg.steps,
         learning_rate=cfg.learning_rate, beta=cfg.kl, temperature=cfg.temperature,
@@ -142,12 +148,14 @@ def align(
     optional weight and options, ``"label"``, ``"gene_validity:0.5"``,
     ``"perturbation_program:1:method=pearson"``, or your own functions
     ``(completions, **columns) -> list[float]``). Keyword ``options`` override the config's
-    fields. Every reward and the columns it reads are checked before any training.
+    fields. Every option, reward and the columns it reads are checked before any training.
 
     Gene tasks sample only distinct genes the model knows (:func:`gene_generation_kwargs`)
-    where the tokenizer has one token per gene. The result in ``output_dir`` is a C2S model
-    directory like any other, with ``train_log.json`` (mean reward per function, KL,
-    completion length per logged step) and ``checkpoints/``.
+    where the tokenizer has one token per gene. With ``lora`` only adapters train (the base
+    weights stay as they are) and the run saves the adapter, or, with ``merge``, a plain
+    model. The result in ``output_dir`` is a C2S model directory like any other, with
+    ``train_log.json`` (mean reward per function, KL, completion length per logged step),
+    ``alignment.png`` (the same as curves, when matplotlib is installed) and ``checkpoints/``.
     """
     from trl import GRPOConfig, GRPOTrainer
 
@@ -155,14 +163,11 @@ def align(
     from c2s.model import C2SModel
     from c2s.prompts import get_task
 
-    cfg = AlignConfig.from_dict({**(config.to_dict() if config else {}), **options})
-    if config is not None:  # callables survive only through the object itself
-        cfg.rewards = list(options.get("rewards", config.rewards))
+    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)} if config else {}
+    cfg = AlignConfig.from_dict({**given, **options})
     m = model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model)
     ds = dataset if isinstance(dataset, C2SDataset) else C2SDataset(dataset)
-    if cfg.batch_size % cfg.group_size:
-        raise C2SError(f"batch_size ({cfg.batch_size}) must be a multiple of group_size "
-                       f"({cfg.group_size}): each prompt's group is scored together.")  # fmt: skip
+    _check_lora(m, cfg)
     task = get_task(cfg.task)
     n_genes = int(cfg.n_genes or m.config.n_genes or 200)
     data = alignment_prompts(
@@ -185,11 +190,17 @@ def align(
     )  # fmt: skip
     out = Path(output_dir)
     peft_config = None
-    if cfg.lora:
+    if cfg.lora and not m.is_peft:
         from peft import LoraConfig
 
+        from c2s.model import lora_targets
+
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
-                                 target_modules="all-linear")  # fmt: skip
+                                 target_modules=lora_targets(m.model, cfg.lora_targets))  # fmt: skip
+    # trained weights in float32 (a LoRA base stays as loaded; TRL makes new adapters float32)
+    low = next((p.dtype for p in m.model.parameters() if str(p.dtype) in _LOW), None)
+    if not (cfg.lora and not m.is_peft):
+        fp32_master_weights(m.model)
     inputs = [ds.path, m.name_or_path]
     with (
         run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs) as work,
@@ -202,16 +213,51 @@ def align(
         ckpt = latest_checkpoint(work / CHECKPOINTS) if cfg.resume == "latest" else cfg.resume
         if cfg.resume and ckpt is None:
             raise C2SError(f"No checkpoint to resume under {work / CHECKPOINTS}.")
-        args = _grpo_config(GRPOConfig, work, cfg, max_len, weights, gen_kw, m)
+        args = _grpo_config(GRPOConfig, work, cfg, max_len, weights, gen_kw, m, low)
         trainer = GRPOTrainer(
             model=m.model, reward_funcs=funcs, args=args, train_dataset=data,
             processing_class=tok, peft_config=peft_config, callbacks=callbacks,
         )  # fmt: skip
+        own_progress(trainer, desc="aligning")
+        m.model = trainer.model  # LoRA-wrapped by now
+        start = 0
+        if ckpt:
+            check_resume(m, Path(ckpt))
+            start = json.loads((Path(ckpt) / "trainer_state.json").read_text())["global_step"]
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         m.model = trainer.model
+        if low is not None and not cfg.lora:  # back to the precision it was loaded in
+            m.model.to(low)
+        if m.is_peft and m.name_or_path:
+            m.model.peft_config["default"].base_model_name_or_path = m.name_or_path
         if is_main_process():
             history = trainer.state.log_history
             write_json(work / "train_log.json", {"options": cfg.to_dict(), "log": history})
+            _plot(history, work / "alignment.png")
             m.config.training = {**(m.config.training or {}), "alignment": cfg.to_dict()}
-            save_into(m, work, merge=cfg.lora)
-    return AlignResult(out, int(trainer.state.global_step), list(trainer.state.log_history))
+            save_into(m, work, merge=cfg.merge)
+    state = trainer.state
+    return AlignResult(out, int(state.global_step), list(state.log_history), start_step=start)
+
+
+def _check_lora(m, cfg: AlignConfig) -> None:
+    """LoRA choices that would fail only after training are refused before it."""
+    if m.is_peft and not cfg.lora:
+        raise C2SError("This model carries LoRA adapters; align it with lora=True (--lora).")
+    if m.is_peft:  # continue training the loaded adapter
+        for name, p in m.model.named_parameters():
+            p.requires_grad = "lora_" in name
+    if cfg.lora and not cfg.merge and not m.is_peft and not m.name_or_path:
+        raise C2SError(
+            "The model was never saved, so a LoRA adapter alone could not be loaded again: "
+            "save it first, or pass merge=True (--merge) to save the adapted weights."
+        )
+
+
+def _plot(history: list, path: Path) -> None:
+    try:
+        from c2s.pl import reward_curves, save_figure
+
+        save_figure(reward_curves(history), path)
+    except ImportError as e:  # matplotlib is an extra
+        log.info("no %s: %s", path.name, e)

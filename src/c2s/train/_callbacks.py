@@ -179,7 +179,7 @@ def load_checkpoint_strictly(model, ckpt: Path) -> None:
     del loaded
 
 
-def own_progress(trainer) -> None:
+def own_progress(trainer, desc: str = "training") -> None:
     """Replace the Trainer's printing (to stdout) with a bar and log lines on stderr, so that
     stdout stays free for ``--json``."""
     from transformers import TrainerCallback
@@ -192,7 +192,7 @@ def own_progress(trainer) -> None:
 
         def on_train_begin(self, args, state, control, **kw):
             if state.is_world_process_zero:
-                self.bar = progress(total=state.max_steps, desc="training", unit="step")
+                self.bar = progress(total=state.max_steps, desc=desc, unit="step")
                 self.bar.update(state.global_step)
 
         def on_step_end(self, args, state, control, **kw):
@@ -202,7 +202,8 @@ def own_progress(trainer) -> None:
         def on_log(self, args, state, control, logs=None, **kw):
             if self.bar is None or not logs:
                 return
-            shown = {k: round(v, 4) for k, v in logs.items() if k == "loss" or k.endswith("_loss")}
+            shown = {k: round(v, 4) for k, v in logs.items()
+                     if k in ("loss", "reward") or k.endswith("_loss")}  # fmt: skip
             if shown:
                 self.bar.set_postfix(shown)
             log.info("step %d: %s", state.global_step, logs)

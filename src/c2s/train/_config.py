@@ -202,7 +202,7 @@ class TrainConfig:
     def __post_init__(self):
         # Every option is checked here, before any file is touched: types first (a YAML file
         # can hold anything), then ranges.
-        _check_types(self)
+        check_field_types(self)
         if self.eval_split == "":
             self.eval_split = None
         at_least = {
@@ -290,10 +290,13 @@ class TrainConfig:
         )
 
 
-def _check_types(cfg: TrainConfig) -> None:
-    """Each field holds a value of its annotated type (ints are accepted for floats)."""
+def check_field_types(cfg, skip: tuple[str, ...] = ()) -> None:
+    """Each field of the dataclass ``cfg`` holds a value of its annotated type (ints are
+    accepted for floats); fields in ``skip`` are checked by their owner."""
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
+        if f.name in skip:
+            continue
         value = getattr(cfg, f.name)
         hint = hints[f.name]
         union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
@@ -325,12 +328,27 @@ def read_yaml(path: str | os.PathLike) -> dict:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.load(Path(path).read_text(), Loader=_yaml_loader()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise C2SError(f"Cannot read the config file {path}: {e}") from e
     if not isinstance(data, dict):
         raise C2SError(f"{path} must hold a mapping of option: value.")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _yaml_loader():
+    """PyYAML's safe loader, also reading ``1e-3`` (no dot) as a number, as YAML 1.2 does;
+    YAML 1.1 reads it as a string, a surprise in a learning-rate line."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    number = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", number, list("-+0123456789"))
+    return Loader
 
 
 def task_weights(tasks: list[str]) -> list[tuple[str, float]]:

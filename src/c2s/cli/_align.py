@@ -1,0 +1,101 @@
+"""c2s align MODEL DATASET --out DIR [--task T] [--reward R[:WEIGHT] ...] [--config run.yaml]
+
+One flag per field of :class:`c2s.train.AlignConfig` (generated, as for ``c2s train``).
+Precedence: defaults < ``--config`` file < flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from c2s.cli._common import add_json, emit
+from c2s.cli._train import add_config_flags
+
+MODEL_KEYS = ("device", "dtype")  # --config keys about loading the model
+
+
+def register(sub) -> None:
+    from c2s.train import AlignConfig
+
+    p = sub.add_parser(
+        "align",
+        help="align a trained model with rewards that score biology (GRPO, through TRL)",
+        description=(
+            "Sample a group of answers per prompt of --task from the dataset's cells, score "
+            "them with the rewards and update the model toward the better ones (Group "
+            "Relative Policy Optimization). Rewards and the columns they read are checked "
+            "before training. The output directory is a c2s model directory plus "
+            "checkpoints/, train_log.json and alignment.png. Needs the rl extra: "
+            "pip install 'c2s[rl]'."
+        ),
+    )
+    p.add_argument("model", help="c2s model directory or hub id (usually after c2s train)")
+    p.add_argument("dataset", help="c2s dataset directory")
+    p.add_argument("--out", required=True, help="run / model directory to create")
+    p.add_argument("--config", help="YAML file of alignment options (flags override it)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
+    add_config_flags(p, AlignConfig, title="alignment options")
+    add_json(p)
+    p.set_defaults(run=run)
+
+
+def _options(args) -> tuple[dict, dict]:
+    from c2s.train import AlignConfig, read_yaml
+
+    file_opts = read_yaml(args.config) if args.config else {}
+    model_opts = {k: file_opts.pop(k) for k in MODEL_KEYS if k in file_opts}
+    model_opts.update({k: getattr(args, k) for k in MODEL_KEYS if getattr(args, k) is not None})
+    names = {f.name for f in dataclasses.fields(AlignConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return {**file_opts, **flags}, model_opts
+
+
+def run(args) -> int:
+    from c2s.io import read_dataset
+    from c2s.model import C2SModel
+    from c2s.train import AlignConfig, align, check_run_dir, is_main_process
+
+    opts, model_opts = _options(args)
+    cfg = AlignConfig.from_dict(opts, source=args.config or "the flags")
+    try:
+        import trl  # noqa: F401
+    except ImportError as e:
+        raise ImportError("c2s align needs TRL: pip install 'c2s[rl]'") from e
+    if is_main_process():
+        check_run_dir(
+            args.out, overwrite=args.overwrite, resume=cfg.resume, inputs=[args.dataset, args.model]
+        )
+    ds = read_dataset(args.dataset)
+    model = C2SModel.from_pretrained(
+        args.model, device=model_opts.get("device", "auto"), dtype=model_opts.get("dtype", "auto")
+    )
+    try:
+        result = align(model, ds, args.out, config=cfg, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: checkpoints so far are in {args.out}/checkpoints; continue with the "
+            "same command plus --resume latest.",
+            file=sys.stderr,
+        )
+        return 130
+    if not is_main_process():
+        return 0
+    out = result.to_dict()
+    per_fn = ", ".join(
+        f"{k} {v['first']:.3f} -> {v['last']:.3f}" for k, v in out["rewards"].items()
+    )
+    human = (
+        f"Aligned {result.steps} steps in {out['seconds'] or 0:.1f} s "
+        f"({out['tokens_per_second'] or 0:,.0f} tokens/s): mean reward "
+        f"{_num(out['first_reward'])} -> {_num(out['last_reward'])} ({per_fn}).\n"
+        f"Model saved in {args.out}"
+    )
+    emit(out, args.json, human)
+    return 0
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
