@@ -31,7 +31,6 @@ from c2s.train._rundir import (
 )
 
 log = get_logger(__name__)
-_LOW = ("torch.bfloat16", "torch.float16")
 
 
 @dataclass
@@ -197,10 +196,10 @@ def align(
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
                                  target_modules=lora_targets(m.model, cfg.lora_targets))  # fmt: skip
-    # trained weights in float32 (a LoRA base stays as loaded; TRL makes new adapters float32)
-    low = next((p.dtype for p in m.model.parameters() if str(p.dtype) in _LOW), None)
-    if not (cfg.lora and not m.is_peft):
-        fp32_master_weights(m.model)
+    half = (
+        p.dtype for p in m.model.parameters() if p.is_floating_point() and p.element_size() == 2
+    )
+    low = next(half, None)  # bf16 / fp16 weights
     inputs = [ds.path, m.name_or_path]
     with (
         run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs) as work,
@@ -210,6 +209,9 @@ def align(
         # transformers 5 deprecates; not ours to fix, and harmless until transformers 6
         warnings.filterwarnings("ignore", ".*checkpointing.*", FutureWarning)
         make_run_dir(work)
+        # trained weights in float32 (a LoRA base stays as loaded; new adapters are float32)
+        if not (cfg.lora and not m.is_peft):
+            fp32_master_weights(m.model)
         ckpt = latest_checkpoint(work / CHECKPOINTS) if cfg.resume == "latest" else cfg.resume
         if cfg.resume and ckpt is None:
             raise C2SError(f"No checkpoint to resume under {work / CHECKPOINTS}.")
