@@ -6,11 +6,8 @@ Precedence: defaults < ``--config`` file < flags.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-
 from c2s.cli._common import add_json, emit
-from c2s.cli._train import add_config_flags
+from c2s.cli._train import add_config_flags, interrupted, split_options
 
 MODEL_KEYS = ("device", "dtype")  # --config keys about loading the model
 
@@ -42,23 +39,12 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _options(args) -> tuple[dict, dict]:
-    from c2s.train import AlignConfig, read_yaml
-
-    file_opts = read_yaml(args.config) if args.config else {}
-    model_opts = {k: file_opts.pop(k) for k in MODEL_KEYS if k in file_opts}
-    model_opts.update({k: getattr(args, k) for k in MODEL_KEYS if getattr(args, k) is not None})
-    names = {f.name for f in dataclasses.fields(AlignConfig)}
-    flags = {k: v for k, v in vars(args).items() if k in names}
-    return {**file_opts, **flags}, model_opts
-
-
 def run(args) -> int:
     from c2s.io import read_dataset
     from c2s.model import C2SModel
     from c2s.train import AlignConfig, align, check_run_dir, is_main_process
 
-    opts, model_opts = _options(args)
+    opts, model_opts = split_options(args, AlignConfig, MODEL_KEYS)
     cfg = AlignConfig.from_dict(opts, source=args.config or "the flags")
     try:
         import trl  # noqa: F401
@@ -75,12 +61,7 @@ def run(args) -> int:
     try:
         result = align(model, ds, args.out, config=cfg, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        print(
-            f"interrupted: checkpoints so far are in {args.out}/checkpoints; continue with the "
-            "same command plus --resume latest.",
-            file=sys.stderr,
-        )
-        return 130
+        return interrupted(args.out)
     if not is_main_process():
         return 0
     out = result.to_dict()

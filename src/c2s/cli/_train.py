@@ -90,16 +90,27 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _options(args) -> tuple[dict, dict]:
-    """(training options, model options) from --config and the flags."""
-    from c2s.train import TrainConfig, read_yaml
+def interrupted(out) -> int:
+    """Say where an interrupted run's checkpoints are and how to continue; exit status 130."""
+    print(
+        f"interrupted: checkpoints so far are in {out}/checkpoints; continue with the same "
+        "command plus --resume latest.",
+        file=sys.stderr,
+    )
+    return 130
+
+
+def split_options(args, cls, model_keys) -> tuple[dict, dict]:
+    """(options of the dataclass ``cls``, model options) from --config and the flags; flags
+    win over the file."""
+    from c2s.train import read_yaml
 
     file_opts = read_yaml(args.config) if args.config else {}
-    model_opts = {k: file_opts.pop(k) for k in MODEL_KEYS if k in file_opts}
-    for k in MODEL_KEYS:
+    model_opts = {k: file_opts.pop(k) for k in model_keys if k in file_opts}
+    for k in model_keys:
         if getattr(args, k, None) is not None:
             model_opts[k] = getattr(args, k)
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    names = {f.name for f in dataclasses.fields(cls)}
     flags = {k: v for k, v in vars(args).items() if k in names}
     return {**file_opts, **flags}, model_opts
 
@@ -111,7 +122,7 @@ def run(args) -> int:
     from c2s.model import C2SModel
     from c2s.train import TrainConfig, check_run_dir, fine_tune, is_main_process
 
-    train_opts, model_opts = _options(args)
+    train_opts, model_opts = split_options(args, TrainConfig, MODEL_KEYS)
     cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
     if is_main_process():
         inputs = [args.dataset, model_opts.get("model")]
@@ -145,12 +156,7 @@ def run(args) -> int:
     try:
         result = fine_tune(model, ds, cfg, output_dir=args.out, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        print(
-            f"interrupted: checkpoints so far are in {args.out}/checkpoints; continue with the "
-            "same command plus --resume latest.",
-            file=sys.stderr,
-        )
-        return 130
+        return interrupted(args.out)
     if not is_main_process():
         return 0  # under torchrun / accelerate launch, rank 0 reports
     out = {k: v for k, v in result.to_dict().items() if k != "log_history"}

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from c2s._errors import C2SError
-from c2s.train._config import SPLITS, check_field_types, read_yaml
+from c2s.train._config import SPLITS, check_field_types, config_from_dict, read_yaml
 
 
 def _help(text: str, **kw) -> dict:
@@ -123,18 +123,7 @@ class AlignConfig:
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "options") -> AlignConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        clean = {str(k).replace("-", "_"): v for k, v in data.items()}
-        unknown = sorted(set(clean) - names)
-        if unknown:
-            raise C2SError(
-                f"Unknown alignment option(s) {unknown} in {source}; known: "
-                f"{', '.join(sorted(names))}."
-            )
-        for name in ("rewards", "program", "context"):
-            if isinstance(clean.get(name), str):
-                clean[name] = [clean[name]]
-        return cls(**clean)
+        return config_from_dict(cls, data, source=source, what="alignment")
 
     def to_dict(self) -> dict:
         """The options as plain values (a reward function by its name)."""

@@ -266,16 +266,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "options") -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        clean = {str(k).replace("-", "_"): v for k, v in data.items()}
-        unknown = sorted(set(clean) - names)
-        if unknown:
-            raise C2SError(
-                f"Unknown training option(s) {unknown} in {source}; known: {', '.join(sorted(names))}."
-            )
-        if isinstance(clean.get("tasks"), str):
-            clean["tasks"] = [clean["tasks"]]
-        return cls(**clean)
+        return config_from_dict(cls, data, source=source, what="training")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -288,6 +279,23 @@ class TrainConfig:
         return dataclasses.replace(
             self, **{k: v for k, v in defaults.items() if getattr(self, k) is None}
         )
+
+
+def config_from_dict(cls, data: dict, *, source: str, what: str):
+    """``cls(**data)`` for an options dataclass: ``-`` in keys read as ``_``, unknown keys
+    refused with the known ones, a lone string given to a list option taken as a list."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    clean = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(clean) - names)
+    if unknown:
+        raise C2SError(
+            f"Unknown {what} option(s) {unknown} in {source}; known: {', '.join(sorted(names))}."
+        )
+    hints = typing.get_type_hints(cls)
+    for name, value in clean.items():
+        if isinstance(value, str) and "list" in str(hints[name]):
+            clean[name] = [value]
+    return cls(**clean)
 
 
 def check_field_types(cfg, skip: tuple[str, ...] = ()) -> None:
