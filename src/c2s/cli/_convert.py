@@ -1,4 +1,4 @@
-"""c2s convert INPUT.h5ad OUT_DIR"""
+"""c2s convert INPUT OUT_DIR (an .h5ad file, or a TileDB-SOMA experiment URI)"""
 
 from __future__ import annotations
 
@@ -10,16 +10,34 @@ from c2s.cli._common import add_json, emit
 def register(sub) -> None:
     p = sub.add_parser(
         "convert",
-        help="rank an .h5ad into a c2s dataset (Parquet shards)",
-        description="Rank every cell of an .h5ad file into a cell sentence and write a c2s "
-        "dataset directory. The file is streamed in row chunks, so it may be larger than memory.",
+        help="rank an .h5ad or a SOMA experiment into a c2s dataset (Parquet shards)",
+        description="Rank every cell of an .h5ad file, or the cells of a TileDB-SOMA "
+        "experiment (the CELLxGENE Census format) a query selects, into cell sentences and "
+        "write a c2s dataset directory. The input is streamed in row chunks, so it may be "
+        "larger than memory.",
     )
-    p.add_argument("input", help="input .h5ad file")
+    p.add_argument("input", help="input .h5ad file, or SOMA experiment directory / URI")
     p.add_argument("out_dir", help="dataset directory to create")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--layer", help="rank adata.layers[LAYER] instead of adata.X")
     src.add_argument("--raw", action="store_true", help="rank adata.raw.X instead of adata.X")
-    p.add_argument("--var-names", metavar="COLUMN", help="var column holding gene symbols")
+    p.add_argument(
+        "--var-names",
+        metavar="COLUMN",
+        help="var column holding gene symbols (SOMA default: feature_name where it exists)",
+    )
+    soma = p.add_argument_group("TileDB-SOMA input")
+    soma.add_argument("--measurement", default="RNA", help="measurement to read (default RNA)")
+    soma.add_argument(
+        "--x-name",
+        help="X layer of the measurement (default: raw where it exists, else the only one)",
+    )
+    soma.add_argument(
+        "--obs-filter",
+        metavar="EXPR",
+        help="cells to convert, e.g. \"tissue_general == 'lung' and is_primary_data == True\"",
+    )
+    soma.add_argument("--var-filter", metavar="EXPR", help="genes to convert (a var value filter)")
     p.add_argument("--obs", nargs="+", metavar="COL", help="obs columns to carry (default: all)")
     p.add_argument("--top-k", type=int, metavar="K", help="keep only the top K genes per cell")
     p.add_argument("--seed", type=int, default=0, help="seed for ties and the split (default 0)")
@@ -79,6 +97,10 @@ def run(args) -> int:
         shard_size=args.shard_size,
         workers=args.workers,
         overwrite=args.overwrite,
+        measurement=args.measurement,
+        x_name=args.x_name,
+        obs_value_filter=args.obs_filter,
+        var_value_filter=args.var_filter,
     )
     secs = time.perf_counter() - t0
     info = ds.info() | {"seconds": secs, "cells_per_s": ds.n_cells / secs if secs else None}

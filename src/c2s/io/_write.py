@@ -22,6 +22,7 @@ from c2s.io._meta import (
     split_meta,
 )
 from c2s.io._shards import ConvertJob, ShardWriter, cell_columns, obs_schema, run_jobs, table_schema
+from c2s.io._soma import SYMBOL_COLUMN, is_soma, open_soma
 from c2s.io._split import assign_splits, parse_fractions
 from c2s.sentences import CellSentences, Vocab
 
@@ -49,14 +50,21 @@ def convert(
     workers: int = 1,
     overwrite: bool = False,
     progress_bar: bool | None = None,
+    measurement: str = "RNA",
+    x_name: str | None = None,
+    obs_value_filter: str | None = None,
+    var_value_filter: str | None = None,
 ) -> C2SDataset:
-    """Rank an AnnData (or an .h5ad file, streamed) into a c2s dataset directory.
+    """Rank an AnnData, an .h5ad file or a TileDB-SOMA experiment (streamed) into a c2s
+    dataset directory.
 
     Parameters
     ----------
     data
-        AnnData (in memory or backed) or a path to an ``.h5ad`` file; files are read in row
-        chunks, so they may be larger than memory.
+        AnnData (in memory or backed), a path to an ``.h5ad`` file, or a TileDB-SOMA
+        experiment (a URI or an opened ``tiledbsoma.Experiment``, such as the CELLxGENE
+        Census's ``census["census_data"]["homo_sapiens"]``); files and experiments are read in
+        row chunks, so they may be larger than memory.
     out_dir
         Dataset directory to create (written to a temporary sibling, renamed when complete).
     layer, use_raw
@@ -94,6 +102,14 @@ def convert(
         Replace an existing ``out_dir``.
     progress_bar
         Show a progress bar (default: when stderr is a terminal).
+    measurement, x_name
+        SOMA: the measurement and its X layer to rank (default: ``raw`` where it exists, as
+        in the Census, else the only layer).
+    obs_value_filter, var_value_filter
+        SOMA: the cells and genes to convert, as TileDB-SOMA value filters
+        (``"tissue_general == 'lung' and is_primary_data == True"``). Cells keep their
+        ``soma_joinid`` as an obs column; gene names come from var's ``feature_name`` when
+        it exists (the Census's symbols), else from ``var_names`` or the ids.
 
     Returns
     -------
@@ -106,10 +122,23 @@ def convert(
 
     inputs = [data] if isinstance(data, str | os.PathLike) else [getattr(data, "filename", None)]
     out_dir = check_output(out_dir, overwrite=overwrite, kind="dataset", inputs=inputs)
-    src = open_source(data, layer=layer, use_raw=use_raw)
+    soma = is_soma(data)
+    if soma:
+        if layer is not None or use_raw:
+            raise C2SError("A SOMA experiment's matrix is chosen by measurement= and x_name= "
+                           "(--measurement, --x-name), not layer / use_raw.")  # fmt: skip
+        src = open_soma(data, measurement=measurement, x_name=x_name,
+                        obs_value_filter=obs_value_filter, var_value_filter=var_value_filter)  # fmt: skip
+        if var_names is None and SYMBOL_COLUMN in src.var.columns:
+            var_names = SYMBOL_COLUMN
+    elif obs_value_filter is not None or var_value_filter is not None or x_name is not None:
+        raise C2SError("obs_value_filter, var_value_filter and x_name apply to TileDB-SOMA "
+                       "experiments; select an AnnData's cells and genes by slicing it.")  # fmt: skip
+    else:
+        src = open_source(data, layer=layer, use_raw=use_raw)
     if chunk_size is None:
         # In-memory input is resident already: bigger chunks mean fewer kernel launches.
-        base = DEFAULT_CHUNK if src.path is not None else 4 * DEFAULT_CHUNK
+        base = DEFAULT_CHUNK if src.path is not None or soma else 4 * DEFAULT_CHUNK
         chunk_size = max(256, base // max(workers, 1))
     if chunk_size < 1 or shard_size < 1 or workers < 1:
         raise C2SError("chunk_size, shard_size and workers must be positive.")
@@ -196,6 +225,7 @@ def convert(
             bounds,
             source={
                 "file": None if src.path is None else os.path.basename(src.path),
+                **({"soma": src.uri} if soma else {}),
                 "matrix": src.label,
                 "var_names": var_names,
                 "expression": check.kind,
