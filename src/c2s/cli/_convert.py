@@ -16,7 +16,11 @@ def register(sub) -> None:
         "write a c2s dataset directory. The input is streamed in row chunks, so it may be "
         "larger than memory.",
     )
-    p.add_argument("input", help="input .h5ad file, or SOMA experiment directory / URI")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help="input .h5ad file(s) (several make one dataset), or a SOMA experiment directory / URI",
+    )
     p.add_argument("out_dir", help="dataset directory to create")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--layer", help="rank adata.layers[LAYER] instead of adata.X")
@@ -25,6 +29,17 @@ def register(sub) -> None:
         "--var-names",
         metavar="COLUMN",
         help="var column holding gene symbols (SOMA default: feature_name where it exists)",
+    )
+    many = p.add_argument_group("several input files")
+    many.add_argument(
+        "--genes",
+        choices=["same", "union", "intersection"],
+        default="same",
+        help="genes aligned by name: same (default; differing sets are refused), union (a gene "
+        "a file lacks is not expressed there) or intersection",
+    )
+    many.add_argument(
+        "--source-key", default="source_file", help="obs column naming each cell's file"
     )
     soma = p.add_argument_group("TileDB-SOMA input")
     soma.add_argument("--measurement", default="RNA", help="measurement to read (default RNA)")
@@ -81,6 +96,8 @@ def run(args) -> int:
     ds = convert(
         args.input,
         args.out_dir,
+        genes=args.genes,
+        source_key=args.source_key,
         layer=args.layer,
         use_raw=args.raw,
         var_names=args.var_names,

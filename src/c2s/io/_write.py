@@ -21,6 +21,7 @@ from c2s.io._meta import (
     shard_name,
     split_meta,
 )
+from c2s.io._multi import open_many
 from c2s.io._shards import ConvertJob, ShardWriter, cell_columns, obs_schema, run_jobs, table_schema
 from c2s.io._soma import SYMBOL_COLUMN, is_soma, open_soma
 from c2s.io._split import assign_splits, parse_fractions
@@ -54,6 +55,8 @@ def convert(
     x_name: str | None = None,
     obs_value_filter: str | None = None,
     var_value_filter: str | None = None,
+    genes: str = "same",
+    source_key: str = "source_file",
 ) -> C2SDataset:
     """Rank an AnnData, an .h5ad file or a TileDB-SOMA experiment (streamed) into a c2s
     dataset directory.
@@ -64,7 +67,8 @@ def convert(
         AnnData (in memory or backed), a path to an ``.h5ad`` file, or a TileDB-SOMA
         experiment (a URI or an opened ``tiledbsoma.Experiment``, such as the CELLxGENE
         Census's ``census["census_data"]["homo_sapiens"]``); files and experiments are read in
-        row chunks, so they may be larger than memory.
+        row chunks, so they may be larger than memory. A list of AnnData objects or .h5ad
+        paths makes one dataset of all their cells, in order (see ``genes``, ``source_key``).
     out_dir
         Dataset directory to create (written to a temporary sibling, renamed when complete).
     layer, use_raw
@@ -110,6 +114,13 @@ def convert(
         (``"tissue_general == 'lung' and is_primary_data == True"``). Cells keep their
         ``soma_joinid`` as an obs column; gene names come from var's ``feature_name`` when
         it exists (the Census's symbols), else from ``var_names`` or the ids.
+    genes
+        Several inputs: their genes are aligned by name. ``"same"`` (default) refuses inputs
+        whose gene sets differ and says how; ``"union"`` keeps every gene (one a file lacks
+        counts as not expressed in its cells), ``"intersection"`` the genes every file has.
+        Either is reported per file (a warning, and ``source.genes`` in the metadata).
+    source_key
+        Several inputs: the obs column naming each cell's input.
 
     Returns
     -------
@@ -120,10 +131,22 @@ def convert(
     from c2s.pp import check_expression, require_rankable
     from c2s.sentences import check_gene_names
 
-    inputs = [data] if isinstance(data, str | os.PathLike) else [getattr(data, "filename", None)]
+    many = isinstance(data, list | tuple)
+    if many and len(data) == 1:
+        data, many = data[0], False
+    items = list(data) if many else [data]
+    inputs = [
+        d if isinstance(d, str | os.PathLike) else getattr(d, "filename", None) for d in items
+    ]
     out_dir = check_output(out_dir, overwrite=overwrite, kind="dataset", inputs=inputs)
-    soma = is_soma(data)
-    if soma:
+    soma = not many and is_soma(data)
+    if many:
+        if not items or any(is_soma(d) for d in items):
+            raise C2SError("Several inputs must be AnnData objects or .h5ad files (one SOMA "
+                           "experiment at a time, with a query for its cells).")  # fmt: skip
+        src = open_many(items, layer=layer, use_raw=use_raw, var_names=var_names, genes=genes,
+                        source_key=source_key)  # fmt: skip
+    elif soma:
         if layer is not None or use_raw:
             raise C2SError("A SOMA experiment's matrix is chosen by measurement= and x_name= "
                            "(--measurement, --x-name), not layer / use_raw.")  # fmt: skip
@@ -138,7 +161,7 @@ def convert(
         src = open_source(data, layer=layer, use_raw=use_raw)
     if chunk_size is None:
         # In-memory input is resident already: bigger chunks mean fewer kernel launches.
-        base = DEFAULT_CHUNK if src.path is not None or soma else 4 * DEFAULT_CHUNK
+        base = DEFAULT_CHUNK if src.path is not None or soma or many else 4 * DEFAULT_CHUNK
         chunk_size = max(256, base // max(workers, 1))
     if chunk_size < 1 or shard_size < 1 or workers < 1:
         raise C2SError("chunk_size, shard_size and workers must be positive.")
@@ -146,6 +169,8 @@ def convert(
     if n_cells == 0:
         raise C2SError(f"{src.label} has no cells; nothing to convert.")
     names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
+    if many and obs_keys is not None and source_key not in obs_keys:
+        obs_keys = [*obs_keys, source_key]
     sample = src.read_rows(0, min(n_cells, 256))
     check = check_expression(sample, n_rows=None)
     if check.kind == "scaled":  # the alternatives are only needed for the error message
@@ -224,8 +249,13 @@ def convert(
             Vocab.from_names(names, n_expressed),
             bounds,
             source={
-                "file": None if src.path is None else os.path.basename(src.path),
+                "file": src.names
+                if many
+                else None
+                if src.path is None
+                else os.path.basename(src.path),
                 **({"soma": src.uri} if soma else {}),
+                **({"genes": src.report} if many else {}),
                 "matrix": src.label,
                 "var_names": var_names,
                 "expression": check.kind,

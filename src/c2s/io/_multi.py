@@ -1,0 +1,155 @@
+"""Several inputs as one source of rows: the files' cells one after another, their genes
+aligned by name on one gene list (the same genes, their union or their intersection), and a
+column that names each cell's file."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from c2s._errors import C2SError
+from c2s._matrix import MatrixSource
+
+GENE_MODES = ("same", "union", "intersection")
+
+
+@dataclass
+class MultiSource(MatrixSource):
+    """Rows of several sources; ``maps[i]`` takes source ``i``'s gene columns to the shared
+    gene list (-1: left out)."""
+
+    parts: list = field(default_factory=list, repr=False)
+    maps: list = field(default_factory=list, repr=False)
+    starts: np.ndarray = field(default=None, repr=False)  # first row of each part, then n_obs
+    names: list = field(default_factory=list)
+    genes: np.ndarray = field(default=None, repr=False)
+    report: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.parts[0].label} of {len(self.parts)} inputs"
+
+    def gene_names(self, var_names: str | None = None) -> np.ndarray:
+        return self.genes
+
+    def read_rows_raw(self, start: int, stop: int):
+        blocks = []
+        for i, part in enumerate(self.parts):
+            a, b = max(start, self.starts[i]), min(stop, self.starts[i + 1])
+            if a < b:
+                off = self.starts[i]
+                indptr, indices, data = part.read_rows_raw(a - off, b - off)
+                blocks.append(self._aligned(i, indptr - indptr[0], indices, data, b - a))
+        m = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+        return m.indptr, m.indices, m.data
+
+    def _aligned(self, i: int, indptr, indices, data, n_rows: int) -> sp.csr_matrix:
+        cols = self.maps[i][indices]
+        keep = cols >= 0
+        if not keep.all():
+            kept = np.concatenate([[0], np.cumsum(keep)])
+            indptr, cols, data = kept[indptr], cols[keep], data[keep]
+        m = sp.csr_matrix((data, cols, indptr), shape=(n_rows, len(self.genes)))
+        m.has_sorted_indices = False
+        m.sort_indices()  # the shared order may differ from this file's
+        return m
+
+    def iter_rows(self, start: int, stop: int, chunk_size: int):
+        for a in range(start, stop, chunk_size):
+            b = min(a + chunk_size, stop)
+            yield (a, b, *self.read_rows_raw(a, b))
+
+
+def _name(data, i: int) -> str:
+    if isinstance(data, str | os.PathLike):
+        return Path(data).name
+    return str(getattr(data, "filename", None) or f"input {i}")
+
+
+def open_many(
+    inputs, *, layer=None, use_raw=False, var_names=None, genes: str = "same",
+    source_key: str = "source_file",
+) -> MultiSource:  # fmt: skip
+    """One :class:`MultiSource` over ``inputs`` (AnnData objects or .h5ad paths): their
+    cells in order, genes aligned by name. ``genes="same"`` refuses inputs whose gene sets
+    differ and says how; ``"union"`` keeps every gene (a gene a file lacks counts as not
+    expressed in that file's cells) and ``"intersection"`` only the genes every file has;
+    both report per file what was added or left out (a warning, and ``report``)."""
+    from c2s._matrix import open_source
+    from c2s.sentences import check_gene_names
+
+    if genes not in GENE_MODES:
+        raise C2SError(f"genes must be one of {', '.join(GENE_MODES)}, not {genes!r}.")
+    names = [_name(d, i) for i, d in enumerate(inputs)]
+    if len(set(names)) < len(names):
+        names = [f"{i}:{n}" for i, n in enumerate(names)]
+    parts = [open_source(d, layer=layer, use_raw=use_raw) for d in inputs]
+    per = [
+        check_gene_names(p.gene_names(var_names), where=f"the gene names of {n}")
+        for p, n in zip(parts, names, strict=True)
+    ]
+    sets = [set(g) for g in per]
+    differ = [i for i in range(1, len(per)) if sets[i] != sets[0]]
+    if genes == "same" and differ:
+        raise C2SError(
+            "The inputs' gene sets differ: " + "; ".join(_difference(names, sets, 0, i) for i in differ)
+            + ". Choose genes='union' (--genes union: a gene a file lacks counts as not "
+            "expressed in its cells) or genes='intersection' (--genes intersection: only the "
+            "genes every file has)."
+        )  # fmt: skip
+    if genes == "intersection":
+        shared = [g for g in per[0] if all(g in s for s in sets[1:])]
+        if not shared:
+            raise C2SError(f"The inputs {names} have no gene in common.")
+    else:  # first file's order, then each later file's new genes in its order
+        shared = list(dict.fromkeys(g for g in (x for p in per for x in p)))
+    position = pd.Index(shared)
+    maps = [position.get_indexer(g).astype(np.int64) for g in per]
+    report = {}
+    if differ:
+        report = {
+            n: {"genes": len(g), "absent": len(shared) - int((m >= 0).sum()),
+                "left_out": int((m < 0).sum())}
+            for n, g, m in zip(names, per, maps, strict=True)
+        }  # fmt: skip
+        detail = "; ".join(
+            f"{n}: {r['absent']} of the {len(shared)} genes absent"
+            + (f", {r['left_out']} of its genes left out" if r["left_out"] else "")
+            for n, r in report.items()
+        )
+        warnings.warn(f"Gene sets differ between the inputs ({genes}): {detail}.", stacklevel=3)
+    obs = []
+    for p, n in zip(parts, names, strict=True):
+        if source_key in p.obs.columns:
+            raise C2SError(f"{n} already has an obs column {source_key!r}; choose another "
+                           "source_key (--source-key).")  # fmt: skip
+        obs.append(p.obs.assign(**{source_key: n}))
+    obs = pd.concat(obs, axis=0)
+    obs[source_key] = pd.Categorical(obs[source_key], categories=names)
+    starts = np.concatenate([[0], np.cumsum([p.n_obs for p in parts])])
+    var = pd.DataFrame(index=pd.Index(shared, dtype=object))
+    return MultiSource(
+        where=parts[0].where, shape=(int(starts[-1]), len(shared)), var=var, obs=obs,
+        parts=parts, maps=maps, starts=starts, names=names,
+        genes=np.asarray(shared, dtype=object), report={"mode": genes, "inputs": report},
+    )  # fmt: skip
+
+
+def _difference(names, sets, a: int, b: int) -> str:
+    lacks, extra = sorted(sets[a] - sets[b]), sorted(sets[b] - sets[a])
+    out = []
+    if lacks:
+        out.append(
+            f"{names[b]} lacks {len(lacks)} of {names[a]}'s genes (e.g. {', '.join(lacks[:3])})"
+        )
+    if extra:
+        out.append(
+            f"{names[b]} has {len(extra)} genes {names[a]} lacks (e.g. {', '.join(extra[:3])})"
+        )
+    return " and ".join(out)
