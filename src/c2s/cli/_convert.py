@@ -84,16 +84,44 @@ def register(sub) -> None:
     )
     p.add_argument("--shard-size", type=int, default=65536, help="cells per Parquet shard")
     p.add_argument("--workers", type=int, default=1, help="shards written in parallel")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the shards on a Dask cluster (tcp://host:8786); workers must see the input "
+        "and the output's file system",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
     add_json(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    t0 = time.perf_counter()
+    client = None
+    if args.scheduler:
+        from c2s.io import dask_client
+
+        client = dask_client(args.scheduler)
+    try:
+        ds = _convert(args, client)
+    finally:
+        if client is not None:
+            client.close()
+    secs = time.perf_counter() - t0
+    info = ds.info() | {"seconds": secs, "cells_per_s": ds.n_cells / secs if secs else None}
+    emit(
+        info,
+        args.json,
+        f"wrote {ds.n_cells} cells x {ds.meta['n_genes']} genes to {ds.path} "
+        f"in {secs:.1f} s ({info['cells_per_s']:.0f} cells/s)",
+    )
+    return 0
+
+
+def _convert(args, client):
     from c2s.io import convert
 
-    t0 = time.perf_counter()
-    ds = convert(
+    return convert(
         args.input,
         args.out_dir,
         genes=args.genes,
@@ -118,13 +146,5 @@ def run(args) -> int:
         x_name=args.x_name,
         obs_value_filter=args.obs_filter,
         var_value_filter=args.var_filter,
+        client=client,
     )
-    secs = time.perf_counter() - t0
-    info = ds.info() | {"seconds": secs, "cells_per_s": ds.n_cells / secs if secs else None}
-    emit(
-        info,
-        args.json,
-        f"wrote {ds.n_cells} cells x {ds.meta['n_genes']} genes to {ds.path} "
-        f"in {secs:.1f} s ({info['cells_per_s']:.0f} cells/s)",
-    )
-    return 0

@@ -1,6 +1,7 @@
 """The c2s dataset store (Parquet shards), and interop with Hugging Face and the reference."""
 
 from c2s.io._check import check_dataset
+from c2s.io._dask import dask_client
 from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._reference import export_reference, import_reference
 from c2s.io._split import SPLITS, assign_splits
@@ -12,6 +13,7 @@ __all__ = [
     "assign_splits",
     "check_dataset",
     "convert",
+    "dask_client",
     "export_reference",
     "import_reference",
     "read_dataset",

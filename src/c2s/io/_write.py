@@ -11,6 +11,7 @@ import numpy as np
 
 from c2s._atomic import atomic_dir
 from c2s._errors import C2SError
+from c2s.io._dask import reopenable, run_on_dask
 from c2s.io._dataset import C2SDataset
 from c2s.io._meta import (
     RESERVED,
@@ -57,6 +58,7 @@ def convert(
     var_value_filter: str | None = None,
     genes: str = "same",
     source_key: str = "source_file",
+    client=None,
 ) -> C2SDataset:
     """Rank an AnnData, an .h5ad file or a TileDB-SOMA experiment (streamed) into a c2s
     dataset directory.
@@ -121,6 +123,11 @@ def convert(
         Either is reported per file (a warning, and ``source.genes`` in the metadata).
     source_key
         Several inputs: the obs column naming each cell's input.
+    client
+        A ``distributed.Client``: each shard's rows are ranked and written by a worker of
+        its cluster (failed tasks retried), the metadata by this process, and the directory
+        renamed into place at the end; the output is the same as on one machine. Workers
+        must be able to open the input (a path or SOMA URI) and write ``out_dir``'s parent.
 
     Returns
     -------
@@ -159,6 +166,10 @@ def convert(
                        "experiments; select an AnnData's cells and genes by slicing it.")  # fmt: skip
     else:
         src = open_source(data, layer=layer, use_raw=use_raw)
+    if client is not None and not reopenable(src):
+        raise C2SError("client= sends the work to Dask workers, which must open the input "
+                       "themselves: give an .h5ad path or a SOMA URI (adata.write_h5ad(...) "
+                       "first), not data held in this process.")  # fmt: skip
     if chunk_size is None:
         # In-memory input is resident already: bigger chunks mean fewer kernel launches.
         base = DEFAULT_CHUNK if src.path is not None or soma or many else 4 * DEFAULT_CHUNK
@@ -238,7 +249,10 @@ def convert(
             )
             for i, (a, b) in enumerate(bounds)
         ]
-        results = run_jobs(jobs, workers, use_processes, progress_bar, n_cells)
+        if client is not None:
+            results = run_on_dask(jobs, client, progress_bar=progress_bar, n_cells=n_cells)
+        else:
+            results = run_jobs(jobs, workers, use_processes, progress_bar, n_cells)
         n_expressed = np.sum([r.n_expressed for r in results], axis=0)
         hist_len = max(len(r.length_hist) for r in results)
         hist = np.sum(
