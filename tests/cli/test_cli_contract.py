@@ -13,7 +13,8 @@ from c2s.cli import build_parser, main
 
 VERBS = ("predict", "embed", "generate", "perturb", "describe")
 # Flags that belong to the command line, not to the verb.
-CLI_ONLY = {"model", "input", "out", "device", "overwrite", "json", "debug", "help", "verbose"}
+CLI_ONLY = {"model", "input", "out", "device", "overwrite", "json", "debug", "help", "verbose",
+            "measurement", "x_name", "obs_filter", "var_filter"}  # fmt: skip
 RENAMED = {"raw": "use_raw"}
 
 

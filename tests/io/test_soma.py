@@ -120,3 +120,54 @@ def test_convert_cli_reads_a_soma_query(soma_pbmc, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "selects no cells" in err and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_predict_and_embed_from_a_soma_query_join_back_on_soma_joinid(
+    soma_pbmc, trained_model, tmp_path, _pbmc
+):
+    pytest.importorskip("torch")
+    import shutil
+
+    import pandas as pd
+    import pyarrow as pa
+
+    uri = str(shutil.copytree(soma_pbmc / "pbmc_soma", tmp_path / "exp"))  # it gets written to
+    query = ["--obs-filter", "cell_type == 'CD19+ B' or cell_type == 'CD56+ NK'"]
+    csv = tmp_path / "pred.csv"
+    assert main(["predict", str(trained_model), uri, *query, "--out", str(csv)]) == 0
+    pred = pd.read_csv(csv)
+    chosen = np.flatnonzero(_pbmc.obs["cell_type"].isin(["CD19+ B", "CD56+ NK"]).to_numpy())
+    assert sorted(pred["soma_joinid"]) == list(chosen)
+    assert list(pred["cell_id"]) == list(_pbmc.obs_names[pred["soma_joinid"]])
+    # the same cells read as an AnnData predict the same labels
+    adata = c2s.io.read_soma(uri, obs_value_filter=query[1])
+    ref = c2s.tl.predict(adata, str(trained_model), inplace=False)
+    assert list(ref["c2s_prediction"]) == list(pred["c2s_prediction"])
+    out = tmp_path / "emb.h5ad"
+    assert main(["embed", str(trained_model), uri, *query, "--out", str(out)]) == 0
+    import anndata as ad
+
+    emb = ad.read_h5ad(out)
+    assert list(emb.obs["soma_joinid"]) == list(chosen)
+    # written back into the experiment as an obsm array of the chosen cells (README recipe)
+    X = emb.obsm["X_c2s"]
+    rows, cols = np.nonzero(np.ones_like(X, dtype=bool))
+    with tiledbsoma.Experiment.open(uri) as exp:
+        n_obs = exp.obs.count
+    with tiledbsoma.Experiment.open(uri, "w") as exp:
+        obsm = (
+            exp.ms["RNA"].obsm
+            if "obsm" in exp.ms["RNA"]
+            else exp.ms["RNA"].add_new_collection("obsm")
+        )
+        arr = obsm.add_new_sparse_ndarray(
+            "c2s_embedding", type=pa.float32(), shape=(n_obs, X.shape[1])
+        )
+        arr.write(pa.Table.from_pydict({
+            "soma_dim_0": emb.obs["soma_joinid"].to_numpy()[rows],
+            "soma_dim_1": cols.astype(np.int64),
+            "soma_data": X[rows, cols].astype(np.float32),
+        }))  # fmt: skip
+    with tiledbsoma.Experiment.open(uri) as exp:
+        back = exp.ms["RNA"].obsm["c2s_embedding"].read().coos().concat().to_scipy().tocsr()
+    assert np.allclose(back[chosen].toarray(), X)

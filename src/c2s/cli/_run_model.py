@@ -1,6 +1,7 @@
 """c2s predict | embed | generate | perturb | describe MODEL [INPUT] --out OUT
 
-INPUT is an ``.h5ad`` or a c2s dataset directory (``--split`` to pick one split); OUT is an
+INPUT is an ``.h5ad``, a c2s dataset directory (``--split`` to pick one split) or a TileDB-SOMA
+experiment (``--obs-filter`` to pick cells; results keep ``soma_joinid``); OUT is an
 ``.h5ad`` (the input's cells with the results in ``obs``/``obsm``) or a ``.csv`` (one row per
 cell). ``--json`` prints a summary: cells, seconds, cells/s.
 """
@@ -18,13 +19,18 @@ SUFFIXES = (".h5ad", ".csv")
 def _common(p, *, with_input: bool = True, batch_size: int = 8) -> None:
     p.add_argument("model", help="model directory or hub id")
     if with_input:
-        p.add_argument("input", help=".h5ad file or c2s dataset directory")
+        p.add_argument("input", help=".h5ad file, c2s dataset directory or SOMA experiment")
     p.add_argument("--out", required=True, help="output .h5ad or .csv")
     if with_input:
         p.add_argument("--split", choices=["train", "validation", "test"], help="dataset split")
         p.add_argument("--raw", action="store_true", help=".h5ad input: rank adata.raw.X")
         p.add_argument("--layer", help=".h5ad input: rank this layer")
         p.add_argument("--var-names", help=".h5ad input: var column holding the gene names")
+        soma = p.add_argument_group("TileDB-SOMA input (results keep soma_joinid)")
+        soma.add_argument("--measurement", default="RNA", help="measurement (default RNA)")
+        soma.add_argument("--x-name", help="X layer (default: raw where it exists)")
+        soma.add_argument("--obs-filter", metavar="EXPR", help="cells to run on (a value filter)")
+        soma.add_argument("--var-filter", metavar="EXPR", help="genes to use (a value filter)")
     p.add_argument("--n-genes", type=int, help="genes per sentence (default: the model's)")
     p.add_argument("--organism", help="organism for prompts (default: the model's / obs)")
     p.add_argument("--batch-size", type=int, default=batch_size)
@@ -181,6 +187,8 @@ def _setup(args, *, with_input: bool = True):
     if not with_input:
         return out, model, None, {}
     data = _read_input(args)
+    if _is_anndata(data) and "soma_joinid" in data.obs.columns:
+        args.soma_joinids = data.obs["soma_joinid"]  # CSV results carry it too
     kw = {
         "split": args.split, "layer": args.layer, "use_raw": args.raw,
         "var_names": args.var_names,
@@ -191,7 +199,18 @@ def _setup(args, *, with_input: bool = True):
 def _read_input(args):
     """An AnnData (for .h5ad input) or a C2SDataset."""
     from c2s._errors import C2SError
+    from c2s.io import is_soma, read_soma
 
+    if is_soma(args.input):
+        adata = read_soma(
+            args.input, measurement=args.measurement, x_name=args.x_name,
+            obs_value_filter=args.obs_filter, var_value_filter=args.var_filter,
+            var_names=args.var_names,
+        )  # fmt: skip
+        args.var_names = None  # applied already
+        return adata
+    if args.obs_filter or args.var_filter or args.x_name:
+        raise C2SError("--obs-filter, --var-filter and --x-name apply to SOMA experiments.")
     path = Path(args.input)
     if path.suffix == ".h5ad":
         import anndata as ad
@@ -219,6 +238,9 @@ def _write(out: Path, args, *, adata=None, frame=None) -> None:
     # the temporary name keeps the suffix
     with atomic_file(out, overwrite=args.overwrite, inputs=_inputs(args)) as tmp:
         if out.suffix == ".csv":
+            joinids = getattr(args, "soma_joinids", None)
+            if joinids is not None and "soma_joinid" not in frame.columns:
+                frame = frame.assign(soma_joinid=joinids.reindex(frame.index).to_numpy())
             frame.to_csv(tmp, index_label="cell_id")
             return
         if adata is None:  # dataset input: the results as obs of an AnnData without X

@@ -4,6 +4,7 @@ from c2s.io._check import check_dataset
 from c2s.io._dask import dask_client
 from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._reference import export_reference, import_reference
+from c2s.io._soma import is_soma, read_soma
 from c2s.io._split import SPLITS, assign_splits
 from c2s.io._write import convert, write_sentences
 
@@ -16,6 +17,8 @@ __all__ = [
     "dask_client",
     "export_reference",
     "import_reference",
+    "is_soma",
     "read_dataset",
+    "read_soma",
     "write_sentences",
 ]

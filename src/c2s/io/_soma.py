@@ -185,3 +185,36 @@ def _table(df, ids: np.ndarray, axis: str) -> pd.DataFrame:
 
 def _first_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def read_soma(
+    data,
+    *,
+    measurement: str = "RNA",
+    x_name: str | None = None,
+    obs_value_filter: str | None = None,
+    var_value_filter: str | None = None,
+    var_names: str | None = None,
+    chunk_size: int = 4096,
+):
+    """The cells a SOMA query selects as an in-memory AnnData (CSR, read a block of cells at
+    a time), for the model verbs: ``obs`` keeps ``soma_joinid`` (to join results back to the
+    experiment); genes are named by ``var_names``, else ``feature_name`` where var has it,
+    else var's ids. For more cells than fit in memory, :func:`~c2s.io.convert` the query
+    and run the verbs on the dataset (which keeps ``soma_joinid`` too)."""
+    import anndata as ad
+
+    from c2s.sentences import check_gene_names
+
+    src = open_soma(data, measurement=measurement, x_name=x_name,
+                    obs_value_filter=obs_value_filter, var_value_filter=var_value_filter)  # fmt: skip
+    if var_names is None and SYMBOL_COLUMN in src.var.columns:
+        var_names = SYMBOL_COLUMN
+    names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
+    blocks = [sp.csr_matrix((d, i, p), shape=(b - a, src.shape[1]))
+              for a, b, p, i, d in src.iter_rows(0, src.n_obs, chunk_size)]  # fmt: skip
+    var = src.var.copy()
+    var.index = pd.Index(names, dtype=object)
+    obs = src.obs.copy()
+    obs.index = obs.index.astype(str)
+    return ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=var)
