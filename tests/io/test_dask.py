@@ -107,3 +107,23 @@ def test_a_job_that_keeps_failing_leaves_nothing(client, h5ad, tmp_path, monkeyp
 def test_in_memory_data_is_refused_with_a_client(client, _pbmc, tmp_path):
     with pytest.raises(C2SError, match="write_h5ad"):
         c2s.io.convert(_pbmc, tmp_path / "o", client=client)
+
+
+def test_soma_queries_and_several_files_convert_the_same_on_dask(client, _pbmc, tmp_path):
+    tiledbsoma_io = pytest.importorskip("tiledbsoma.io")
+    uri = str(tmp_path / "pbmc_soma")
+    tiledbsoma_io.from_anndata(uri, _pbmc, measurement_name="RNA")
+    q = {"obs_value_filter": "n_counts > 2000", "obs_keys": ["cell_type"], "shard_size": 100}
+    c2s.io.convert(uri, tmp_path / "soma_local", **q)
+    c2s.io.convert(uri, tmp_path / "soma_dask", client=client, **q)
+    _same_files(tmp_path / "soma_local", tmp_path / "soma_dask")
+    files = []
+    for i, part in enumerate((_pbmc[:250], _pbmc[250:, 5:])):
+        files.append(tmp_path / f"part{i}.h5ad")
+        part.copy().write_h5ad(files[-1])
+    opts = {"genes": "union", "shard_size": 200, "obs_keys": ["cell_type"]}
+    with pytest.warns(UserWarning, match="genes absent"):
+        c2s.io.convert(files, tmp_path / "many_local", **opts)
+    with pytest.warns(UserWarning, match="genes absent"):
+        c2s.io.convert(files, tmp_path / "many_dask", client=client, **opts)
+    _same_files(tmp_path / "many_local", tmp_path / "many_dask")
