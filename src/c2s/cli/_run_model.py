@@ -201,15 +201,17 @@ def _read_input(args):
     from c2s._errors import C2SError
     from c2s.io import is_soma, read_soma
 
+    # commands without the SOMA flags (screen) read a SOMA experiment with the defaults
+    soma = {k: getattr(args, k, None) for k in ("x_name", "obs_filter", "var_filter")}
     if is_soma(args.input):
         adata = read_soma(
-            args.input, measurement=args.measurement, x_name=args.x_name,
-            obs_value_filter=args.obs_filter, var_value_filter=args.var_filter,
+            args.input, measurement=getattr(args, "measurement", "RNA"), x_name=soma["x_name"],
+            obs_value_filter=soma["obs_filter"], var_value_filter=soma["var_filter"],
             var_names=args.var_names,
         )  # fmt: skip
         args.var_names = None  # applied already
         return adata
-    if args.obs_filter or args.var_filter or args.x_name:
+    if any(soma.values()):
         raise C2SError("--obs-filter, --var-filter and --x-name apply to SOMA experiments.")
     path = Path(args.input)
     if path.suffix == ".h5ad":
