@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"encoding", "rewards"},
     {"model"},
     {"train", "tl"},
-    {"evaluation"},
+    {"evaluation", "serve"},
     {"quickstart"},
     {"cli"},
 ]

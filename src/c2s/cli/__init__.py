@@ -28,6 +28,7 @@ _COMMANDS = {
     "screen": ("screen",),
     "evaluate": ("evaluate",),
     "quickstart": ("quickstart",),
+    "serve": ("serve",),
 }
 
 

@@ -1,0 +1,43 @@
+"""c2s serve MODEL [--host 127.0.0.1] [--port 8000] [--token TOKEN]"""
+
+from __future__ import annotations
+
+import os
+
+TOKEN_ENV = "C2S_TOKEN"
+
+
+def register(sub) -> None:
+    from c2s.serve import DEFAULT_MAX_CELLS
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP (predict, embed; OpenAPI docs at /docs)",
+        description="Load the model once and serve the c2s verbs as a JSON API. Binds to "
+        "localhost unless --host says otherwise. Needs the serve extra: pip install "
+        "'c2s[serve]'.",
+    )
+    p.add_argument("model", help="model directory or hub id")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"require 'Authorization: Bearer TOKEN' on /v1 (default: ${TOKEN_ENV} if set)",
+    )
+    p.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS, help="cells per request")
+    p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from c2s.serve import create_app
+
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise ImportError("c2s serve needs uvicorn: pip install 'c2s[serve]'") from e
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    app = create_app(args.model, token=token, max_cells=args.max_cells, device=args.device)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,148 @@
+"""The HTTP API: one model loaded once, the ``c2s.tl`` verbs behind JSON endpoints.
+(No ``from __future__ import annotations`` here: FastAPI reads the request models, defined
+inside ``create_app``, from the annotations at run time.)
+
+Cells come as cell sentences (``"GENE GENE ..."``, highest first) or as expression records
+(``{"GENE": value}``, log-normalized like the training data); results come back in input
+order. Errors are 4xx with the message the CLI would print; the server stays up.
+"""
+
+import math
+import threading
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from c2s._errors import C2SError
+from c2s._version import __version__
+
+DEFAULT_MAX_CELLS = 10_000
+
+
+def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_CELLS,
+               device: str = "auto"):  # fmt: skip
+    """A FastAPI application serving ``model`` (a :class:`~c2s.model.C2SModel`, a
+    directory or a hub id; loaded once, without remote code). With ``token``, every
+    ``/v1`` request needs ``Authorization: Bearer TOKEN``. A request holds at most
+    ``max_cells`` cells."""
+    try:
+        from fastapi import Depends, FastAPI, Header, HTTPException
+        from pydantic import BaseModel, Field
+    except ImportError as e:
+        raise ImportError("The server needs FastAPI: pip install 'c2s[serve]'") from e
+    from c2s.model import C2SModel
+
+    m = model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model, device=device)
+    lock = threading.Lock()  # one model call at a time
+    app = FastAPI(
+        title="c2s", version=__version__,
+        description="Cell sentences with a language model: cell types, embeddings, generated "
+        "cells. The same verbs as the c2s command line.",
+    )  # fmt: skip
+
+    class Cells(BaseModel):
+        sentences: list[str] | None = Field(None, description="cell sentences, genes highest first")
+        cells: list[dict[str, float]] | None = Field(None, description="gene -> expression")
+        n_genes: int | None = Field(None, ge=1, description="genes per sentence (model's)")
+        organism: str | None = None
+
+    class PredictRequest(Cells):
+        task: str = "cell_type_prediction"
+
+    def authorize(authorization: str | None = Header(None)) -> None:
+        if token is not None and authorization != f"Bearer {token}":
+            raise HTTPException(401, "Missing or wrong API token: send the header "
+                                "'Authorization: Bearer TOKEN'.")  # fmt: skip
+
+    def run(fn, body: Cells, **kw):
+        """The verb on the request's cells, in order; c2s's refusals as 422."""
+        data, n = _cells(body, max_cells, HTTPException)
+        with lock, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                frame = fn(data, m, inplace=False, n_genes=body.n_genes, organism=body.organism,
+                           progress_bar=False, **kw)  # fmt: skip
+            except C2SError as e:
+                raise HTTPException(422, str(e)) from e
+        frame = frame.reindex([str(i) for i in range(n)])  # cells left out come back empty
+        return frame, sorted({str(w.message) for w in caught})
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/model", dependencies=[Depends(authorize)])
+    def model_info() -> dict:
+        c = m.config
+        return {"name": m.name_or_path or None, "tasks": c.tasks, "labels": c.labels,
+                "n_genes": c.n_genes, "organism": c.organism,
+                "n_model_genes": len(c.genes or []), "max_cells": max_cells,
+                "version": __version__}  # fmt: skip
+
+    @app.post("/v1/predict", dependencies=[Depends(authorize)])
+    def predict(body: PredictRequest) -> dict:
+        from c2s.tl import predict as verb
+
+        frame, caught = run(verb, body, task=body.task)
+        probs = [c for c in frame.columns if c.startswith("p_")]
+        out = []
+        for _, row in frame.iterrows():
+            label = row.get("c2s_prediction")
+            p = row.get("c2s_prediction_probability")
+            out.append({
+                "label": None if _missing(label) else str(label),
+                "probability": None if _missing(p) else float(p),
+                "probabilities": {c[2:]: float(row[c]) for c in probs if not _missing(row[c])},
+            })  # fmt: skip
+        return {"predictions": out, "warnings": caught}
+
+    @app.post("/v1/embed", dependencies=[Depends(authorize)])
+    def embed(body: Cells) -> dict:
+        from c2s.tl import embed as verb
+
+        frame, caught = run(verb, body)
+        vectors = [
+            None if row.isna().any() else [float(v) for v in row] for _, row in frame.iterrows()
+        ]
+        return {"embeddings": vectors, "dimensions": frame.shape[1], "warnings": caught}
+
+    app.state.model = m
+    return app
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _cells(body, max_cells: int, HTTPException):
+    """The request's cells as ranked sentences or an AnnData, indexed "0".."n-1"."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from c2s.sentences import CellSentences
+
+    if (body.sentences is None) == (body.cells is None):
+        raise HTTPException(422, "Give either 'sentences' (cell sentences) or 'cells' "
+                            "(gene -> expression records), not both or neither.")  # fmt: skip
+    items = body.sentences if body.sentences is not None else body.cells
+    n = len(items)
+    if n == 0:
+        raise HTTPException(422, "No cells in the request.")
+    if n > max_cells:
+        raise HTTPException(413, f"{n} cells in one request; this server takes at most "
+                            f"{max_cells}. Send them in smaller batches.")  # fmt: skip
+    index = pd.Index([str(i) for i in range(n)])
+    if body.sentences is not None:
+        return CellSentences.from_text(body.sentences, obs=pd.DataFrame(index=index)), n
+    genes = list(dict.fromkeys(g for cell in body.cells for g in cell))
+    if not genes:
+        raise HTTPException(422, "The cells name no genes.")
+    col = {g: j for j, g in enumerate(genes)}
+    rows = np.repeat(np.arange(n), [len(c) for c in body.cells])
+    cols = np.fromiter((col[g] for c in body.cells for g in c), dtype=np.int64, count=len(rows))
+    vals = np.fromiter(
+        (v for c in body.cells for v in c.values()), dtype=np.float32, count=len(rows)
+    )
+    X = sp.csr_matrix((vals, (rows, cols)), shape=(n, len(genes)))
+    return ad.AnnData(X=X, obs=pd.DataFrame(index=index), var=pd.DataFrame(index=genes)), n

@@ -1,0 +1,91 @@
+"""The HTTP API through FastAPI's test client: each endpoint against the c2s.tl verbs, the
+token, the limits, and bad requests answered with 4xx while the server stays up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+pytest.importorskip("torch")
+
+from fastapi.testclient import TestClient
+
+import c2s
+from c2s.serve import create_app
+
+
+@pytest.fixture(scope="module")
+def client(trained_model):
+    return TestClient(create_app(str(trained_model), device="cpu", max_cells=50))
+
+
+@pytest.fixture(scope="module")
+def cells(_pbmc):
+    """Eight PBMC cells: their sentences, their expression records, and the AnnData."""
+    a = _pbmc[:8].copy()
+    sentences = c2s.sentences.from_anndata(a, top_k=30, seed=0).to_text()
+    X = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
+    records = [{g: float(v) for g, v in zip(a.var_names, row, strict=True) if v > 0} for row in X]
+    return sentences, records, a
+
+
+def test_health_and_model(client, trained_model):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    info = client.get("/v1/model").json()
+    assert "cell_type_prediction" in info["tasks"] and info["n_genes"] == 30
+    assert "CD14+ Monocyte" in info["labels"]["cell_type"]
+    assert info["max_cells"] == 50
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_predict_from_sentences_and_records_matches_the_verb(client, cells, trained_model):
+    sentences, records, a = cells
+    want = c2s.tl.predict(a, str(trained_model), inplace=False, progress_bar=False)
+    for body in ({"sentences": sentences}, {"cells": records}):
+        r = client.post("/v1/predict", json=body)
+        assert r.status_code == 200, r.text
+        preds = r.json()["predictions"]
+        assert [p["label"] for p in preds] == list(want["c2s_prediction"])  # input order
+        for p in preds:
+            assert p["label"] in p["probabilities"]
+            assert p["probability"] == pytest.approx(max(p["probabilities"].values()))
+            assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_embed_matches_the_verb(client, cells, trained_model):
+    sentences, _, a = cells
+    want = c2s.tl.embed(a, str(trained_model), inplace=False, progress_bar=False)
+    r = client.post("/v1/embed", json={"sentences": sentences})
+    assert r.status_code == 200
+    got = np.array(r.json()["embeddings"])
+    assert got.shape == want.shape and r.json()["dimensions"] == want.shape[1]
+    np.testing.assert_allclose(got, want.to_numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_requests_get_4xx_and_the_server_stays_up(client, cells):
+    sentences, records, _ = cells
+    bad = [
+        ({"sentences": sentences, "cells": records}, 422, "either"),
+        ({}, 422, "either"),
+        ({"sentences": []}, 422, "No cells"),
+        ({"sentences": sentences * 7}, 413, "at most 50"),
+        ({"sentences": sentences, "task": "cell_typing"}, 422, "cell_typing"),
+        ({"cells": [{"CD3D": -1.0}]}, 422, "negative"),
+    ]
+    for body, status, msg in bad:
+        r = client.post("/v1/predict", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert msg in r.text, r.text
+    assert client.post("/v1/predict", json={"sentences": sentences[:1]}).status_code == 200
+
+
+def test_a_token_guards_the_api(trained_model, cells):
+    guarded = TestClient(create_app(str(trained_model), device="cpu", token="s3cret"))
+    assert guarded.get("/healthz").status_code == 200  # health checks need no token
+    assert guarded.get("/v1/model").status_code == 401
+    assert "Bearer" in guarded.get("/v1/model", headers={"Authorization": "Bearer x"}).text
+    ok = guarded.post("/v1/predict", json={"sentences": cells[0][:2]},
+                      headers={"Authorization": "Bearer s3cret"})  # fmt: skip
+    assert ok.status_code == 200
