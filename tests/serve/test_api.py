@@ -89,3 +89,24 @@ def test_a_token_guards_the_api(trained_model, cells):
     ok = guarded.post("/v1/predict", json={"sentences": cells[0][:2]},
                       headers={"Authorization": "Bearer s3cret"})  # fmt: skip
     assert ok.status_code == 200
+
+
+def test_generate_returns_sentences_and_expression_as_the_verb(client, trained_model):
+    body = {"labels": {"CD14+ Monocyte": 2, "CD19+ B": 1}, "seed": 3}
+    r = client.post("/v1/generate", json=body)
+    assert r.status_code == 200, r.text
+    cells = r.json()["cells"]
+    want = c2s.tl.generate(str(trained_model), body["labels"], seed=3, progress_bar=False)
+    assert [c["label"] for c in cells] == ["CD14+ Monocyte"] * 2 + ["CD19+ B"]
+    assert [c["sentence"] for c in cells] == list(want.obs["c2s_sentence"])
+    genes = set(c2s.model.C2SModel.from_pretrained(trained_model).config.genes)
+    for c in cells:
+        words = c["sentence"].split()
+        assert len(words) == len(set(words)) and set(words) <= genes
+        assert set(c["expression"]) <= set(words) and c["expression"]
+    assert (
+        client.post("/v1/generate", json={"labels": ["CD19+ B"], "n_per_label": 51}).status_code
+        == 413
+    )
+    r = client.post("/v1/generate", json={"labels": {"CD19+ B": 1}, "task": "cell_type_prediction"})
+    assert r.status_code == 422

@@ -50,6 +50,18 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
     class PredictRequest(Cells):
         task: str = "cell_type_prediction"
 
+    class GenerateRequest(BaseModel):
+        labels: dict[str, int] | list[str] = Field(
+            ..., description="{label: number of cells} or labels (n_per_label cells each)"
+        )
+        n_per_label: int = Field(1, ge=1)
+        task: str = "cell_type_generation"
+        n_genes: int | None = Field(None, ge=1)
+        organism: str | None = None
+        temperature: float = Field(0.7, gt=0)
+        top_p: float | None = Field(None, gt=0, le=1)
+        seed: int = Field(0, ge=0)
+
     def authorize(authorization: str | None = Header(None)) -> None:
         if token is not None and authorization != f"Bearer {token}":
             raise HTTPException(401, "Missing or wrong API token: send the header "
@@ -106,6 +118,41 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
             None if row.isna().any() else [float(v) for v in row] for _, row in frame.iterrows()
         ]
         return {"embeddings": vectors, "dimensions": frame.shape[1], "warnings": caught}
+
+    @app.post("/v1/generate", dependencies=[Depends(authorize)])
+    def generate(body: GenerateRequest) -> dict:
+        from c2s.tl import generate as verb
+
+        counts = body.labels if isinstance(body.labels, dict) else None
+        n = sum(counts.values()) if counts else len(body.labels) * body.n_per_label
+        if n > max_cells:
+            raise HTTPException(413, f"{n} cells asked for; this server makes at most "
+                                f"{max_cells} per request.")  # fmt: skip
+        if n < 1 or (counts and min(counts.values()) < 1):
+            raise HTTPException(422, "Ask for at least one cell per label.")
+        with lock, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                a = verb(m, body.labels, n_per_label=body.n_per_label, task=body.task,
+                         n_genes=body.n_genes, organism=body.organism,
+                         temperature=body.temperature, top_p=body.top_p, seed=body.seed,
+                         progress_bar=False)  # fmt: skip
+            except C2SError as e:
+                raise HTTPException(422, str(e)) from e
+        label_col = next(c for c in a.obs.columns if not c.startswith("c2s_"))
+        X = a.X.tocsr() if hasattr(a.X, "tocsr") else None
+        genes = a.var_names.astype(str)
+        cells = []
+        for i in range(a.n_obs):
+            cell = {"label": str(a.obs[label_col].iat[i]),
+                    "sentence": str(a.obs["c2s_sentence"].iat[i])}  # fmt: skip
+            if X is not None:
+                row = X[i]
+                cell["expression"] = {
+                    genes[j]: float(v) for j, v in zip(row.indices, row.data, strict=True)
+                }
+            cells.append(cell)
+        return {"cells": cells, "warnings": sorted({str(w.message) for w in caught})}
 
     app.state.model = m
     return app
