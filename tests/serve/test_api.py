@@ -110,3 +110,42 @@ def test_generate_returns_sentences_and_expression_as_the_verb(client, trained_m
     )
     r = client.post("/v1/generate", json={"labels": {"CD19+ B": 1}, "task": "cell_type_prediction"})
     assert r.status_code == 422
+
+
+def test_an_uploaded_h5ad_is_annotated_and_bad_uploads_get_4xx(trained_model, tmp_path, _pbmc):
+    import glob
+    import tempfile
+
+    app = create_app(str(trained_model), device="cpu", max_cells=50, max_upload_mb=2)
+    client = TestClient(app)
+    a = _pbmc[:20].copy()
+    a.write_h5ad(tmp_path / "cells.h5ad")
+    before = set(glob.glob(f"{tempfile.gettempdir()}/c2s-upload-*"))
+    with open(tmp_path / "cells.h5ad", "rb") as f:
+        r = client.post("/v1/predict", files={"file": ("cells.h5ad", f)},
+                        data={"task": "cell_type_prediction"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    want = c2s.tl.predict(a, str(trained_model), inplace=False, progress_bar=False)
+    assert r.json()["cell_ids"] == list(a.obs_names)
+    assert [p["label"] for p in r.json()["predictions"]] == list(want["c2s_prediction"])
+    with open(tmp_path / "cells.h5ad", "rb") as f:
+        emb = client.post("/v1/embed", files={"file": ("cells.h5ad", f)})
+    assert emb.status_code == 200 and len(emb.json()["embeddings"]) == 20
+    (tmp_path / "bad.h5ad").write_text("not an h5ad file")
+    big = _pbmc[:60].copy()
+    big.write_h5ad(tmp_path / "big.h5ad")
+    huge = tmp_path / "huge.h5ad"
+    huge.write_bytes(b"\0" * 3_000_000)
+    for name, status, msg in [("bad.h5ad", 422, "Cannot read bad.h5ad as an .h5ad file"),
+                              ("big.h5ad", 413, "at most 50"),
+                              ("huge.h5ad", 413, "over this server's limit of 2 MB")]:  # fmt: skip
+        with open(tmp_path / name, "rb") as f:
+            r = client.post("/v1/predict", files={"file": (name, f)})
+        assert r.status_code == status and msg in r.text, (name, r.text)
+    r = client.post("/v1/predict", data={"task": "cell_type_prediction"},
+                    files={"other": ("x", b"1")})  # fmt: skip
+    assert r.status_code == 422 and "form field 'file'" in r.text
+    assert set(glob.glob(f"{tempfile.gettempdir()}/c2s-upload-*")) == before  # all removed
+    assert client.get("/healthz").status_code == 200
+    body = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/json", "multipart/form-data"}

@@ -8,7 +8,7 @@ TOKEN_ENV = "C2S_TOKEN"
 
 
 def register(sub) -> None:
-    from c2s.serve import DEFAULT_MAX_CELLS
+    from c2s.serve import DEFAULT_MAX_CELLS, DEFAULT_MAX_UPLOAD_MB
 
     p = sub.add_parser(
         "serve",
@@ -26,6 +26,9 @@ def register(sub) -> None:
         help=f"require 'Authorization: Bearer TOKEN' on /v1 (default: ${TOKEN_ENV} if set)",
     )
     p.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS, help="cells per request")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest .h5ad upload"
+    )
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda")
     p.set_defaults(run=run)
 
@@ -38,6 +41,7 @@ def run(args) -> int:
     except ImportError as e:
         raise ImportError("c2s serve needs uvicorn: pip install 'c2s[serve]'") from e
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    app = create_app(args.model, token=token, max_cells=args.max_cells, device=args.device)
+    app = create_app(args.model, token=token, max_cells=args.max_cells,
+                     max_upload_mb=args.max_upload_mb, device=args.device)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

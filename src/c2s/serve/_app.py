@@ -11,24 +11,24 @@ import math
 import threading
 import warnings
 
-import numpy as np
-import pandas as pd
-
 from c2s._errors import C2SError
 from c2s._version import __version__
+from c2s.serve._upload import parse
 
 DEFAULT_MAX_CELLS = 10_000
+DEFAULT_MAX_UPLOAD_MB = 200
 
 
 def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_CELLS,
-               device: str = "auto"):  # fmt: skip
+               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, device: str = "auto"):  # fmt: skip
     """A FastAPI application serving ``model`` (a :class:`~c2s.model.C2SModel`, a
     directory or a hub id; loaded once, without remote code). With ``token``, every
     ``/v1`` request needs ``Authorization: Bearer TOKEN``. A request holds at most
-    ``max_cells`` cells."""
+    ``max_cells`` cells, an uploaded .h5ad at most ``max_upload_mb`` megabytes."""
     try:
-        from fastapi import Depends, FastAPI, Header, HTTPException
+        from fastapi import Depends, FastAPI, Header, HTTPException, Request
         from pydantic import BaseModel, Field
+        from starlette.concurrency import run_in_threadpool
     except ImportError as e:
         raise ImportError("The server needs FastAPI: pip install 'c2s[serve]'") from e
     from c2s.model import C2SModel
@@ -46,6 +46,9 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
         cells: list[dict[str, float]] | None = Field(None, description="gene -> expression")
         n_genes: int | None = Field(None, ge=1, description="genes per sentence (model's)")
         organism: str | None = None
+        use_raw: bool = Field(False, description=".h5ad upload: rank adata.raw.X")
+        layer: str | None = Field(None, description=".h5ad upload: rank this layer")
+        var_names: str | None = Field(None, description=".h5ad upload: var column of symbols")
 
     class PredictRequest(Cells):
         task: str = "cell_type_prediction"
@@ -67,9 +70,10 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
             raise HTTPException(401, "Missing or wrong API token: send the header "
                                 "'Authorization: Bearer TOKEN'.")  # fmt: skip
 
-    def run(fn, body: Cells, **kw):
-        """The verb on the request's cells, in order; c2s's refusals as 422."""
-        data, n = _cells(body, max_cells, HTTPException)
+    def run(fn, data, index, body, **kw):
+        """The verb on the request's cells, in input order; c2s's refusals as 422."""
+        if body.use_raw or body.layer is not None or body.var_names is not None:
+            kw.update(use_raw=body.use_raw, layer=body.layer, var_names=body.var_names)
         with lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -77,8 +81,13 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
                            progress_bar=False, **kw)  # fmt: skip
             except C2SError as e:
                 raise HTTPException(422, str(e)) from e
-        frame = frame.reindex([str(i) for i in range(n)])  # cells left out come back empty
+        frame = frame.reindex(index)  # cells left out (nothing expressed) come back empty
         return frame, sorted({str(w.message) for w in caught})
+
+    async def cells(request, cls):
+        limit = int(max_upload_mb * 1e6)
+        return await parse(request, cls, max_cells=max_cells, max_upload_bytes=limit,
+                           HTTPException=HTTPException)  # fmt: skip
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -92,11 +101,14 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
                 "n_model_genes": len(c.genes or []), "max_cells": max_cells,
                 "version": __version__}  # fmt: skip
 
-    @app.post("/v1/predict", dependencies=[Depends(authorize)])
-    def predict(body: PredictRequest) -> dict:
+    @app.post("/v1/predict", dependencies=[Depends(authorize)],
+              openapi_extra=_body_doc(PredictRequest))  # fmt: skip
+    async def predict(request: Request) -> dict:
+        """Cell types (or the task's labels) with their probabilities, in input order."""
         from c2s.tl import predict as verb
 
-        frame, caught = run(verb, body, task=body.task)
+        body, data, index = await cells(request, PredictRequest)
+        frame, caught = await run_in_threadpool(run, verb, data, index, body, task=body.task)
         probs = [c for c in frame.columns if c.startswith("p_")]
         out = []
         for _, row in frame.iterrows():
@@ -107,17 +119,20 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
                 "probability": None if _missing(p) else float(p),
                 "probabilities": {c[2:]: float(row[c]) for c in probs if not _missing(row[c])},
             })  # fmt: skip
-        return {"predictions": out, "warnings": caught}
+        return {"predictions": out, "cell_ids": list(index), "warnings": caught}
 
-    @app.post("/v1/embed", dependencies=[Depends(authorize)])
-    def embed(body: Cells) -> dict:
+    @app.post("/v1/embed", dependencies=[Depends(authorize)], openapi_extra=_body_doc(Cells))
+    async def embed(request: Request) -> dict:
+        """One embedding per cell, in input order."""
         from c2s.tl import embed as verb
 
-        frame, caught = run(verb, body)
+        body, data, index = await cells(request, Cells)
+        frame, caught = await run_in_threadpool(run, verb, data, index, body)
         vectors = [
             None if row.isna().any() else [float(v) for v in row] for _, row in frame.iterrows()
         ]
-        return {"embeddings": vectors, "dimensions": frame.shape[1], "warnings": caught}
+        return {"embeddings": vectors, "dimensions": frame.shape[1], "cell_ids": list(index),
+                "warnings": caught}  # fmt: skip
 
     @app.post("/v1/generate", dependencies=[Depends(authorize)])
     def generate(body: GenerateRequest) -> dict:
@@ -162,34 +177,14 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _cells(body, max_cells: int, HTTPException):
-    """The request's cells as ranked sentences or an AnnData, indexed "0".."n-1"."""
-    import anndata as ad
-    import scipy.sparse as sp
-
-    from c2s.sentences import CellSentences
-
-    if (body.sentences is None) == (body.cells is None):
-        raise HTTPException(422, "Give either 'sentences' (cell sentences) or 'cells' "
-                            "(gene -> expression records), not both or neither.")  # fmt: skip
-    items = body.sentences if body.sentences is not None else body.cells
-    n = len(items)
-    if n == 0:
-        raise HTTPException(422, "No cells in the request.")
-    if n > max_cells:
-        raise HTTPException(413, f"{n} cells in one request; this server takes at most "
-                            f"{max_cells}. Send them in smaller batches.")  # fmt: skip
-    index = pd.Index([str(i) for i in range(n)])
-    if body.sentences is not None:
-        return CellSentences.from_text(body.sentences, obs=pd.DataFrame(index=index)), n
-    genes = list(dict.fromkeys(g for cell in body.cells for g in cell))
-    if not genes:
-        raise HTTPException(422, "The cells name no genes.")
-    col = {g: j for j, g in enumerate(genes)}
-    rows = np.repeat(np.arange(n), [len(c) for c in body.cells])
-    cols = np.fromiter((col[g] for c in body.cells for g in c), dtype=np.int64, count=len(rows))
-    vals = np.fromiter(
-        (v for c in body.cells for v in c.values()), dtype=np.float32, count=len(rows)
-    )
-    X = sp.csr_matrix((vals, (rows, cols)), shape=(n, len(genes)))
-    return ad.AnnData(X=X, obs=pd.DataFrame(index=index), var=pd.DataFrame(index=genes)), n
+def _body_doc(cls) -> dict:
+    """The OpenAPI request body of an endpoint that reads JSON or an uploaded .h5ad."""
+    form = {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary", "description": "an .h5ad file"},
+        **{k: v for k, v in cls.model_json_schema()["properties"].items()
+           if k not in ("sentences", "cells")},
+    }, "required": ["file"]}  # fmt: skip
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": cls.model_json_schema()},
+        "multipart/form-data": {"schema": form},
+    }}}  # fmt: skip
