@@ -149,3 +149,21 @@ def test_an_uploaded_h5ad_is_annotated_and_bad_uploads_get_4xx(trained_model, tm
     assert client.get("/healthz").status_code == 200
     body = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
     assert set(body["content"]) == {"application/json", "multipart/form-data"}
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(trained_model, cells):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sentences = cells[0]
+    app = create_app(str(trained_model), device="cpu")
+    client = TestClient(app)
+    bodies = [{"sentences": sentences[i : i + 3]} for i in range(6)]
+    alone = [client.post("/v1/predict", json=b).json()["predictions"] for b in bodies]
+    batcher = app.state.batcher
+    calls, requests = batcher.calls, batcher.requests
+    batcher.window = 0.5  # wide enough that the concurrent requests meet
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda b: client.post("/v1/predict", json=b).json(), bodies))
+    assert [t["predictions"] for t in together] == alone
+    assert batcher.requests - requests == 6
+    assert batcher.calls - calls < 6  # fewer model calls than requests
