@@ -210,8 +210,8 @@ def perturbation(out: Path, seed: int, lr: float, args) -> dict:
     row = {"seed": seed, "lr": lr, "steps": res.steps, "program_genes": len(program), **_speed(res)}
     from c2s.model import C2SModel
 
-    genes = C2SModel.from_pretrained(src / "model", device="cpu").config.genes
-    gen_kw = gene_generation_kwargs(C2SModel.from_pretrained(src / "model").tokenizer, genes)
+    sft = C2SModel.from_pretrained(src / "model", device="cpu")
+    gen_kw = gene_generation_kwargs(sft.tokenizer, sft.config.genes)
     scores = {m: get("perturbation_program", inverse=inv, program=program, method=m)
               for m in ("kendall", "pearson")}  # fmt: skip
     for stage, model in (("sft", src / "model"), ("aligned", aligned)):

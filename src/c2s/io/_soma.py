@@ -170,6 +170,14 @@ def open_soma(
     )  # fmt: skip
 
 
+def symbol_column(src: SomaSource, var_names: str | None) -> str | None:
+    """The var column gene names come from: ``var_names`` if given, else ``feature_name``
+    where var has it (the Census's symbols), else None (var's ids)."""
+    if var_names is None and SYMBOL_COLUMN in src.var.columns:
+        return SYMBOL_COLUMN
+    return var_names
+
+
 def _table(df, ids: np.ndarray, axis: str) -> pd.DataFrame:
     """The rows ``ids`` of a SOMA DataFrame in ``soma_joinid`` order, indexed by the
     axis's id column (``obs_id``; ``var_id`` or ``feature_id``) or by ``soma_joinid``;
@@ -208,8 +216,7 @@ def read_soma(
 
     src = open_soma(data, measurement=measurement, x_name=x_name,
                     obs_value_filter=obs_value_filter, var_value_filter=var_value_filter)  # fmt: skip
-    if var_names is None and SYMBOL_COLUMN in src.var.columns:
-        var_names = SYMBOL_COLUMN
+    var_names = symbol_column(src, var_names)
     names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
     blocks = [sp.csr_matrix((d, i, p), shape=(b - a, src.shape[1]))
               for a, b, p, i, d in src.iter_rows(0, src.n_obs, chunk_size)]  # fmt: skip

@@ -24,7 +24,7 @@ from c2s.io._meta import (
 )
 from c2s.io._multi import open_many
 from c2s.io._shards import ConvertJob, ShardWriter, cell_columns, obs_schema, run_jobs, table_schema
-from c2s.io._soma import SYMBOL_COLUMN, is_soma, open_soma
+from c2s.io._soma import is_soma, open_soma, symbol_column
 from c2s.io._split import assign_splits, parse_fractions
 from c2s.sentences import CellSentences, Vocab
 
@@ -159,8 +159,7 @@ def convert(
                            "(--measurement, --x-name), not layer / use_raw.")  # fmt: skip
         src = open_soma(data, measurement=measurement, x_name=x_name,
                         obs_value_filter=obs_value_filter, var_value_filter=var_value_filter)  # fmt: skip
-        if var_names is None and SYMBOL_COLUMN in src.var.columns:
-            var_names = SYMBOL_COLUMN
+        var_names = symbol_column(src, var_names)
     elif obs_value_filter is not None or var_value_filter is not None or x_name is not None:
         raise C2SError("obs_value_filter, var_value_filter and x_name apply to TileDB-SOMA "
                        "experiments; select an AnnData's cells and genes by slicing it.")  # fmt: skip
