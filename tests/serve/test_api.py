@@ -16,21 +16,6 @@ import c2s
 from c2s.serve import create_app
 
 
-@pytest.fixture(scope="module")
-def client(trained_model):
-    return TestClient(create_app(str(trained_model), device="cpu", max_cells=50))
-
-
-@pytest.fixture(scope="module")
-def cells(_pbmc):
-    """Eight PBMC cells: their sentences, their expression records, and the AnnData."""
-    a = _pbmc[:8].copy()
-    sentences = c2s.sentences.from_anndata(a, top_k=30, seed=0).to_text()
-    X = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
-    records = [{g: float(v) for g, v in zip(a.var_names, row, strict=True) if v > 0} for row in X]
-    return sentences, records, a
-
-
 def test_health_and_model(client, trained_model):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/v1/model").json()
@@ -151,19 +136,48 @@ def test_an_uploaded_h5ad_is_annotated_and_bad_uploads_get_4xx(trained_model, tm
     assert set(body["content"]) == {"application/json", "multipart/form-data"}
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(trained_model, cells):
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(trained_model, cells,
+                                                                     monkeypatch):  # fmt: skip
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     sentences = cells[0]
-    app = create_app(str(trained_model), device="cpu")
+    app = create_app(str(trained_model), device="cpu", batch_window_ms=0)
     client = TestClient(app)
     bodies = [{"sentences": sentences[i : i + 3]} for i in range(6)]
     alone = [client.post("/v1/predict", json=b).json()["predictions"] for b in bodies]
     batcher = app.state.batcher
     calls, requests = batcher.calls, batcher.requests
-    batcher.window = 0.5  # wide enough that the concurrent requests meet
+    real, first = c2s.tl.predict, threading.Event()
+
+    def busy(*args, **kw):  # the first call holds the model while the others queue
+        if not first.is_set():
+            first.set()
+            time.sleep(1.0)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(c2s.tl, "predict", busy)
     with ThreadPoolExecutor(6) as pool:
         together = list(pool.map(lambda b: client.post("/v1/predict", json=b).json(), bodies))
     assert [t["predictions"] for t in together] == alone
     assert batcher.requests - requests == 6
-    assert batcher.calls - calls < 6  # fewer model calls than requests
+    assert batcher.calls - calls == 2  # one request, then the five that queued meanwhile
+
+
+def test_the_batch_window_gathers_requests_under_load(trained_model, cells):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sentences = cells[0]
+    app = create_app(str(trained_model), device="cpu", batch_window_ms=500)
+    client = TestClient(app)
+    batcher = app.state.batcher
+    assert client.post("/v1/predict", json={"sentences": sentences[:1]}).status_code == 200
+    assert not batcher._shared  # a lone client: no waiting for company
+    batcher._shared = True  # as after a shared batch
+    calls = batcher.calls
+    bodies = [{"sentences": sentences[i : i + 2]} for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda b: client.post("/v1/predict", json=b).status_code, bodies))
+    assert codes == [200] * 4
+    assert batcher.calls - calls == 1  # the first waited 0.5 s and the others joined it

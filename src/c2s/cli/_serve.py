@@ -1,4 +1,4 @@
-"""c2s serve MODEL [--host 127.0.0.1] [--port 8000] [--token TOKEN]"""
+"""c2s serve MODEL [--host 127.0.0.1] [--port 8000] [--token TOKEN] [--timeout S]"""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ TOKEN_ENV = "C2S_TOKEN"
 
 
 def register(sub) -> None:
-    from c2s.serve import DEFAULT_MAX_CELLS, DEFAULT_MAX_UPLOAD_MB
+    from c2s.serve import (
+        DEFAULT_MAX_CELLS,
+        DEFAULT_MAX_UPLOAD_MB,
+        DEFAULT_TIMEOUT_S,
+        DEFAULT_WINDOW_MS,
+    )  # fmt: skip
 
     p = sub.add_parser(
         "serve",
-        help="serve a model over HTTP (predict, embed; OpenAPI docs at /docs)",
-        description="Load the model once and serve the c2s verbs as a JSON API. Binds to "
-        "localhost unless --host says otherwise. Needs the serve extra: pip install "
-        "'c2s[serve]'.",
+        help="serve a model over HTTP: a web page at /, a JSON API under /v1 (docs at /docs)",
+        description="Load the model once and serve the c2s verbs as a JSON API and a web page "
+        "(upload cells, see their predicted types and a UMAP, download the annotations, "
+        "generate cells). Binds to localhost unless --host says otherwise. Needs the serve "
+        "extra: pip install 'c2s[serve]'.",
     )
     p.add_argument("model", help="model directory or hub id")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -28,6 +34,19 @@ def register(sub) -> None:
     p.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS, help="cells per request")
     p.add_argument(
         "--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest .h5ad upload"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds a /v1 request may take before it gets 504 (default {DEFAULT_TIMEOUT_S})",
+    )
+    p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=DEFAULT_WINDOW_MS,
+        help="how long a request waits for others to batch with when the model is idle "
+        f"(default {DEFAULT_WINDOW_MS:g}; requests arriving while it is busy are batched anyway)",
     )
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda")
     p.set_defaults(run=run)
@@ -42,6 +61,7 @@ def run(args) -> int:
         raise ImportError("c2s serve needs uvicorn: pip install 'c2s[serve]'") from e
     token = args.token or os.environ.get(TOKEN_ENV) or None
     app = create_app(args.model, token=token, max_cells=args.max_cells,
-                     max_upload_mb=args.max_upload_mb, device=args.device)  # fmt: skip
+                     max_upload_mb=args.max_upload_mb, timeout=args.timeout,
+                     batch_window_ms=args.batch_window_ms, device=args.device)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -1,6 +1,11 @@
-"""Serving a model over HTTP (FastAPI): ``create_app`` for tests and embedding in your own
-server, ``c2s serve MODEL`` to run it with uvicorn."""
+"""Serving a model over HTTP (FastAPI): a JSON API under ``/v1`` and a web page at ``/``.
+``create_app`` for tests and embedding in your own server, ``c2s serve MODEL`` to run it with
+uvicorn."""
 
-from c2s.serve._app import DEFAULT_MAX_CELLS, DEFAULT_MAX_UPLOAD_MB, create_app
+from c2s.serve._app import DEFAULT_MAX_CELLS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_TIMEOUT_S, create_app
+from c2s.serve._batch import DEFAULT_WINDOW_MS
 
-__all__ = ["DEFAULT_MAX_CELLS", "DEFAULT_MAX_UPLOAD_MB", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_CELLS", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_TIMEOUT_S", "DEFAULT_WINDOW_MS",
+    "create_app",
+]  # fmt: skip

@@ -7,41 +7,73 @@ Cells come as cell sentences (``"GENE GENE ..."``, highest first) or as expressi
 order. Errors are 4xx with the message the CLI would print; the server stays up.
 """
 
+import asyncio
+import contextlib
 import math
 import threading
 import warnings
+from pathlib import Path
 
 from c2s._errors import C2SError
 from c2s._version import __version__
-from c2s.serve._batch import Batcher
+from c2s.serve._batch import DEFAULT_WINDOW_MS, Batcher
+from c2s.serve._results import FILES, Results, annotated, layout
 from c2s.serve._upload import parse
 
 DEFAULT_MAX_CELLS = 10_000
 DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_TIMEOUT_S = 300
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_CELLS,
-               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, device: str = "auto"):  # fmt: skip
+               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+               timeout: float = DEFAULT_TIMEOUT_S, batch_window_ms: float = DEFAULT_WINDOW_MS,
+               device: str = "auto"):  # fmt: skip
     """A FastAPI application serving ``model`` (a :class:`~c2s.model.C2SModel`, a
-    directory or a hub id; loaded once, without remote code). With ``token``, every
-    ``/v1`` request needs ``Authorization: Bearer TOKEN``. A request holds at most
-    ``max_cells`` cells, an uploaded .h5ad at most ``max_upload_mb`` megabytes."""
+    directory or a hub id; loaded once, without remote code): the JSON API under ``/v1`` and
+    a web page at ``/``. With ``token``, every ``/v1`` request needs ``Authorization: Bearer
+    TOKEN``. A request holds at most ``max_cells`` cells, an uploaded .h5ad at most
+    ``max_upload_mb`` megabytes, and gets 504 after ``timeout`` seconds. Concurrent predict
+    and embed requests are batched: requests that arrive while the model is busy, or within
+    ``batch_window_ms`` of the first, run as one call."""
     try:
         from fastapi import Depends, FastAPI, Header, HTTPException, Request
+        from fastapi.responses import FileResponse, JSONResponse
+        from fastapi.staticfiles import StaticFiles
         from pydantic import BaseModel, Field
         from starlette.concurrency import run_in_threadpool
     except ImportError as e:
         raise ImportError("The server needs FastAPI: pip install 'c2s[serve]'") from e
     from c2s.model import C2SModel
 
+    _check_limits(max_cells, max_upload_mb, timeout, batch_window_ms)
     m = model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model, device=device)
     lock = threading.Lock()  # one model call at a time (generation)
-    batcher = Batcher(m, max_cells=max_cells)  # predict and embed, batched
+    batcher = Batcher(m, max_cells=max_cells, window=batch_window_ms / 1000)  # predict, embed
+    results = Results()  # annotated files kept for download
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        results.close()
+
     app = FastAPI(
-        title="c2s", version=__version__,
+        title="c2s", version=__version__, lifespan=lifespan,
         description="Cell sentences with a language model: cell types, embeddings, generated "
-        "cells. The same verbs as the c2s command line.",
+        "cells. The same verbs as the c2s command line; a web page at /.",
     )  # fmt: skip
+
+    @app.middleware("http")
+    async def deadline(request, call_next):
+        if not request.url.path.startswith("/v1/"):
+            return await call_next(request)
+        try:
+            return await asyncio.wait_for(call_next(request), timeout)
+        except asyncio.TimeoutError:
+            return JSONResponse(status_code=504, content={"detail": (
+                f"The request took longer than this server's limit of {timeout:g} s "
+                "(c2s serve --timeout). Send fewer cells per request.")})  # fmt: skip
 
     class Cells(BaseModel):
         sentences: list[str] | None = Field(None, description="cell sentences, genes highest first")
@@ -89,6 +121,25 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
         return await parse(request, cls, max_cells=max_cells, max_upload_bytes=limit,
                            HTTPException=HTTPException)  # fmt: skip
 
+    def predictions(frame) -> list[dict]:
+        probs = [c for c in frame.columns if c.startswith("p_")]
+        out = []
+        for _, row in frame.iterrows():
+            label = row.get("c2s_prediction")
+            p = row.get("c2s_prediction_probability")
+            out.append({
+                "label": None if _missing(label) else str(label),
+                "probability": None if _missing(p) else float(p),
+                "probabilities": {c[2:]: float(row[c]) for c in probs if not _missing(row[c])},
+            })  # fmt: skip
+        return out
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
@@ -109,17 +160,7 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
 
         body, data, index = await cells(request, PredictRequest)
         frame, caught = await run_in_threadpool(run, verb, data, index, body, task=body.task)
-        probs = [c for c in frame.columns if c.startswith("p_")]
-        out = []
-        for _, row in frame.iterrows():
-            label = row.get("c2s_prediction")
-            p = row.get("c2s_prediction_probability")
-            out.append({
-                "label": None if _missing(label) else str(label),
-                "probability": None if _missing(p) else float(p),
-                "probabilities": {c[2:]: float(row[c]) for c in probs if not _missing(row[c])},
-            })  # fmt: skip
-        return {"predictions": out, "cell_ids": list(index), "warnings": caught}
+        return {"predictions": predictions(frame), "cell_ids": list(index), "warnings": caught}
 
     @app.post("/v1/embed", dependencies=[Depends(authorize)], openapi_extra=_body_doc(Cells))
     async def embed(request: Request) -> dict:
@@ -133,6 +174,39 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
         ]
         return {"embeddings": vectors, "dimensions": frame.shape[1], "cell_ids": list(index),
                 "warnings": caught}  # fmt: skip
+
+    @app.post("/v1/annotate", dependencies=[Depends(authorize)],
+              openapi_extra=_body_doc(PredictRequest))  # fmt: skip
+    async def annotate(request: Request) -> dict:
+        """Predictions, embeddings laid out in 2-D (UMAP) and an annotated .h5ad and CSV to
+        download (``downloads``; kept for the last few requests, up to an hour): what the web
+        page shows."""
+        from c2s.tl import embed as embed_verb
+        from c2s.tl import predict as predict_verb
+
+        body, data, index = await cells(request, PredictRequest)
+        preds, caught = await run_in_threadpool(run, predict_verb, data, index, body,
+                                                task=body.task)  # fmt: skip
+        emb, more = await run_in_threadpool(run, embed_verb, data, index, body)
+        coords, method = await run_in_threadpool(layout, emb.to_numpy())
+        a, table = annotated(data, preds, emb, coords)
+        rid = await run_in_threadpool(results.add, a, table)
+        return {
+            "id": rid, "cell_ids": list(index), "predictions": predictions(preds),
+            "layout": {"method": method, "coords": [
+                None if math.isnan(x) else [float(x), float(y)] for x, y in coords]},
+            "downloads": {name.split(".")[-1]: f"/v1/results/{rid}/{name}" for name in FILES},
+            "warnings": sorted(set(caught) | set(more)),
+        }  # fmt: skip
+
+    @app.get("/v1/results/{rid}/{name}", dependencies=[Depends(authorize)])
+    def download(rid: str, name: str):
+        """A file of an earlier ``/v1/annotate`` result: annotated.h5ad or predictions.csv."""
+        path = results.path(rid, name)
+        if path is None:
+            raise HTTPException(404, "No such result: results are kept for the last few "
+                                "annotations and up to an hour; annotate the cells again.")  # fmt: skip
+        return FileResponse(path, media_type=FILES[name], filename=f"c2s-{name}")
 
     @app.post("/v1/generate", dependencies=[Depends(authorize)])
     def generate(body: GenerateRequest) -> dict:
@@ -169,8 +243,21 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
             cells.append(cell)
         return {"cells": cells, "warnings": sorted({str(w.message) for w in caught})}
 
-    app.state.model, app.state.batcher = m, batcher
+    app.state.model, app.state.batcher, app.state.results = m, batcher, results
     return app
+
+
+def _check_limits(max_cells, max_upload_mb, timeout, batch_window_ms) -> None:
+    """Refuse limits that could never work, before the model is loaded."""
+    if not max_cells >= 1:
+        raise C2SError(f"max_cells (--max-cells) must be at least 1, not {max_cells}.")
+    for name, value in (("max_upload_mb", max_upload_mb), ("timeout", timeout)):
+        if not value > 0:
+            flag = "--" + name.replace("_", "-")
+            raise C2SError(f"{name} ({flag}) must be more than 0, not {value}.")
+    if not batch_window_ms >= 0:
+        raise C2SError(f"batch_window_ms (--batch-window-ms) must be 0 or more, not "
+                       f"{batch_window_ms}.")  # fmt: skip
 
 
 def _sentences(data, body, n_genes) -> list[str]:

@@ -1,6 +1,7 @@
-"""Batching concurrent requests: requests that arrive within a few milliseconds of each other
-and ask the same verb with the same options become one call of the ``c2s.tl`` verb (the
-model sees one batch stream), and each gets its own rows back.
+"""Batching concurrent requests: requests that queue while the model is busy, or (under
+concurrent load) arrive within a few milliseconds of each other, and ask the same verb with
+the same options become one call of the ``c2s.tl`` verb (the model sees one batch stream),
+and each gets its own rows back.
 
 Requests are ranked in their own threads first (as the verb would rank them alone, with
 seed 0), so a batched request gets exactly the cell sentences it would get alone.
@@ -14,16 +15,17 @@ import warnings
 
 import pandas as pd
 
-WINDOW_S = 0.01  # how long the first request of a batch waits for company
+DEFAULT_WINDOW_MS = 10.0  # how long the first request of a batch waits for company
 
 
 class Batcher:
     """One thread that runs the model; ``submit`` blocks until the request's rows are in."""
 
-    def __init__(self, model, *, max_cells: int, window: float = WINDOW_S):
+    def __init__(self, model, *, max_cells: int, window: float = DEFAULT_WINDOW_MS / 1000):
         self.model, self.max_cells, self.window = model, max_cells, window
         self.calls = 0  # verb calls made (fewer than requests when batching happened)
         self.requests = 0
+        self._shared = False  # the last batch held more than one request
         self._q: queue.Queue = queue.Queue()
         threading.Thread(target=self._loop, name="c2s-batcher", daemon=True).start()
 
@@ -37,8 +39,14 @@ class Batcher:
     def _loop(self) -> None:
         while True:
             items = [self._q.get()]
-            deadline = time.monotonic() + self.window
+            # wait for company only under concurrent load: a lone client is answered at once
+            deadline = time.monotonic() + (self.window if self._shared else 0.0)
             while sum(len(it[2]) for it in items) < self.max_cells:
+                try:  # requests that queued while the model was busy join at once
+                    items.append(self._q.get_nowait())
+                    continue
+                except queue.Empty:
+                    pass
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -46,6 +54,7 @@ class Batcher:
                     items.append(self._q.get(timeout=left))
                 except queue.Empty:
                     break
+            self._shared = len(items) > 1
             groups: dict = {}
             for it in items:
                 groups.setdefault((it[0], it[1]), []).append(it)
