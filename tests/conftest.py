@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 # Never reach the network from tests, and keep progress bars quiet.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("C2S_NO_PROGRESS", "1")
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import c2s
-from c2s._atomic import TMP_PREFIX
 
 N_CELLS = 400
 N_GENES = 600
@@ -68,18 +64,6 @@ def scaled_adata(_lognorm):
     a.layers["lognorm"] = a.X.copy()
     a.X = (dense - dense.mean(axis=0)) / (dense.std(axis=0) + 1e-6)
     return a
-
-
-def dense(X) -> np.ndarray:
-    return X.toarray() if sp.issparse(X) else np.asarray(X)
-
-
-def assert_no_output(out: Path) -> None:
-    """``out`` was not created and no temporary sibling was left behind."""
-    out = Path(out)
-    assert not out.exists()
-    leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
-    assert leftovers == []
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import datasets
 import numpy as np
 import pytest
-from conftest import assert_no_output
+from _helpers import assert_no_output
 
 import c2s
 from c2s.cli import main

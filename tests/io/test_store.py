@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import assert_no_output
+from _helpers import assert_no_output
 
 import c2s
 import c2s.io._shards as shards

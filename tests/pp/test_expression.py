@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import dense
+from _helpers import dense
 
 from c2s._errors import C2SError
 from c2s.pp import check_expression, log10_normalize, normalize, qc

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import dense
+from _helpers import dense
 
 import c2s
 from c2s._errors import C2SError

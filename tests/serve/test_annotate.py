@@ -154,6 +154,7 @@ def test_serve_command_passes_its_flags_and_refuses_bad_limits(trained_model, ca
             "--timeout", "9", "--batch-window-ms", "0"]  # fmt: skip
     assert main(argv) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123  # localhost unless told
+    assert "open http://127.0.0.1:8123/ for the page" in capsys.readouterr().err
     client = TestClient(seen["app"])
     assert client.get("/v1/model").status_code == 401
     info = client.get("/v1/model", headers={"Authorization": "Bearer from-env"}).json()

@@ -181,3 +181,16 @@ def test_the_batch_window_gathers_requests_under_load(trained_model, cells):
         codes = list(pool.map(lambda b: client.post("/v1/predict", json=b).status_code, bodies))
     assert codes == [200] * 4
     assert batcher.calls - calls == 1  # the first waited 0.5 s and the others joined it
+
+
+def test_cells_without_genes_are_named_by_the_request_s_own_ids(client, cells):
+    records = cells[1]
+    r = client.post("/v1/predict", json={"cells": [records[0], {"CD3D": 0.0}, records[1]]})
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert preds[1] == {"label": None, "probability": None, "probabilities": {}}
+    assert preds[0]["label"] and preds[2]["label"]
+    assert any("1 cells express no gene" in w and w.endswith(": 1.") for w in r.json()["warnings"])
+    assert not any(":" in w.split(": ")[-1] for w in r.json()["warnings"])  # no batch keys
+    r = client.post("/v1/embed", json={"cells": [{"CD3D": 0.0}]})
+    assert r.status_code == 422 and "No cell of the request expresses any gene" in r.text

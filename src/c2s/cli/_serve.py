@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 TOKEN_ENV = "C2S_TOKEN"
 
@@ -63,5 +64,9 @@ def run(args) -> int:
     app = create_app(args.model, token=token, max_cells=args.max_cells,
                      max_upload_mb=args.max_upload_mb, timeout=args.timeout,
                      batch_window_ms=args.batch_window_ms, device=args.device)  # fmt: skip
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}"
+    print(f"c2s serve: open {url}/ for the page; the API is under /v1, documented at {url}/docs"
+          f"{' (requests need the token)' if token else ''}", file=sys.stderr)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -123,16 +123,17 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
 
     def predictions(frame) -> list[dict]:
         probs = [c for c in frame.columns if c.startswith("p_")]
-        out = []
-        for _, row in frame.iterrows():
-            label = row.get("c2s_prediction")
-            p = row.get("c2s_prediction_probability")
-            out.append({
-                "label": None if _missing(label) else str(label),
-                "probability": None if _missing(p) else float(p),
-                "probabilities": {c[2:]: float(row[c]) for c in probs if not _missing(row[c])},
-            })  # fmt: skip
-        return out
+        names, P = [c[2:] for c in probs], frame[probs].to_numpy(dtype=float)
+        none = [None] * len(frame)
+        labels = frame["c2s_prediction"].tolist() if "c2s_prediction" in frame else none
+        top = frame.get("c2s_prediction_probability")
+        top = none if top is None else top.tolist()
+        return [{
+            "label": None if _missing(label) else str(label),
+            "probability": None if _missing(p) else float(p),
+            "probabilities": {n: float(v) for n, v in zip(names, row, strict=True)
+                              if not math.isnan(v)},
+        } for label, p, row in zip(labels, top, P, strict=True)]  # fmt: skip
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -160,7 +161,8 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
 
         body, data, index = await cells(request, PredictRequest)
         frame, caught = await run_in_threadpool(run, verb, data, index, body, task=body.task)
-        return {"predictions": predictions(frame), "cell_ids": list(index), "warnings": caught}
+        out = await run_in_threadpool(predictions, frame)
+        return {"predictions": out, "cell_ids": list(index), "warnings": caught}
 
     @app.post("/v1/embed", dependencies=[Depends(authorize)], openapi_extra=_body_doc(Cells))
     async def embed(request: Request) -> dict:
@@ -188,16 +190,19 @@ def create_app(model, *, token: str | None = None, max_cells: int = DEFAULT_MAX_
         preds, caught = await run_in_threadpool(run, predict_verb, data, index, body,
                                                 task=body.task)  # fmt: skip
         emb, more = await run_in_threadpool(run, embed_verb, data, index, body)
-        coords, method = await run_in_threadpool(layout, emb.to_numpy())
-        a, table = annotated(data, preds, emb, coords)
-        rid = await run_in_threadpool(results.add, a, table)
-        return {
-            "id": rid, "cell_ids": list(index), "predictions": predictions(preds),
-            "layout": {"method": method, "coords": [
-                None if math.isnan(x) else [float(x), float(y)] for x, y in coords]},
-            "downloads": {name.split(".")[-1]: f"/v1/results/{rid}/{name}" for name in FILES},
-            "warnings": sorted(set(caught) | set(more)),
-        }  # fmt: skip
+
+        def finish() -> dict:  # off the event loop: the layout, the files, the rows
+            coords, method = layout(emb.to_numpy())
+            rid = results.add(*annotated(data, preds, emb, coords))
+            return {
+                "id": rid, "cell_ids": list(index), "predictions": predictions(preds),
+                "layout": {"method": method, "coords": [
+                    None if math.isnan(x) else [float(x), float(y)] for x, y in coords]},
+                "downloads": {n.split(".")[-1]: f"/v1/results/{rid}/{n}" for n in FILES},
+                "warnings": sorted(set(caught) | set(more)),
+            }  # fmt: skip
+
+        return await run_in_threadpool(finish)
 
     @app.get("/v1/results/{rid}/{name}", dependencies=[Depends(authorize)])
     def download(rid: str, name: str):

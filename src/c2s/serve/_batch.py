@@ -15,6 +15,8 @@ import warnings
 
 import pandas as pd
 
+from c2s._errors import C2SError
+
 DEFAULT_WINDOW_MS = 10.0  # how long the first request of a batch waits for company
 
 
@@ -31,10 +33,21 @@ class Batcher:
 
     def submit(self, fn, kw: dict, texts: list[str], index) -> tuple[pd.DataFrame, list[str]]:
         """The verb's result rows for these cell sentences (indexed by ``index``) and the
-        warnings of the batch they ran in; the verb's own errors are raised here."""
+        warnings of the batch they ran in; the verb's own errors are raised here. Cells with
+        no gene are left out here, with a warning naming this request's own cells."""
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if not keep:
+            raise C2SError("No cell of the request expresses any gene; there is nothing to run on.")
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._q.put((fn, tuple(sorted(kw.items())), list(texts), index, fut))
-        return fut.result()
+        self._q.put((fn, tuple(sorted(kw.items())), [texts[i] for i in keep], index[keep], fut))
+        rows, msgs = fut.result()
+        if len(keep) == len(texts):
+            return rows, msgs
+        empty = index.delete(keep)
+        ids = ", ".join(map(str, empty[:5]))
+        note = (f"{len(empty)} cells express no gene and are left out (their results are "
+                f"missing): {ids}{' ...' if len(empty) > 5 else ''}.")  # fmt: skip
+        return rows.reindex(index), [note, *msgs]
 
     def _loop(self) -> None:
         while True:
