@@ -194,3 +194,27 @@ def test_cells_without_genes_are_named_by_the_request_s_own_ids(client, cells):
     assert not any(":" in w.split(": ")[-1] for w in r.json()["warnings"])  # no batch keys
     r = client.post("/v1/embed", json={"cells": [{"CD3D": 0.0}]})
     assert r.status_code == 422 and "No cell of the request expresses any gene" in r.text
+
+
+def test_an_upload_with_repeated_cell_ids_keeps_its_rows_in_order(client, cells, tmp_path):
+    import warnings
+
+    a = cells[2][:4].copy()
+    a.obs_names = ["x", "x", "y", "y"]
+    a.X = a.X.toarray()
+    a.X[1] = 0  # the second "x" expresses nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata's note on repeated names
+        a.write_h5ad(tmp_path / "dup.h5ad")
+        alone = [client.post("/v1/predict", files={"file": ("one.h5ad", _h5ad(a[[i]], tmp_path))})
+                 .json()["predictions"][0]["label"] for i in (0, 2, 3)]  # fmt: skip
+        with open(tmp_path / "dup.h5ad", "rb") as f:
+            r = client.post("/v1/predict", files={"file": ("dup.h5ad", f)})
+    assert r.status_code == 200, r.text
+    got = [p["label"] for p in r.json()["predictions"]]
+    assert got == [alone[0], None, alone[1], alone[2]] and r.json()["cell_ids"] == list(a.obs_names)
+
+
+def _h5ad(a, tmp_path) -> bytes:
+    a.write_h5ad(tmp_path / "one.h5ad")
+    return (tmp_path / "one.h5ad").read_bytes()

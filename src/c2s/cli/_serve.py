@@ -46,8 +46,9 @@ def register(sub) -> None:
         "--batch-window-ms",
         type=float,
         default=DEFAULT_WINDOW_MS,
-        help="how long a request waits for others to batch with when the model is idle "
-        f"(default {DEFAULT_WINDOW_MS:g}; requests arriving while it is busy are batched anyway)",
+        help="under concurrent load, how long the first request of a batch waits for others "
+        f"(default {DEFAULT_WINDOW_MS:g}; 0 never waits; requests that queue while the model "
+        "is busy always join the next batch)",
     )
     p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda")
     p.set_defaults(run=run)

@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
@@ -47,7 +48,11 @@ class Batcher:
         ids = ", ".join(map(str, empty[:5]))
         note = (f"{len(empty)} cells express no gene and are left out (their results are "
                 f"missing): {ids}{' ...' if len(empty) > 5 else ''}.")  # fmt: skip
-        return rows.reindex(index), [note, *msgs]
+        pos = np.full(len(texts), -1)
+        pos[keep] = np.arange(len(keep))
+        out = rows.reset_index(drop=True).reindex(pos)  # by position: ids may repeat
+        out.index = index
+        return out, [note, *msgs]
 
     def _loop(self) -> None:
         while True:
