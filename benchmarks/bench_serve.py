@@ -56,18 +56,18 @@ def main() -> int:
     adata = c2s.datasets.pbmc68k_reduced()
     h5ad = OUT / "pbmc.h5ad"
     adata.write_h5ad(h5ad)
-    cfg = c2s.model.C2SModel.from_pretrained(model, device="cpu")
-    sentences = c2s.sentences.from_anndata(adata, top_k=cfg.config.n_genes, seed=0).to_text()
+    m = c2s.model.C2SModel.from_pretrained(model, device="cpu")
+    sentences = c2s.sentences.from_anndata(adata, top_k=m.config.n_genes, seed=0).to_text()
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
            "date": time.strftime("%Y-%m-%d"), "model": str(model),
-           "parameters": sum(p.numel() for p in cfg.model.parameters()),
+           "parameters": sum(p.numel() for p in m.model.parameters()),
            "n_cells": adata.n_obs, "command": "benchmarks/bench_serve.py " + " ".join(sys.argv[1:])}  # fmt: skip
     res["cli"], labels = cli_predict(model, h5ad)
     t = time.perf_counter()
-    frame = c2s.tl.predict(adata, cfg, inplace=False, progress_bar=False)
+    frame = c2s.tl.predict(adata, m, inplace=False, progress_bar=False)
     res["in_process_s"] = round(time.perf_counter() - t, 2)
     assert list(frame["c2s_prediction"]) == labels
-    del cfg
+    del m
 
     res["server"], res["upload"] = [], []
     for window in args.windows:

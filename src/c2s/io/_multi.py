@@ -60,11 +60,6 @@ class MultiSource(MatrixSource):
         m.sort_indices()  # the shared order may differ from this file's
         return m
 
-    def iter_rows(self, start: int, stop: int, chunk_size: int):
-        for a in range(start, stop, chunk_size):
-            b = min(a + chunk_size, stop)
-            yield (a, b, *self.read_rows_raw(a, b))
-
 
 def _name(data, i: int) -> str:
     if isinstance(data, str | os.PathLike):
@@ -108,7 +103,7 @@ def open_many(
         if not shared:
             raise C2SError(f"The inputs {names} have no gene in common.")
     else:  # first file's order, then each later file's new genes in its order
-        shared = list(dict.fromkeys(g for g in (x for p in per for x in p)))
+        shared = list(dict.fromkeys(g for p in per for g in p))
     position = pd.Index(shared)
     maps = [position.get_indexer(g).astype(np.int64) for g in per]
     report = {}

@@ -262,11 +262,7 @@ def convert(
             Vocab.from_names(names, n_expressed),
             bounds,
             source={
-                "file": src.names
-                if many
-                else None
-                if src.path is None
-                else os.path.basename(src.path),
+                "file": src.names if many else src.path and os.path.basename(src.path),
                 **({"soma": src.uri} if soma else {}),
                 **({"genes": src.report} if many else {}),
                 "matrix": src.label,

@@ -18,7 +18,7 @@ from c2s._logging import get_logger
 from c2s.train._align_config import AlignConfig
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._callbacks import own_progress
-from c2s.train._precision import autocast_flags, fp32_master_weights
+from c2s.train._precision import autocast_flags, fp32_master_weights, low_precision
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
@@ -196,10 +196,7 @@ def align(
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
                                  target_modules=lora_targets(m.model, cfg.lora_targets))  # fmt: skip
-    half = (
-        p.dtype for p in m.model.parameters() if p.is_floating_point() and p.element_size() == 2
-    )
-    low = next(half, None)  # bf16 / fp16 weights
+    low = low_precision(m.model)  # bf16 / fp16 weights
     inputs = [ds.path, m.name_or_path]
     with (
         run_dir(out, overwrite=overwrite, resume=cfg.resume, inputs=inputs) as work,

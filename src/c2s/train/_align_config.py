@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 
 from c2s._errors import C2SError
-from c2s.train._config import SPLITS, check_field_types, config_from_dict, read_yaml
-
-
-def _help(text: str, **kw) -> dict:
-    return {"help": text, **kw}
+from c2s.train._config import SPLITS, OptionsFile, _help, check_field_types
 
 
 @dataclass
-class AlignConfig:
+class AlignConfig(OptionsFile):
     """Options of :func:`c2s.train.align` and ``c2s align`` (one flag per field)."""
+
+    _what = "alignment"
 
     task: str = field(
         default="cell_type_prediction", metadata=_help("task whose prompts the policy answers")
@@ -115,15 +112,6 @@ class AlignConfig:
         from c2s.prompts import get_task
 
         get_task(self.task)  # an unknown task says which exist
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides) -> AlignConfig:
-        """Options from a YAML file (keys are field names; ``-`` or ``_`` both work)."""
-        return cls.from_dict({**read_yaml(path), **overrides}, source=str(path))
-
-    @classmethod
-    def from_dict(cls, data: dict, *, source: str = "options") -> AlignConfig:
-        return config_from_dict(cls, data, source=source, what="alignment")
 
     def to_dict(self) -> dict:
         """The options as plain values (a reward function by its name)."""

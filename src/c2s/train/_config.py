@@ -32,9 +32,27 @@ def _help(text: str, **kw) -> dict:
     return {"help": text, **kw}
 
 
+class OptionsFile:
+    """``from_yaml`` / ``from_dict`` for an options dataclass whose ``_what`` names its kind
+    of options in messages."""
+
+    _what = "options"
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides):
+        """Options from a YAML file (keys are field names; ``-`` or ``_`` both work)."""
+        return cls.from_dict({**read_yaml(path), **overrides}, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "options"):
+        return config_from_dict(cls, data, source=source, what=cls._what)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(OptionsFile):
     """Options of :func:`c2s.train.fine_tune` and ``c2s train`` (one flag per field)."""
+
+    _what = "training"
 
     tasks: list[str] = field(
         default_factory=lambda: ["cell_type_prediction"],
@@ -258,15 +276,6 @@ class TrainConfig:
                 f"keep_best={self.keep_best!r} needs save_steps ({self.save_steps}) to be a "
                 f"multiple of eval_steps ({self.eval_steps})."
             )
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
-        """Options from a YAML file (keys are field names; ``-`` or ``_`` both work)."""
-        return cls.from_dict({**read_yaml(path), **overrides}, source=str(path))
-
-    @classmethod
-    def from_dict(cls, data: dict, *, source: str = "options") -> TrainConfig:
-        return config_from_dict(cls, data, source=source, what="training")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,6 +9,15 @@ from c2s._logging import get_logger
 log = get_logger(__name__)
 
 
+def low_precision(model):
+    """The bfloat16 / float16 dtype of ``model``'s floating-point weights; None when they are
+    float32."""
+    import torch
+
+    low = (torch.bfloat16, torch.float16)
+    return next((p.dtype for p in model.parameters() if p.dtype in low), None)
+
+
 def fp32_master_weights(model):
     """Cast every trainable low-precision parameter of ``model`` to float32, in place.
 
@@ -18,13 +27,10 @@ def fp32_master_weights(model):
     """
     import torch
 
-    low = (torch.bfloat16, torch.float16)
-    had = None
+    had = low_precision(model)
     for p in model.parameters():
-        if p.dtype in low:
-            had = p.dtype
-            if p.requires_grad:
-                p.data = p.data.float()
+        if p.requires_grad and p.dtype in (torch.bfloat16, torch.float16):
+            p.data = p.data.float()
     if had is not None:
         log.info("Trainable weights kept in float32; the forward pass autocasts to %s.", had)
     return had
@@ -41,4 +47,4 @@ def autocast_flags(low, on_gpu: bool) -> dict:
     }
 
 
-__all__ = ["autocast_flags", "fp32_master_weights"]
+__all__ = ["autocast_flags", "fp32_master_weights", "low_precision"]
