@@ -154,8 +154,8 @@ def test_one_writer_per_output(capsys, tmp_path, ds):
 
 
 def test_overwrite_replaces_what_c2s_made(capsys, tmp_path, ds, trained_model):
-    """The other side of ownership: c2s's own outputs (marked, or from before the marker)
-    are replaced on request."""
+    """The other side of ownership: c2s's own outputs (marked, or from before the marker
+    and holding nothing but what c2s writes) are replaced on request."""
     out = tmp_path / "copy"
     assert run(capsys, "export", "--format", "reference", ds, out)[0] == 0
     assert run(capsys, "export", "--format", "reference", ds, out, "--overwrite")[0] == 0
@@ -166,6 +166,7 @@ def test_overwrite_replaces_what_c2s_made(capsys, tmp_path, ds, trained_model):
     assert c2s.io.read_dataset(legacy).n_cells == 40
     model = tmp_path / "model"
     shutil.copytree(trained_model, model)
+    (model / ".c2s-output.json").unlink()  # a training run from before the marker
     code, err = run(capsys, "train", ds, "--out", model, "--overwrite", *TRAIN)
     assert code == 0, err
     assert leftovers(tmp_path) == []
@@ -458,8 +459,11 @@ def _exits_cleanly(argv, out: Path) -> None:
     assert leftovers(out.parent) == []
 
 
-def test_outputs_from_before_the_marker_are_recognized(tmp_path):
-    from c2s._atomic import output_kind
+def test_outputs_from_before_the_marker_are_recognized(tmp_path, trained_model):
+    """Each shape an older c2s wrote (no marker) is c2s's while it holds only what c2s
+    writes there; one entry of the user's (a copied signature file beside their own files)
+    makes it theirs, which --overwrite refuses to replace."""
+    from c2s._atomic import MARKER, TMP_PREFIX, foreign_entry, output_kind
 
     def make(name, *files):
         d = tmp_path / name
@@ -468,15 +472,27 @@ def test_outputs_from_before_the_marker_are_recognized(tmp_path):
             (d / f).write_text("{}") if "." in Path(f).name else (d / f).mkdir()
         return d
 
-    assert output_kind(make("ds", "c2s_dataset.json")) == "dataset"
-    assert output_kind(make("m", "c2s_config.json")) == "model"
-    assert output_kind(make("r", "split.json", "checkpoints")) == "run"
-    assert output_kind(make("e", "metrics.json", "report.md")) == "evaluation"
-    assert (
-        output_kind(make("q", "metrics.json", "report.md", "dataset/c2s_dataset.json"))
-        == "quickstart"
-    )
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    (model / MARKER).unlink()
+    shapes = {
+        "dataset": make("ds", "c2s_dataset.json", "vocab.parquet", "cells-00000.parquet"),
+        "model": model,
+        "run": make("r", "split.json", "checkpoints", "train_log.json"),
+        "evaluation": make("e", "metrics.json", "report.md", "confusion_matrix.png",
+                           "predictions.csv", "generated.h5ad"),
+        "quickstart": make("q", "metrics.json", "report.md", "dataset/c2s_dataset.json",
+                           "model/config.json", "loss_curve_generator.png", "inverse_fit.png"),
+    }  # fmt: skip
+    for kind, d in shapes.items():
+        (d / f"{TMP_PREFIX}c2s_dataset.json").write_text("")  # c2s's own temporaries are fine
+        assert (output_kind(d), foreign_entry(d)) == (kind, None)
+        (d / "notes.txt").write_text("mine")
+        assert (output_kind(d), foreign_entry(d)) == (None, "notes.txt")
     assert output_kind(make("mine", "report.md", "notes.txt")) is None
+    marked = make("marked", "anything.txt")
+    (marked / MARKER).write_text(json.dumps({"kind": "dataset"}))
+    assert (output_kind(marked), foreign_entry(marked)) == ("dataset", None)
 
 
 def test_ctrl_c_during_a_parallel_conversion(tmp_path):

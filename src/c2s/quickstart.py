@@ -53,11 +53,18 @@ def run_quickstart(
     -------
     The metrics dictionary also written to ``out_dir/metrics.json``.
     """
+    import math
+
+    from c2s._errors import C2SError
     from c2s.datasets import pbmc68k_reduced
     from c2s.inverse import fit_inverse
     from c2s.io import convert
     from c2s.pl import inverse_plots
 
+    if epochs is not None and not (math.isfinite(epochs) and epochs >= 0):
+        raise C2SError(f"epochs must be 0 (no training) or a positive number, got {epochs}.")
+    if not isinstance(seed, int) or seed < 0:
+        raise C2SError(f"seed must be a non-negative integer, got {seed!r}.")
     st = Stopwatch(verbose, prefix="quickstart")
     t0 = time.perf_counter()
     with atomic_dir(out_dir, overwrite=overwrite, kind="quickstart") as tmp:

@@ -6,6 +6,8 @@ Precedence: defaults < ``--config`` file < flags.
 
 from __future__ import annotations
 
+import os
+
 from c2s.cli._common import add_json, emit
 from c2s.cli._train import add_config_flags, interrupted, split_options
 
@@ -58,10 +60,11 @@ def run(args) -> int:
     model = C2SModel.from_pretrained(
         args.model, device=model_opts.get("device", "auto"), dtype=model_opts.get("dtype", "auto")
     )
+    replacing = not cfg.resume and os.path.exists(args.out)
     try:
         result = align(model, ds, args.out, config=cfg, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        return interrupted(args.out)
+        return interrupted(args.out, replacing=replacing)
     if not is_main_process():
         return 0
     out = result.to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from c2s.cli._common import add_json, emit
@@ -31,15 +32,15 @@ def register(sub) -> None:
         help="var column holding gene symbols (SOMA default: feature_name where it exists)",
     )
     many = p.add_argument_group("several input files")
+    # no defaults here: given with one input, they are said to do nothing
     many.add_argument(
         "--genes",
         choices=["same", "union", "intersection"],
-        default="same",
         help="genes aligned by name: same (default; differing sets are refused), union (a gene "
         "a file lacks is not expressed there) or intersection",
     )
     many.add_argument(
-        "--source-key", default="source_file", help="obs column naming each cell's file"
+        "--source-key", help="obs column naming each cell's file (default source_file)"
     )
     soma = p.add_argument_group("TileDB-SOMA input")
     soma.add_argument("--measurement", default="RNA", help="measurement to read (default RNA)")
@@ -95,7 +96,41 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _check_options(args) -> None:
+    """Options that would be ignored or misread, refused (or warned about) before any work."""
+    import warnings
+
+    from c2s._errors import C2SError
+
+    if len(args.input) == 1:
+        if args.source_key is not None:
+            raise C2SError(
+                "--source-key names the obs column saying which input each cell came from; "
+                "with one input no such column is written. Drop it, or give several inputs."
+            )
+        if args.genes is not None:
+            warnings.warn(
+                f"--genes {args.genes} aligns the genes of several inputs; with one input it "
+                "does nothing.",
+                stacklevel=2,
+            )
+    if args.scheduler is not None and not _SCHEDULER.fullmatch(args.scheduler):
+        raise C2SError(
+            f"--scheduler {args.scheduler!r} is not a Dask scheduler address; give "
+            "[SCHEME://]HOST:PORT with SCHEME one of tcp, tls, ws, wss, ucx (e.g. "
+            "tcp://10.0.0.5:8786)."
+        )
+
+
+# what distributed.Client takes: [scheme://]host:port, the host a name, IPv4 or [IPv6]
+_SCHEDULER = re.compile(
+    r"((tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
+    r":([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+
+
 def run(args) -> int:
+    _check_options(args)
     t0 = time.perf_counter()
     client = None
     if args.scheduler:
@@ -124,8 +159,8 @@ def _convert(args, client):
     return convert(
         args.input,
         args.out_dir,
-        genes=args.genes,
-        source_key=args.source_key,
+        genes=args.genes or "same",
+        source_key="source_file" if args.source_key is None else args.source_key,
         layer=args.layer,
         use_raw=args.raw,
         var_names=args.var_names,

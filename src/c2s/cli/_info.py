@@ -32,16 +32,34 @@ def _human(info: dict) -> str:
         f"split       {info['split']}",
         f"source      {info['source']}",
     ]
+    lines.append(f"inverse     {_inverse(info)}")
+    return "\n".join(lines)
+
+
+def _inverse(info: dict) -> str:
+    """The fitted inverse model in one line; an entry c2s cannot use is an error (it would
+    fail every command that reconstructs expression)."""
+    from c2s._errors import C2SError
+    from c2s.inverse import load_inverse
+
     inv = info.get("inverse")
-    if inv:
-        m = inv["heldout_metrics"][inv["selected"]]
-        lines.append(
-            f"inverse     {inv['selected']}  held-out R^2 {m['r2']:.3f}  Pearson {m['pearson']:.3f}  "
+    if not inv:
+        return "not fitted (c2s inverse fit DATASET)"
+    try:
+        name = load_inverse(inv).name
+    except (C2SError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise C2SError(
+            f"{info['path']}/c2s_dataset.json holds an inverse model c2s cannot read "
+            f"({type(e).__name__}: {e}); fit it again: c2s inverse fit {info['path']}"
+        ) from None
+    m = (inv.get("heldout_metrics") or {}).get(inv.get("selected", name))
+    try:
+        return (
+            f"{name}  held-out R^2 {m['r2']:.3f}  Pearson {m['pearson']:.3f}  "
             f"Spearman {m['spearman']:.3f}"
         )
-    else:
-        lines.append("inverse     not fitted (c2s inverse fit DATASET)")
-    return "\n".join(lines)
+    except (KeyError, TypeError, ValueError):  # a fit stored without (usable) metrics
+        return f"{name}  (no held-out metrics recorded)"
 
 
 def run(args) -> int:
@@ -49,6 +67,7 @@ def run(args) -> int:
 
     ds = read_dataset(args.dataset)
     info = ds.info()
+    _inverse(info)  # the same answer with --json as without
     if not args.check:
         emit(info, args.json, _human(info))
         return 0

@@ -110,8 +110,10 @@ def run_reconstruct(args) -> int:
     adata = reconstruct(
         ds.sentences(split=args.split, values=False), model, clip_negative=args.clip_negative
     )
+    from c2s.io import write_h5ad
+
     with atomic_file(args.out, overwrite=args.overwrite, inputs=[args.dataset]) as tmp:
-        adata.write_h5ad(tmp)
+        write_h5ad(adata, tmp)
     out = {"out": args.out, "n_cells": adata.n_obs, "n_genes": adata.n_vars, "model": model.name}
     emit(out, args.json, f"wrote {adata.n_obs} x {adata.n_vars} reconstructed cells to {args.out}")
     return 0

@@ -32,9 +32,14 @@ def register(sub) -> None:
 def run(args) -> int:
     import itertools
 
+    from c2s._errors import C2SError
     from c2s.io import read_dataset
     from c2s.prompts import Renderer
 
+    if args.n < 1:
+        raise C2SError(f"--n must be at least 1 (the examples to print), got {args.n}.")
+    if args.seed < 0:
+        raise C2SError(f"--seed must be a non-negative integer, got {args.seed}.")
     ds = read_dataset(args.dataset)
     constants = {"organism": args.organism} if args.organism else {}
     renderer = Renderer(
@@ -51,7 +56,7 @@ def run(args) -> int:
         context_keys=args.context,
     )
     cs = ds.sentences(split=args.split, top_k=args.n_genes, values=False)
-    examples = list(itertools.islice(renderer.examples(cs), max(args.n, 0)))
+    examples = list(itertools.islice(renderer.examples(cs), args.n))
     out = {
         "task": args.task,
         "profile": args.profile,

@@ -51,8 +51,8 @@ def _strict(p) -> None:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="fail (instead of warning) on a task the model was not trained for or labels it "
-        "never saw",
+        help="fail (instead of warning) on a task the model was not trained for, or labels "
+        "(perturbations) it never saw",
     )
 
 
@@ -258,7 +258,9 @@ def _write(out: Path, args, *, adata=None, frame=None) -> None:
                 key = args.key_added
                 adata.obsm[f"{key}_probabilities"] = frame[probs].to_numpy()
                 adata.uns[key] = {**frame.attrs.get("c2s", {}), "labels": [c[2:] for c in probs]}
-        adata.write_h5ad(tmp)
+        from c2s.io import write_h5ad
+
+        write_h5ad(adata, tmp)
 
 
 def _summary(n: int, seconds: float, out: Path, **extra) -> tuple[dict, str]:

@@ -44,6 +44,12 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=8, help="hits labelled in the plot and report")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (instead of warning) on a model not trained for perturbations or a "
+        "perturbation it never saw",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_json(p)
@@ -54,10 +60,16 @@ def _lines(path: str, what: str) -> list[str]:
     from c2s._errors import C2SError
 
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = "\x00"
     except OSError as e:
         raise C2SError(f"Cannot read the {what} file {path!r}: {e.strerror or e}.") from e
-    items = [x.strip() for x in text.splitlines() if x.strip() and not x.startswith("#")]
+    if "\x00" in text:
+        raise C2SError(
+            f"The {what} file {path!r} is not a text file; give one name per line (UTF-8 text)."
+        )
+    items = [x for x in (line.strip() for line in text.splitlines()) if x and x[0] != "#"]
     if not items:
         raise C2SError(f"The {what} file {path!r} lists nothing (one name per line).")
     return items
@@ -65,6 +77,10 @@ def _lines(path: str, what: str) -> list[str]:
 
 def run(args) -> int:
     from c2s._atomic import atomic_dir
+    from c2s._errors import C2SError
+
+    if args.top < 0:
+        raise C2SError(f"--top must be 0 or more (the hits to label), got {args.top}.")
     from c2s.cli._run_model import _read_input
     from c2s.model import C2SModel
     from c2s.tl import screen
@@ -83,7 +99,7 @@ def run(args) -> int:
             contexts=args.contexts, perturbation_key=args.perturbation_key,
             control_value=args.control_value, n_samples=args.n_samples, n_genes=args.n_genes, seed=args.seed,
             batch_size=args.batch_size, split=args.split, layer=args.layer, use_raw=args.raw,
-            var_names=args.var_names,
+            var_names=args.var_names, strict=args.strict,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         info = table.attrs["c2s"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -90,13 +91,21 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def interrupted(out) -> int:
-    """Say where an interrupted run's checkpoints are and how to continue; exit status 130."""
-    print(
-        f"interrupted: checkpoints so far are in {out}/checkpoints; continue with the same "
-        "command plus --resume latest.",
-        file=sys.stderr,
-    )
+def interrupted(out, *, replacing: bool = False) -> int:
+    """Say what an interrupted run left (the previous run it was to replace, or checkpoints to
+    resume from, or nothing) and how to go on; exit status 130."""
+    from pathlib import Path
+
+    if replacing:
+        say = f"the new run was discarded; {out} holds the previous run, unchanged."
+    elif any(Path(out, "checkpoints").glob("checkpoint-*")):
+        say = (
+            f"checkpoints so far are in {out}/checkpoints; continue with the same command "
+            "plus --resume latest."
+        )
+    else:
+        say = "no partial output was left; run the same command again."
+    print(f"interrupted: {say}", file=sys.stderr)
     return 130
 
 
@@ -119,11 +128,19 @@ def run(args) -> int:
     from c2s._errors import C2SError
     from c2s._logging import progress
     from c2s.io import read_dataset
-    from c2s.model import C2SModel
+    from c2s.model import C2SModel, check_dtype
     from c2s.train import TrainConfig, check_run_dir, fine_tune, is_main_process
 
     train_opts, model_opts = split_options(args, TrainConfig, MODEL_KEYS)
     cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
+    if check_dtype(model_opts.get("dtype")) is not None and "model" not in model_opts:
+        import warnings
+
+        warnings.warn(
+            "--dtype is the precision a --model is loaded in; a new model is built in float32 "
+            "(and trained so), so it is ignored here.",
+            stacklevel=2,
+        )
     if is_main_process():
         inputs = [args.dataset, model_opts.get("model")]
         check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume, inputs=inputs)
@@ -153,10 +170,11 @@ def run(args) -> int:
                 texts=[cfg.organism] if cfg.organism else (),
             )
             bar.update()
+    replacing = not cfg.resume and os.path.exists(args.out)  # stopped, it keeps the old run
     try:
         result = fine_tune(model, ds, cfg, output_dir=args.out, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        return interrupted(args.out)
+        return interrupted(args.out, replacing=replacing)
     if not is_main_process():
         return 0  # under torchrun / accelerate launch, rank 0 reports
     out = {k: v for k, v in result.to_dict().items() if k != "log_history"}

@@ -90,7 +90,9 @@ def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
         [train_sents[i] for i in drawn], y_gen, real_sents, y_real, n_top=n
     )["mean"]
     if plot_dir is not None:
-        gen.write_h5ad(plot_dir / "generated.h5ad")
+        from c2s.io import write_h5ad
+
+        write_h5ad(gen, plot_dir / "generated.h5ad")
         generation_plot(real_X, y_real, gen_X, y_gen, seed, plot_dir, res)
     return out
 

@@ -3,6 +3,7 @@
 from c2s.io._check import check_dataset
 from c2s.io._dask import dask_client
 from c2s.io._dataset import C2SDataset, read_dataset
+from c2s.io._h5ad import write_h5ad
 from c2s.io._reference import export_reference, import_reference
 from c2s.io._soma import is_soma, read_soma
 from c2s.io._split import SPLITS, assign_splits
@@ -20,5 +21,6 @@ __all__ = [
     "is_soma",
     "read_dataset",
     "read_soma",
+    "write_h5ad",
     "write_sentences",
 ]

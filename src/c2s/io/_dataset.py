@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from c2s._errors import C2SError
-from c2s.io._meta import META_FILE, SCHEMA_VERSION, write_meta
+from c2s.io._meta import META_FILE, RESERVED, SCHEMA_VERSION, write_meta
 from c2s.io._split import SPLITS
 from c2s.sentences import CellSentences, Vocab, first_k
 
@@ -21,6 +21,7 @@ _DAMAGED = (
     "The dataset is damaged: `c2s info --check DATASET` lists what is wrong; convert it again."
 )
 _REQUIRED = ("n_cells", "n_genes", "shards", "vocab_file", "obs_columns")
+_SECTIONS = ("ranking", "split", "lengths", "inverse")  # read as objects
 
 
 def _check_meta(path: Path, meta: dict) -> None:
@@ -46,6 +47,20 @@ def _check_meta(path: Path, meta: dict) -> None:
             f"{path / META_FILE}: its shards hold {sum(counts)} cells, not {meta['n_cells']}. "
             f"{_DAMAGED}"
         )
+    cols = meta["obs_columns"]
+    if (
+        not isinstance(cols, list)
+        or not all(isinstance(c, str) and c for c in cols)
+        or len(set(cols)) != len(cols)
+        or set(cols) & set(RESERVED)
+    ):
+        raise C2SError(
+            f"{path / META_FILE}: obs_columns {cols!r} must list distinct column names other "
+            f"than {list(RESERVED)}. {_DAMAGED}"
+        )
+    odd = [k for k in _SECTIONS if meta.get(k) is not None and not isinstance(meta[k], dict)]
+    if odd:
+        raise C2SError(f"{path / META_FILE}: {odd} must each be a JSON object. {_DAMAGED}")
 
 
 class C2SDataset:
@@ -166,8 +181,20 @@ class C2SDataset:
 
     def split_codes(self) -> np.ndarray:
         """Split per cell as codes (0 train, 1 validation, 2 test)."""
-        arr = self._read(["split"]).column("split").combine_chunks()
-        return np.asarray(arr.indices, dtype=np.int8)
+        parts = []
+        for f in self.files:
+            arr = self._table(f, ["split"]).column("split").combine_chunks()
+            # the codes are the dictionary's indices: any other dictionary would mislabel cells
+            if not pa.types.is_dictionary(arr.type) or arr.dictionary.to_pylist() != list(SPLITS):
+                raise C2SError(
+                    f"{f.name} of {self.path}: the split column is not {list(SPLITS)}. {_DAMAGED}"
+                )
+            if arr.null_count:
+                raise C2SError(
+                    f"{f.name} of {self.path}: {arr.null_count} cells have no split. {_DAMAGED}"
+                )
+            parts.append(np.asarray(arr.indices, dtype=np.int8))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 
     def split_indices(self) -> dict[str, np.ndarray]:
         """Row indices of each split (of this view's cells, for a :meth:`subsample`)."""
@@ -315,11 +342,11 @@ class C2SDataset:
             "n_genes": m["n_genes"],
             "n_shards": len(m["shards"]),
             "has_values": m.get("has_values"),
-            "top_k": m["ranking"].get("top_k"),
-            "seed": m["ranking"].get("seed"),
+            "top_k": (m.get("ranking") or {}).get("top_k"),
+            "seed": (m.get("ranking") or {}).get("seed"),
             "lengths": m.get("lengths"),
             "obs_columns": m.get("obs_columns"),
-            "split": m.get("split", {}).get("counts"),
+            "split": (m.get("split") or {}).get("counts"),
             "source": m.get("source"),
             "normalization": m.get("normalization"),
             "inverse": m.get("inverse"),

@@ -81,6 +81,9 @@ def open_many(
 
     if genes not in GENE_MODES:
         raise C2SError(f"genes must be one of {', '.join(GENE_MODES)}, not {genes!r}.")
+    if not isinstance(source_key, str) or not source_key.strip():
+        raise C2SError(f"source_key must name an obs column, got {source_key!r}.")
+    _refuse_repeats(inputs)
     names = [_name(d, i) for i, d in enumerate(inputs)]
     if len(set(names)) < len(names):
         names = [f"{i}:{n}" for i, n in enumerate(names)]
@@ -126,6 +129,14 @@ def open_many(
                            "source_key (--source-key).")  # fmt: skip
         obs.append(p.obs.assign(**{source_key: n}))
     obs = pd.concat(obs, axis=0)
+    if obs.index.has_duplicates:
+        dup = obs.index[obs.index.duplicated()].unique()
+        where = sorted(set(obs.loc[obs.index.isin(dup[:1]), source_key]))
+        raise C2SError(
+            f"{len(dup)} cell ids repeat across the inputs (e.g. {dup[0]!r} in "
+            f"{' and '.join(where)}); a dataset's cell ids must be unique. Make them unique "
+            "first, e.g. adata.obs_names = 'batch1_' + adata.obs_names."
+        )
     obs[source_key] = pd.Categorical(obs[source_key], categories=names)
     starts = np.concatenate([[0], np.cumsum([p.n_obs for p in parts])])
     var = pd.DataFrame(index=pd.Index(shared, dtype=object))
@@ -134,6 +145,30 @@ def open_many(
         parts=parts, maps=maps, starts=starts, names=names,
         genes=np.asarray(shared, dtype=object), report={"mode": genes, "inputs": report},
     )  # fmt: skip
+
+
+def _refuse_repeats(inputs) -> None:
+    """The same input twice (also by another path to the same file, or the same AnnData
+    object) would put its cells in the dataset twice: repeated cell ids, and the same cell
+    in training and test."""
+    seen: dict = {}
+    for i, d in enumerate(inputs):
+        path = d if isinstance(d, str | os.PathLike) else getattr(d, "filename", None)
+        key, what = ("object", id(d)), f"input {i + 1} (an AnnData)"
+        if path is not None:
+            what = repr(str(path))
+            try:
+                st = os.stat(path)
+                key = ("file", st.st_dev, st.st_ino)
+            except OSError:  # opening it reports what is wrong
+                key = ("path", os.path.realpath(path))
+        if key in seen:
+            raise C2SError(
+                f"{seen[key]} and {what} are the same input: its cells would be in the dataset "
+                "twice, with repeated cell ids and the same cells in training and test. Give "
+                "each input once."
+            )
+        seen[key] = what
 
 
 def _difference(names, sets, a: int, b: int) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 from c2s._atomic import atomic_dir, check_output
 from c2s._errors import C2SError
 from c2s._logging import progress, progress_enabled
+from c2s.io._check import refuse_damaged
 from c2s.io._dataset import C2SDataset
 from c2s.io._split import SPLITS
 from c2s.io._write import write_sentences
@@ -100,6 +101,7 @@ def export_reference(
 
     def rows():
         cs = ds.sentences(values=False, obs_columns=keys)
+        refuse_damaged(ds, cs)  # nothing is copied from a damaged dataset
         bar = progress(total=cs.n_cells, desc="export", unit="cells", enabled=progress_bar)
         for a in range(0, cs.n_cells, batch_size):
             part = cs.take(np.arange(a, min(a + batch_size, cs.n_cells)))

@@ -217,6 +217,46 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _init_worker(parent: int) -> None:
+    """A worker process leaves Ctrl-C to its parent, and ends with it: a parent killed with
+    SIGKILL has no time to stop its workers, which would go on writing into a temporary
+    directory that nobody removes (Linux ends them at once; elsewhere a watch, each second)."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    _ignore_sigint()
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="c2s-parent-watch", daemon=True).start()
+
+
+def _stop_workers(pool) -> None:
+    """End a process pool's workers now and wait for them (their work is thrown away, and
+    none may write into the temporary directory after it is removed)."""
+    import contextlib
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(ValueError, OSError):  # closed or gone already
+            p.kill()
+    for p in procs:
+        with contextlib.suppress(ValueError):
+            p.join(10)
+
+
 def _start_ignoring_ctrl_c(pool, workers: int) -> None:
     """Start every worker now, with Ctrl-C ignored from birth, so that only the parent
     reports an interrupt (one message, no traceback per worker).
@@ -246,11 +286,15 @@ def _executor(workers: int, use_processes: bool) -> Executor | None:
         return None
     if use_processes:
         import multiprocessing as mp
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
         # spawn, not fork: the parent's OpenMP threads (numba) do not survive a fork.
         pool = ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint
+            workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         _start_ignoring_ctrl_c(pool, workers)
         return pool
@@ -275,6 +319,10 @@ def run_jobs(jobs, workers, use_processes, progress_bar, n_cells) -> list[ShardR
                 res = fut.result()
                 results.append(res)
                 bar.update(res.n_cells)
+    except BaseException:
+        if pool is not None and use_processes:
+            _stop_workers(pool)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -75,6 +75,12 @@ def assign_splits(
         held = np.asarray(holdout, dtype=bool)
         if len(held) != n_cells:
             raise C2SError("holdout must have one entry per cell.")
+        if n_cells and held.all():
+            raise C2SError(
+                "The held-out values cover every cell, so no cell is left to train on or "
+                "validate with; hold out fewer values (--holdout), or for a test-only dataset "
+                "give --split 0,0,1 without --holdout."
+            )
         codes = np.full(n_cells, 2, dtype=np.int8)
         rest = np.flatnonzero(~held)
         strat = None if stratify is None else np.asarray(stratify, dtype=object)[rest]

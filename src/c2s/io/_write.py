@@ -128,6 +128,8 @@ def convert(
         its cluster (failed tasks retried), the metadata by this process, and the directory
         renamed into place at the end; the output is the same as on one machine. Workers
         must be able to open the input (a path or SOMA URI) and write ``out_dir``'s parent.
+        A cluster left without any worker for the Dask setting ``c2s.no-workers-timeout``
+        (300 s by default) ends the conversion with an error, nothing written.
 
     Returns
     -------
@@ -199,6 +201,13 @@ def convert(
             stacklevel=2,
         )
     obs = src.obs
+    if obs.index.has_duplicates:  # results are joined back by cell id
+        dup = obs.index[obs.index.duplicated()].unique()
+        raise C2SError(
+            f"{len(dup)} cell ids of {src.path or 'the AnnData'} repeat (e.g. {str(dup[0])!r}); "
+            "a dataset's cell ids must be unique. Make them unique first "
+            "(adata.obs_names_make_unique())."
+        )
     obs_keys = list(obs.columns) if obs_keys is None else list(dict.fromkeys(obs_keys))
     unnamed = [k for k in obs_keys if not isinstance(k, str) or not k.strip()]
     if unnamed:

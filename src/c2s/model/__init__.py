@@ -13,9 +13,10 @@ Heavy imports (torch, transformers, peft) happen inside functions.
 from c2s.model._calibrate import CALIBRATIONS, fit_label_bias, label_bias, softmax
 from c2s.model._config import CONFIG_FILE, C2SConfig, vocab_hash
 from c2s.model._decode import decode_constrained, generate_free
-from c2s.model._device import resolve_device, resolve_dtype
+from c2s.model._device import check_dtype, resolve_device, resolve_dtype
 from c2s.model._embed import POOLING, embed_prompts, gene_attention
 from c2s.model._generate import CellLayout, GeneTrie, cell_layout, generate_cells, generate_genes
+from c2s.model._loading import check_torch_file
 from c2s.model._model import (
     ARCHITECTURES,
     LORA_TARGETS,
@@ -45,6 +46,8 @@ __all__ = [
     "build_gene_tokenizer",
     "cell_layout",
     "check_adapter_base",
+    "check_dtype",
+    "check_torch_file",
     "decode_constrained",
     "embed_prompts",
     "fit_label_bias",

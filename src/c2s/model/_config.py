@@ -58,6 +58,10 @@ class C2SConfig:
         Per-label biases for label scoring fitted on the validation cells after training
         (task, label column, labels, biases; see :func:`c2s.model.fit_label_bias`), used by
         ``c2s.tl.predict(calibration="validation")``.
+    perturbations
+        Perturbation names seen in training pairs (``perturbation_prediction``); ``perturb``
+        and ``screen`` warn about others. ``None``: not recorded (a model saved before c2s
+        recorded them, or never trained on perturbations), so nothing is said.
     """
 
     profile: str = "compat"
@@ -74,6 +78,7 @@ class C2SConfig:
     training: dict = field(default_factory=dict)
     probe: dict | None = None
     calibration: dict | None = None
+    perturbations: list[str] | None = None
     package_version: str = __version__
 
     def to_dict(self) -> dict:
@@ -92,8 +97,17 @@ class C2SConfig:
     def load(cls, directory: str | os.PathLike) -> C2SConfig:
         path = Path(directory, CONFIG_FILE)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except (OSError, ValueError) as e:
+            raise C2SError(f"Cannot read {path}: {e}") from e
+        if not isinstance(data, dict):
+            raise C2SError(
+                f"{path} holds a JSON {type(data).__name__}, not an object of c2s settings: the "
+                "file is damaged; restore it from the model's source."
+            )
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as e:
             raise C2SError(f"Cannot read {path}: {e}") from e
 
     def set_genes(self, genes) -> None:

@@ -25,32 +25,83 @@ def resolve_device(device: str | None = "auto"):
     if device in (None, "auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", local_rank() % torch.cuda.device_count())
     if device in (None, "auto"):
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise C2SError(f"device={device!r} was asked for but CUDA is not available here.")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise C2SError(
+            f"Unknown device {device!r}; use {', '.join(available_devices())}."
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise C2SError(f"device={device!r} was asked for but CUDA is not available here.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise C2SError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s); use {', '.join(available_devices())}."
+            )
+    elif dev.type == "mps" and not _mps():
+        raise C2SError(f"device={device!r} was asked for but Apple MPS is not available here.")
+    elif dev.type not in ("cpu", "mps"):
+        backend = getattr(torch, dev.type, None)  # torch.xpu and the like
+        if not (hasattr(backend, "is_available") and backend.is_available()):
+            raise C2SError(
+                f"device={device!r} is not available here; use {', '.join(available_devices())}."
+            )
     return dev
+
+
+def _mps() -> bool:
+    import torch
+
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """The device names ``resolve_device`` accepts on this machine (for messages)."""
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if _mps():
+        out.append("mps")
+    if len(out) == 2:
+        out[-1] += " (no CUDA or MPS device here)"
+    return out
+
+
+# the weights' precisions c2s loads models in, and their short names
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16",
+          "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # fmt: skip
+
+
+def check_dtype(dtype) -> str | None:
+    """The dtype's name (``"auto"`` or None stay as they are); anything but auto, float32,
+    bfloat16 and float16 (or a torch dtype of those) is an error naming them."""
+    if dtype is None or dtype == "auto":
+        return dtype
+    name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise C2SError(
+            f"Unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16 "
+            "(or fp32, bf16, fp16)."
+        )
+    return DTYPES[name]
 
 
 def resolve_dtype(dtype, device):
     """``"auto"``: bfloat16 on a GPU that supports it (else float16), float32 on CPU/MPS."""
     import torch
 
-    if dtype in (None, "auto"):
+    name = check_dtype(dtype)
+    if name in (None, "auto"):
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
-    if isinstance(dtype, str):
-        try:
-            short = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-            dtype = short.get(dtype) or getattr(torch, dtype)
-        except AttributeError:
-            raise C2SError(
-                f"Unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16."
-            ) from None
-    return dtype
+    return getattr(torch, name)
 
 
 def check_4bit(device) -> None:
@@ -62,4 +113,11 @@ def check_4bit(device) -> None:
         raise C2SError("4-bit loading (QLoRA) needs bitsandbytes: pip install 'c2s[gpu]'.")
 
 
-__all__ = ["check_4bit", "local_rank", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "available_devices",
+    "check_4bit",
+    "check_dtype",
+    "local_rank",
+    "resolve_device",
+    "resolve_dtype",
+]

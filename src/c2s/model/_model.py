@@ -14,6 +14,7 @@ from c2s._errors import C2SError
 from c2s._logging import get_logger, peft_wrapping, quiet_hf_progress
 from c2s.model._config import CONFIG_FILE, C2SConfig
 from c2s.model._device import check_4bit, resolve_device, resolve_dtype
+from c2s.model._loading import adapter_base, held_load_report, hub_cache_only, loading_error
 
 log = get_logger(__name__)
 
@@ -82,7 +83,9 @@ def lora_targets(model, targets: Sequence[str] | None = None) -> list[str]:
     return targets
 
 
-def _read_remote_config(name: str, revision: str | None) -> C2SConfig | None:
+def _read_remote_config(
+    name: str, revision: str | None, cache_only: bool = False
+) -> C2SConfig | None:
     """``c2s_config.json`` from a hub repo; None when the repo has none (a plain language
     model) or ``name`` is no hub repo (loading the model then says why). When the hub cannot
     be asked (offline, network error) the defaults apply, with a warning that says so."""
@@ -98,7 +101,7 @@ def _read_remote_config(name: str, revision: str | None) -> C2SConfig | None:
     )
 
     try:
-        path = hf_hub_download(name, CONFIG_FILE, revision=revision)
+        path = hf_hub_download(name, CONFIG_FILE, revision=revision, local_files_only=cache_only)
     except LocalEntryNotFoundError as e:  # offline, and not in the local cache
         _no_remote_config(name, e)
         return None
@@ -226,21 +229,27 @@ class C2SModel:
             )
             kw["device_map"] = {"": dev.index or 0}
         config = C2SConfig.load(local) if (local / CONFIG_FILE).exists() else None
+        cache_only = not local.exists() and hub_cache_only(name, revision)
         if config is None and not local.exists():
-            config = _read_remote_config(name, revision)
+            config = _read_remote_config(name, revision, cache_only)
         adapter = local / "adapter_config.json"
         try:
-            if adapter.exists():
-                from peft import PeftModel
+            with held_load_report() as report:
+                if adapter.exists():
+                    from peft import PeftModel
 
-                base = json.loads(adapter.read_text())["base_model_name_or_path"]
-                model = AutoModelForCausalLM.from_pretrained(base, **kw)
-                with peft_wrapping():
-                    model = PeftModel.from_pretrained(model, name)
-            else:
-                model = AutoModelForCausalLM.from_pretrained(name, **kw)
+                    base = adapter_base(adapter)
+                    base_only = _looks_like_hub_id(base) and hub_cache_only(base)
+                    model = AutoModelForCausalLM.from_pretrained(base, **kw, **_cache(base_only))
+                    with peft_wrapping():
+                        model = PeftModel.from_pretrained(model, name)
+                else:
+                    model = AutoModelForCausalLM.from_pretrained(name, **kw, **_cache(cache_only))
             tokenizer = AutoTokenizer.from_pretrained(
-                name, revision=revision, trust_remote_code=trust_remote_code
+                name,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                **_cache(cache_only, False),
             )
         except OSError as e:
             raise C2SError(
@@ -254,6 +263,11 @@ class C2SModel:
                 f"Cannot load the model in {name!r}: {' '.join(str(e).split())[:300]} The "
                 "directory is damaged or holds a model transformers cannot build."
             ) from e
+        except Exception as e:  # pickled weights, weights of another shape
+            refusal = loading_error(name, e, report)
+            if refusal is None:
+                raise
+            raise refusal from e
         if not load_in_4bit:
             model = model.to(dev)
         model.eval()
@@ -403,6 +417,17 @@ def _portable_tokenizer_class(directory: Path) -> None:
         if cfg.get("tokenizer_class") == "TokenizersBackend":
             cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
             path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def _cache(only: bool, model: bool = True) -> dict:
+    """Loading keywords that keep transformers off the network (its adapter lookup takes
+    its own: transformers 5 does not hand it ``local_files_only``)."""
+    if not only:
+        return {}
+    return {
+        "local_files_only": True,
+        **({"adapter_kwargs": {"local_files_only": True}} if model else {}),
+    }
 
 
 def _looks_like_hub_id(name: str) -> bool:

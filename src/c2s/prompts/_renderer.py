@@ -253,8 +253,16 @@ class Renderer:
         for k in [self.perturbation_key, *self.context_keys]:
             if k not in obs.columns:
                 raise C2SError(f"Perturbation pairing needs the obs column {k!r}.")
-        pert = obs[self.perturbation_key].astype(str).to_numpy()
+        raw = obs[self.perturbation_key]
+        pert = raw.astype(str).to_numpy()
         is_ctrl = pert == str(self.control_value)
+        # a missing or blank name, or a combination with an empty part ("A+"), names nothing
+        named = pd.Series(pert, dtype=object).str
+        unnamed = (
+            raw.isna().to_numpy()
+            | named.strip().eq("").to_numpy()
+            | named.contains(r"(?:^|\+)\s*(?:\+|$)", regex=True).to_numpy()
+        ) & ~is_ctrl
         if not is_ctrl.any():
             raise C2SError(
                 f"No control cells: no cell has {self.perturbation_key} == {self.control_value!r} "
@@ -264,9 +272,12 @@ class Renderer:
         controls: dict[str, np.ndarray] = {}
         for c in np.unique(ctx[is_ctrl]):
             controls[c] = np.flatnonzero(is_ctrl & (ctx == c))
-        out, unmatched = [], 0
+        out, unmatched, n_unnamed = [], 0, 0
         for i in rows:
             if is_ctrl[i]:
+                continue
+            if unnamed[i]:
+                n_unnamed += 1
                 continue
             pool = controls.get(ctx[i])
             if pool is None:
@@ -274,12 +285,18 @@ class Renderer:
                 continue
             rng = np.random.default_rng([self.seed, 3, int(i)])
             out.append((int(pool[rng.integers(len(pool))]), int(i)))
-        if unmatched:
-            import warnings
+        import warnings
 
+        if unmatched:
             warnings.warn(
                 f"{unmatched} perturbed cells have no control cell in the same "
                 f"{self.context_keys} and are left out.",
+                stacklevel=3,
+            )
+        if n_unnamed:
+            warnings.warn(
+                f"{n_unnamed} cells have no usable {self.perturbation_key!r} (missing, blank, "
+                "or a combination with an empty part such as 'A+') and are left out.",
                 stacklevel=3,
             )
         return out

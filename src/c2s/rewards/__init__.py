@@ -17,8 +17,10 @@ examples, as lists (TRL passes all of them, plus its own keywords, which are ign
 - :func:`text_similarity`: cosine similarity of sentence embeddings of the completion and
   ``reference_text`` (an offline model; see :mod:`c2s.metrics`).
 
-:func:`get` binds a reward's options by name (``get("label", partial="tokens")``) and
-:func:`check` refuses unknown rewards and missing columns before any training.
+:func:`get` binds a reward's options by name (``get("label", partial="tokens")``),
+:func:`parse_spec` reads the CLI's ``NAME[:WEIGHT][:KEY=VALUE,...]`` (refusing an option the
+reward does not take, a weight that is not a positive number), and :func:`check` refuses
+unknown rewards and missing columns before any training.
 """
 
 from c2s.rewards._registry import REWARDS, check, get, parse_spec

@@ -12,6 +12,7 @@ import pandas as pd
 
 from c2s._errors import C2SError
 from c2s.tl._inputs import (
+    _untrusted,
     at_least,
     check_labels,
     check_sampling,
@@ -223,12 +224,13 @@ def perturb(
     ``obs["sample"]``, ``obs["c2s_sentence"]`` and ``obs["c2s_n_genes"]``, and expression
     from the inverse transform; nothing is written into ``data``.
     """
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
     perturbations = perturbation_names(perturbations)
     check_sampling(temperature, top_k, top_p, seed)
     at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1))
+    m = load_model(model)
+    k, org = settings(m, n_genes, organism)
     check_task(m, "perturbation_prediction", strict)
+    check_perturbations(m, perturbations, strict)
     cs, _ = read_cells(
         data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
@@ -241,11 +243,43 @@ def perturb(
 
 
 def perturbation_names(perturbations) -> list[str]:
-    """The names as strings (one name alone is a list of one); none is an error."""
+    """The names as strings (one name alone is a list of one), each once (a repeat is
+    warned about and dropped). None, a blank name, or a combination with an empty part
+    (``"+"``, ``"A+"``) is an error: its prompt would name no perturbation."""
     names = [str(p) for p in ([perturbations] if isinstance(perturbations, str) else perturbations)]
     if not names:
         raise C2SError("Name at least one perturbation.")
-    return names
+    bad = [n for n in names if any(not part.strip() for part in n.split("+"))]
+    if bad:
+        raise C2SError(
+            f"Perturbation names must not be blank, and a combination names each of its parts "
+            f"(A+B); got {', '.join(map(repr, bad[:5]))}."
+        )
+    unique = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        again = sorted({n for n in names if names.count(n) > 1})
+        warnings.warn(
+            f"Perturbations named more than once are predicted once: {', '.join(again[:5])}.",
+            stacklevel=3,
+        )
+    return unique
+
+
+def check_perturbations(model, names: list[str], strict: bool) -> None:
+    """Perturbations the model never saw in training (per its c2s_config.json) are a
+    warning, or an error when ``strict``; a model that records none says nothing."""
+    known = model.config.perturbations
+    if known is None:
+        return
+    unseen = [p for p in names if p not in set(known)]
+    if unseen:
+        _untrusted(
+            f"Perturbations the model never saw in training: {', '.join(map(repr, unseen[:5]))}"
+            f"{' ...' if len(unseen) > 5 else ''} (it was trained on {len(known)}, e.g. "
+            f"{', '.join(known[:3]) or 'none'}; a combination of ones it saw singly is new to "
+            "it too); its predictions for them mean little",
+            strict,
+        )
 
 
 def perturbed_cells(

@@ -15,6 +15,7 @@ from c2s.tl._generate import (
     _controls,
     _genes,
     _to_anndata,
+    check_perturbations,
     perturbation_names,
     perturbed_cells,
 )
@@ -41,6 +42,7 @@ def screen(
     layer: str | None = None,
     use_raw: bool = False,
     var_names: str | None = None,
+    strict: bool = False,
     progress_bar: bool | None = None,
 ) -> pd.DataFrame:
     """Rank perturbations by their predicted effect on a gene programme, per context.
@@ -65,6 +67,9 @@ def screen(
         Bootstrap resamples (of predicted and control cells) for the 95% intervals.
     split, layer, use_raw, var_names
         Which cells and expression, as in :func:`predict`.
+    strict
+        Fail, instead of warning, when the model was not trained for perturbations or never
+        saw one of ``perturbations`` (as in :func:`perturb`).
 
     Returns
     -------
@@ -75,13 +80,24 @@ def screen(
     the settings and the controls' programme scores per context.
     """
     perts = perturbation_names(perturbations)
+    at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1), n_boot=(n_boot, 1))
+    at_least(seed=(seed, 0))
+    program = [str(g) for g in ([program] if isinstance(program, str) else program)]
+    if not program:
+        raise C2SError("Name the programme's genes (at least one).")
+    if contexts is not None:
+        contexts = [str(c) for c in ([contexts] if isinstance(contexts, str) else contexts)]
+        if len(set(contexts)) < len(contexts):
+            raise C2SError(
+                f"The contexts to compare must differ, got {contexts}: the split of a context "
+                "against itself is 0 for every perturbation."
+            )
     m = load_model(model)
     k, org = settings(m, n_genes, None)
-    at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1))
-    check_task(m, "perturbation_prediction", False)
+    check_task(m, "perturbation_prediction", strict)
+    check_perturbations(m, perts, strict)
     genes = _genes(m, None)
     upper = {g.upper(): j for j, g in enumerate(genes)}
-    program = [str(g) for g in program]
     unknown = [g for g in program if g.upper() not in upper]
     if unknown:
         raise C2SError(
@@ -95,7 +111,7 @@ def screen(
     ctrl = _controls(cs.obs, perturbation_key, str(control_value))
     ctx_of = cs.obs[context_key].astype(str).to_numpy()
     have = sorted(set(ctx_of[ctrl]))
-    contexts = have if contexts is None else [str(c) for c in contexts]
+    contexts = have if contexts is None else contexts
     if len(contexts) < 2 or set(contexts) - set(have):
         raise C2SError(
             f"A screen compares two or more contexts with control cells; asked for {contexts}, "

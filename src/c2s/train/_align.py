@@ -7,7 +7,6 @@ directory follows the same rules (refusals, ``resume``, checkpoints, the finishe
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from c2s.train._align_config import AlignConfig
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._callbacks import own_progress
 from c2s.train._precision import autocast_flags, fp32_master_weights, low_precision
+from c2s.train._resume import check_checkpoint
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
@@ -92,6 +92,8 @@ def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[l
     from c2s.rewards import REWARDS, check, get, parse_spec
 
     funcs, weights = [], []
+    if cfg.program:
+        check_program(m, cfg.program, "--program")
     for spec in cfg.rewards:
         if callable(spec):
             funcs.append(spec)
@@ -99,16 +101,21 @@ def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[l
             continue
         name, weight, opts = parse_spec(spec)
         check([name], columns, program="program" in opts)  # unknown name, missing columns
+        if "program" in opts:
+            if cfg.program:
+                raise C2SError(f"The programme is given twice, by --program and in {spec!r}; "
+                               "give it once.")  # fmt: skip
+            check_program(m, opts["program"], repr(spec))
         needs = REWARDS[name][2]
         if "genes" in needs:
-            opts.setdefault("genes", _model_genes(m))
+            opts["genes"] = _model_genes(m)
             opts.setdefault("n_genes", n_genes)
         if "inverse" in needs:
             inv = ds.meta.get("inverse") or m.config.inverse
             if inv is None:
                 raise C2SError(f"Reward {name!r} compares expression: fit an inverse transform "
                                "first (c2s inverse fit DATASET).")  # fmt: skip
-            opts.setdefault("inverse", inv)
+            opts["inverse"] = inv
         fn = get(name, **opts)
         if fn is None:  # text similarity without its model: skipped, already warned
             continue
@@ -117,6 +124,24 @@ def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[l
     if not funcs:
         raise C2SError("No reward is left to train on.")
     return funcs, weights
+
+
+def check_program(m, program, where: str) -> None:
+    """A programme's genes must be genes of the model: one it does not know never appears in
+    a completion or a cell, so it adds nothing (a warning names them; none known: refused)."""
+    known = {g.upper() for g in _model_genes(m)}
+    unknown = [g for g in program if str(g).upper() not in known]
+    if len(unknown) == len(program):
+        raise C2SError(
+            f"None of the programme's genes in {where} ({', '.join(map(str, unknown[:10]))}) is "
+            "a gene of the model; name genes of its vocabulary (genes in its c2s_config.json)."
+        )
+    if unknown:
+        warnings.warn(
+            f"The programme in {where} names {len(unknown)} gene(s) the model does not know "
+            f"({', '.join(map(str, unknown[:10]))}); they add nothing to the reward.",
+            stacklevel=3,
+        )
 
 
 def _grpo_config(GRPOConfig, work: Path, cfg: AlignConfig, max_len, weights, gen_kw, m, low):
@@ -221,8 +246,9 @@ def align(
         m.model = trainer.model  # LoRA-wrapped by now
         start = 0
         if ckpt:
+            state = check_checkpoint(Path(ckpt))
             check_resume(m, Path(ckpt))
-            start = json.loads((Path(ckpt) / "trainer_state.json").read_text())["global_step"]
+            start = int(state.get("global_step", 0))
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         m.model = trainer.model
         if low is not None and not cfg.lora:  # back to the precision it was loaded in

@@ -87,6 +87,11 @@ class AlignConfig(OptionsFile):
                 f"{self.rewards!r}."
             )
         self.rewards = list(self.rewards)
+        check_reward_names(self.rewards)
+        if self.program is not None:  # --program HLA-A,HLA-B as well as --program HLA-A HLA-B
+            self.program = [g.strip() for p in self.program for g in p.split(",") if g.strip()]
+            if not self.program:
+                raise C2SError("program names no genes.")
         at_least = {
             "n_genes": 1, "max_prompts": 1, "group_size": 2, "batch_size": 2, "steps": 1,
             "max_completion_length": 1, "lora_r": 1, "lora_alpha": 1, "save_steps": 1, "seed": 0,
@@ -119,3 +124,18 @@ class AlignConfig(OptionsFile):
         d["rewards"] = [r if isinstance(r, str) else getattr(r, "__name__", "custom")
                         for r in self.rewards]  # fmt: skip
         return d
+
+
+def check_reward_names(rewards: list) -> None:
+    """Every spec parses (unknown rewards and options, bad weights refused) and no reward
+    is given twice: TRL logs each under its name, so two would share one curve."""
+    from c2s.rewards import parse_spec
+
+    names = [parse_spec(r)[0] if isinstance(r, str) else getattr(r, "__name__", "custom")
+             for r in rewards]  # fmt: skip
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise C2SError(
+            f"Reward(s) {twice} given more than once; give each reward once (raise its weight "
+            "instead: label:2), and reward functions distinct __name__s."
+        )

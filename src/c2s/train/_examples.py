@@ -84,7 +84,8 @@ def build_examples(
     ``limit``). ``spill``: a directory for the tokens (memory-mapped back; see
     :func:`~c2s.encoding.encode_flat`).
 
-    Returns (examples, stats, labels seen per column).
+    Returns (examples, stats, labels seen per column); ``stats["perturbations"]`` names the
+    perturbations of the pairs, when a task pairs cells.
     """
     rows = ds.split_indices()[split]
     renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
@@ -126,6 +127,10 @@ def build_examples(
             stats["n_shortened"] += st.n_shortened
             stats["n_dropped"] += st.n_dropped
         flat = FlatExamples.concat(flats)
+        if renderer.task.kind == "pair" and len(flat):  # the perturbed cell ends each pair
+            perturbed = flat.cells[flat.cell_offsets[1:] - 1]
+            names = cs.obs[renderer.perturbation_key].astype(str).to_numpy()[perturbed]
+            stats["perturbations"] = sorted({*stats.get("perturbations", []), *names})
         col = renderer.task.label
         if col and col in cs.obs.columns:
             labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())

@@ -130,14 +130,18 @@ def share_examples(local, stats: dict, labels: dict, rank: int, world: int):
     merged_labels: dict[str, list] = {}
     merged_stats = {"n_shortened": 0, "n_dropped": 0}
     organisms: set = set()
+    perturbations: set = set()
     for _, _, st, lab in got:
         merged_stats["n_shortened"] += st.get("n_shortened", 0)
         merged_stats["n_dropped"] += st.get("n_dropped", 0)
         organisms.update(st.get("organisms", []))
+        perturbations.update(st.get("perturbations", []))
         for col, values in lab.items():
             merged_labels[col] = sorted({*merged_labels.get(col, []), *values})
     if organisms:
         merged_stats["organisms"] = sorted(organisms)
+    if perturbations:
+        merged_stats["perturbations"] = sorted(perturbations)
     lengths = np.concatenate([g[1] for g in got])
     out = RankExamples(local, rank, [g[0] for g in got], lengths)
     return out, merged_stats, merged_labels

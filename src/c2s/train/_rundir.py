@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from c2s._atomic import (
     MARKER,
     TMP_PREFIX,
     check_not_input,
+    foreign_entry,
     output_kind,
     output_lock,
     place,
@@ -48,9 +50,12 @@ def check_run_dir(
         return
     kind = output_kind(out)
     if kind not in ("run", "model"):
+        foreign = foreign_entry(out)
+        what = f"holds {foreign!r}, which c2s does not write there" if foreign else "exists"
         raise C2SError(
-            f"{str(out)!r} exists and is not a training run c2s made, so c2s will neither "
-            "resume nor replace it. Choose another --out."
+            f"{str(out)!r} {what}: it is not a training run c2s made, so c2s will neither "
+            "resume nor replace it (c2s only replaces outputs it wrote itself). Choose "
+            "another --out."
         )
     finished = (out / CONFIG_FILE).exists()
     if resume:
@@ -96,18 +101,32 @@ def run_dir_lock(out: Path):
 def run_dir(out: Path, *, overwrite: bool, resume: str | None, inputs: Iterable = ()):
     """A training run's directory, from the refusals to the end: yields where to write
     (``out``, or a hidden sibling that takes ``out``'s place only when the block completes;
-    on failure the sibling is removed and the previous run stays). Under torchrun only the
-    main process checks and prepares it (the others would see it half-made)."""
-    if is_main_process():
+    on failure the sibling is removed and the previous run stays; a new run that fails
+    before its first checkpoint leaves nothing). Under torchrun only the main process checks
+    and prepares it (the others would see it half-made)."""
+    main = is_main_process()
+    if main:
         check_run_dir(out, overwrite=overwrite, resume=resume, inputs=inputs)
-    work = work_dir_for(out, resume=resume)
     with run_dir_lock(out):
-        if is_main_process() and work != out and work.exists():
-            shutil.rmtree(work)  # a replacement run that never finished (c2s's own name)
+        if main:  # again: a stopped run's leftovers were cleared with the lock
+            check_run_dir(out, overwrite=overwrite, resume=resume, inputs=inputs)
+        new = not out.exists()
+        work = work_dir_for(out, resume=resume)
+        if main and work != out and work.exists():  # c2s's own name, under the lock
+            shutil.rmtree(work)
+            warnings.warn(
+                f"Removed {work.name!r}, an unfinished replacement of {str(out)!r} left by a "
+                "training run that was stopped.",
+                stacklevel=3,
+            )
         try:
             yield work
         except BaseException:
             finish_run_dir(work, out, ok=False)
+            if main and work == out:
+                drop_unfinished_checkpoints(out / CHECKPOINTS)
+                if new and latest_checkpoint(out / CHECKPOINTS) is None:
+                    shutil.rmtree(out, ignore_errors=True)  # nothing to resume
             raise
         finish_run_dir(work, out, ok=True)
 
@@ -132,6 +151,14 @@ def finish_run_dir(work: Path, out: Path, *, ok: bool) -> None:
 def is_main_process() -> bool:
     """Rank 0 of a torchrun / accelerate launch job (or a single process)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def drop_unfinished_checkpoints(ckpt_dir: Path) -> None:
+    """Remove the checkpoint a stopped or failed run was writing: the Trainer writes
+    ``trainer_state.json`` last, and resuming from a checkpoint without it fails."""
+    for p in ckpt_dir.glob("checkpoint-*"):
+        if p.is_dir() and not (p / "trainer_state.json").is_file():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:

@@ -31,6 +31,7 @@ from c2s.train._lora import apply_lora
 from c2s.train._precision import autocast_flags, fp32_master_weights
 from c2s.train._probe import fit_label_probe, label_task
 from c2s.train._rank_data import launch, share_examples
+from c2s.train._resume import check_checkpoint
 from c2s.train._rundir import (
     CHECKPOINTS,
     check_resume,
@@ -225,6 +226,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
         resume_from = latest_checkpoint(ckpt_dir) if cfg.resume == "latest" else Path(cfg.resume)
         if resume_from is None or not resume_from.is_dir():
             raise C2SError(f"No checkpoint to resume from in {ckpt_dir} ({cfg.resume!r}).")
+        check_checkpoint(resume_from)
         check_resume(model, resume_from)
     if main:
         write_split(run_dir / "split.json", ds, cfg)
@@ -327,7 +329,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
     result = TrainResult(
         steps=int(trainer.state.global_step),
         epochs=float(trainer.state.epoch or 0.0),
-        train_loss=float(out.training_loss),
+        train_loss=whole_run_loss(trainer, out.training_loss),
         eval_loss=eval_loss,
         eval_loss_per_task=per_task,
         n_train_examples=len(train),
@@ -342,7 +344,10 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
         log_history=list(trainer.state.log_history),
         output_dir=str(final_dir) if save else None,
     )
-    update_config(model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result)
+    update_config(
+        model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result,
+        perturbations=stats.get("perturbations"),
+    )  # fmt: skip
     if probe is not None:
         model.config.probe = probe
     if cfg.calibrate and cfg.eval_split and trainer.is_world_process_zero():
@@ -364,9 +369,33 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
     return result
 
 
+def whole_run_loss(trainer, session_loss: float) -> float:
+    """The mean training loss over every step of the run. A resumed Trainer averages only
+    the steps it ran itself; the steps before the checkpoint come from its logged losses
+    (each the mean over the steps since the previous log)."""
+    start = int(getattr(trainer, "_initial_global_step", 0) or 0)
+    done = trainer.state.global_step - start
+    if start <= 0:
+        return float(session_loss)
+    total, covered, prev = 0.0, 0, 0
+    for h in trainer.state.log_history:
+        if "loss" in h and prev < h["step"] <= start:
+            total += h["loss"] * (h["step"] - prev)
+            covered += h["step"] - prev
+            prev = h["step"]
+    if covered + done <= 0:
+        return float(session_loss)
+    return float((total + session_loss * done) / (covered + done))
+
+
 def update_config(
-    c: C2SConfig, ds, cfg: TrainConfig, labels: dict, organisms: list, max_length: int, result
-) -> None:
+    c: C2SConfig, ds, cfg: TrainConfig, labels: dict, organisms: list, max_length: int, result,
+    perturbations: list | None = None,
+) -> None:  # fmt: skip
+    # trained on perturbations before c2s recorded them: which ones it saw is unknown
+    unknown = c.perturbations is None and "perturbation_prediction" in c.tasks
+    if perturbations is not None and not unknown:
+        c.perturbations = sorted({*(c.perturbations or []), *perturbations})
     c.profile = cfg.profile
     c.n_genes = cfg.n_genes
     c.max_length = max_length
