@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -38,10 +39,11 @@ def progress(
     unit: str = "it",
     enabled: bool | None = None,
 ) -> Iterator[T]:
-    """A tqdm bar on stderr (or a silent pass-through when disabled)."""
+    """A tqdm bar on stderr (or a silent pass-through when disabled); under
+    :func:`stop_when`, a loop over ``iterable`` that stops when told."""
     from tqdm.auto import tqdm
 
-    return tqdm(
+    bar = tqdm(
         iterable,
         total=total,
         desc=desc,
@@ -51,6 +53,35 @@ def progress(
         dynamic_ncols=True,
         unit_scale=unit != "it",
     )
+    stop = getattr(_stops, "stop", None)
+    return bar if stop is None or iterable is None else _stopping(bar, stop)
+
+
+class Stopped(Exception):
+    """A loop under :func:`stop_when` was told to stop."""
+
+
+_stops = threading.local()
+
+
+@contextlib.contextmanager
+def stop_when(stop: Callable[[], bool]):
+    """Within the block, in this thread, every :func:`progress` loop raises :class:`Stopped`
+    before its next step once ``stop()`` is true: how a server drops work nobody waits for."""
+    previous = getattr(_stops, "stop", None)
+    _stops.stop = stop
+    try:
+        yield
+    finally:
+        _stops.stop = previous
+
+
+def _stopping(bar, stop: Callable[[], bool]) -> Iterator:
+    with bar:
+        for item in bar:
+            if stop():
+                raise Stopped("Stopped: nobody waits for the result any more.")
+            yield item
 
 
 @contextlib.contextmanager

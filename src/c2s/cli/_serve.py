@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
+
+from c2s._errors import C2SError
 
 TOKEN_ENV = "C2S_TOKEN"
 
@@ -14,6 +18,7 @@ def register(sub) -> None:
         DEFAULT_MAX_UPLOAD_MB,
         DEFAULT_TIMEOUT_S,
         DEFAULT_WINDOW_MS,
+        MEMORY_FACTOR,
     )  # fmt: skip
 
     p = sub.add_parser(
@@ -34,7 +39,11 @@ def register(sub) -> None:
     )
     p.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS, help="cells per request")
     p.add_argument(
-        "--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest .h5ad upload"
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"largest request body, an .h5ad upload or JSON (default {DEFAULT_MAX_UPLOAD_MB}); "
+        f"an upload may declare at most {MEMORY_FACTOR} times this in memory",
     )
     p.add_argument(
         "--timeout",
@@ -61,6 +70,7 @@ def run(args) -> int:
         import uvicorn
     except ImportError as e:
         raise ImportError("c2s serve needs uvicorn: pip install 'c2s[serve]'") from e
+    check_address(args.host, args.port)  # before the model loads: minutes, on a big one
     token = args.token or os.environ.get(TOKEN_ENV) or None
     app = create_app(args.model, token=token, max_cells=args.max_cells,
                      max_upload_mb=args.max_upload_mb, timeout=args.timeout,
@@ -71,3 +81,29 @@ def run(args) -> int:
           f"{' (requests need the token)' if token else ''}", file=sys.stderr)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse a port out of range, a host that does not resolve, or an address this machine
+    cannot listen on (in use, not its own, privileged), by binding to it once."""
+    if not 0 <= port <= 65535:
+        raise C2SError(f"--port must be from 0 (any free port) to 65535, not {port}.")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise C2SError(f"Cannot resolve --host {host!r}: {e}. Give an address of this machine "
+                       "(127.0.0.1, 0.0.0.0 for every interface) or its name.") from None  # fmt: skip
+    family, kind, proto, _, address = infos[0]
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind(address)
+        except OSError as e:
+            why = {
+                errno.EADDRINUSE: "the port is in use (another server?); choose another --port",
+                errno.EACCES: "permission denied (ports below 1024 need privileges); choose "
+                "another --port",
+                errno.EADDRNOTAVAIL: "the address is not one of this machine's; check --host",
+            }.get(e.errno, e.strerror or str(e))
+            raise C2SError(f"Cannot listen on {where}: {why}.") from None

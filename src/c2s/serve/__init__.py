@@ -4,8 +4,9 @@ uvicorn."""
 
 from c2s.serve._app import DEFAULT_MAX_CELLS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_TIMEOUT_S, create_app
 from c2s.serve._batch import DEFAULT_WINDOW_MS
+from c2s.serve._h5ad import MEMORY_FACTOR
 
 __all__ = [
     "DEFAULT_MAX_CELLS", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_TIMEOUT_S", "DEFAULT_WINDOW_MS",
-    "create_app",
+    "MEMORY_FACTOR", "create_app",
 ]  # fmt: skip

@@ -1,7 +1,17 @@
 """Batching concurrent requests: requests that queue while the model is busy, or (under
 concurrent load) arrive within a few milliseconds of each other, and ask the same verb with
-the same options become one call of the ``c2s.tl`` verb (the model sees one batch stream),
-and each gets its own rows back.
+the same options share the model. Their cells run through the ``c2s.tl`` verb in calls of at
+most ``CALL_CELLS`` cells (a few model batches), and each request gets its own rows back.
+
+Work nobody waits for any more (timed out, or the client went away) stops at the next model
+batch: a call whose requests are all abandoned stops inside the verb (``stop_when``), and the
+cells of abandoned requests are left out of the calls that follow, so the requests they shared
+the model with still get their answers.
+
+A request hears only about its own cells. Cells that would draw a warning about themselves
+(their gene names, genes the model never saw) run in calls of their own; a shared call that
+warns or fails anyway is run again one request at a time, so no message about one client's
+cells reaches another. Multi-cell tasks (prompts of several cells) run each request whole.
 
 Requests are ranked in their own threads first (as the verb would rank them alone, with
 seed 0), so a batched request gets exactly the cell sentences it would get alone.
@@ -11,93 +21,217 @@ import concurrent.futures
 import queue
 import threading
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
+from c2s._logging import Stopped, stop_when
+from c2s.serve._warnings import captured
 
 DEFAULT_WINDOW_MS = 10.0  # how long the first request of a batch waits for company
+CALL_CELLS = 64  # cells per verb call: 8 model batches of the verbs' default batch_size
 
 
-class Batcher:
-    """One thread that runs the model; ``submit`` blocks until the request's rows are in."""
+class Ticket:
+    """One request's cells in the model thread's queue. ``future`` gives ``(rows, warnings)``;
+    cancelling it abandons the request (its cells not run yet never are)."""
 
-    def __init__(self, model, *, max_cells: int, window: float = DEFAULT_WINDOW_MS / 1000):
-        self.model, self.max_cells, self.window = model, max_cells, window
-        self.calls = 0  # verb calls made (fewer than requests when batching happened)
-        self.requests = 0
-        self._shared = False  # the last batch held more than one request
-        self._q: queue.Queue = queue.Queue()
-        threading.Thread(target=self._loop, name="c2s-batcher", daemon=True).start()
+    def __init__(self, fn, kw: dict, texts: list[str], index, keep: list[int], solo: bool,
+                 said: list[str]):  # fmt: skip
+        self.fn, self.kw = fn, kw
+        self.key = (fn, tuple(sorted(kw.items())))
+        self.index = index  # all the request's cells
+        self.keep = keep  # positions of those with a gene: the ones run
+        self.texts = [texts[i] for i in keep]
+        self.solo = solo  # shares no verb call with another request
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.done = 0  # cells run so far
+        self._parts: list[pd.DataFrame] = []
+        self._warnings: set[str] = set(said)  # about its cells before they were batched
 
-    def submit(self, fn, kw: dict, texts: list[str], index) -> tuple[pd.DataFrame, list[str]]:
-        """The verb's result rows for these cell sentences (indexed by ``index``) and the
-        warnings of the batch they ran in; the verb's own errors are raised here. Cells with
-        no gene are left out here, with a warning naming this request's own cells."""
-        keep = [i for i, t in enumerate(texts) if t.strip()]
-        if not keep:
-            raise C2SError("No cell of the request expresses any gene; there is nothing to run on.")
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._q.put((fn, tuple(sorted(kw.items())), [texts[i] for i in keep], index[keep], fut))
-        rows, msgs = fut.result()
-        if len(keep) == len(texts):
+    @property
+    def over(self) -> bool:
+        """Answered, failed or abandoned: nothing more to run."""
+        return self.future.done()
+
+    def add(self, rows: pd.DataFrame, msgs: set[str], stop: int) -> None:
+        self._parts.append(rows)
+        self._warnings |= msgs
+        self.done = stop
+        if self.done == len(self.texts):
+            self._settle(result=self._rows())
+
+    def fail(self, error: BaseException) -> None:
+        self._settle(error=error)
+
+    def _rows(self) -> tuple[pd.DataFrame, list[str]]:
+        rows = self._parts[0] if len(self._parts) == 1 else pd.concat(self._parts)
+        msgs = sorted(self._warnings)
+        if len(self.keep) == len(self.index):
             return rows, msgs
-        empty = index.delete(keep)
+        empty = self.index.delete(self.keep)
         ids = ", ".join(map(str, empty[:5]))
         note = (f"{len(empty)} cells express no gene and are left out (their results are "
                 f"missing): {ids}{' ...' if len(empty) > 5 else ''}.")  # fmt: skip
-        pos = np.full(len(texts), -1)
-        pos[keep] = np.arange(len(keep))
+        pos = np.full(len(self.index), -1)
+        pos[self.keep] = np.arange(len(self.keep))
         out = rows.reset_index(drop=True).reindex(pos)  # by position: ids may repeat
-        out.index = index
+        out.index = self.index
         return out, [note, *msgs]
+
+    def _settle(self, result=None, error=None) -> None:
+        try:
+            if error is None:
+                self.future.set_result(result)
+            else:
+                self.future.set_exception(error)
+        except concurrent.futures.InvalidStateError:  # abandoned meanwhile: nobody listens
+            pass
+
+
+class Batcher:
+    """One thread that runs the model on the requests' tickets."""
+
+    def __init__(self, model, *, max_cells: int, window: float = DEFAULT_WINDOW_MS / 1000):
+        self.model, self.max_cells, self.window = model, max_cells, window
+        self.calls = 0  # batches run (fewer than requests when requests shared the model)
+        self.verb_calls = 0  # calls of the verb, at most CALL_CELLS cells each
+        self.requests = 0
+        self._shared = False  # the last batch held more than one request
+        genes = model.config.genes
+        self._known = np.asarray(genes, dtype=str) if genes else None
+        self._q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._loop, name="c2s-batcher", daemon=True).start()
+
+    def ticket(self, fn, kw: dict, texts: list[str], index, said=()) -> Ticket:
+        """A ticket for these cell sentences (indexed by ``index``), not queued yet; made in
+        the request's own thread, with the warnings ``said`` about its cells so far. Cells with
+        no gene are left out, with a warning naming this request's own cells; a request of
+        only such cells is an error."""
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if not keep:
+            raise C2SError("No cell of the request expresses any gene; there is nothing to run on.")
+        solo = self._speaks_of([texts[i] for i in keep])
+        return Ticket(fn, kw, texts, index, keep, solo, list(said))
+
+    def put(self, ticket: Ticket) -> concurrent.futures.Future:
+        """Queue the ticket; its future gives the verb's rows and the warnings about its cells."""
+        self._q.put(ticket)
+        return ticket.future
+
+    def _speaks_of(self, texts: list[str]) -> bool:
+        """Whether the verb would warn about these cells themselves: gene names it finds odd
+        or genes the model never saw. Such cells share no call with other requests'."""
+        from c2s.sentences import CellSentences
+
+        with captured() as caught:
+            cs = CellSentences.from_text(texts)
+        if caught:
+            return True
+        names = cs.vocab.display_names.astype(str)
+        return self._known is not None and not np.isin(names, self._known).all()
 
     def _loop(self) -> None:
         while True:
             items = [self._q.get()]
             # wait for company only under concurrent load: a lone client is answered at once
             deadline = time.monotonic() + (self.window if self._shared else 0.0)
-            while sum(len(it[2]) for it in items) < self.max_cells:
+            while sum(len(it.texts) for it in items) < self.max_cells:
                 try:  # requests that queued while the model was busy join at once
-                    items.append(self._q.get_nowait())
-                    continue
+                    it = self._q.get_nowait()
                 except queue.Empty:
-                    pass
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    items.append(self._q.get(timeout=left))
-                except queue.Empty:
-                    break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        it = self._q.get(timeout=left)
+                    except queue.Empty:
+                        break
+                items.append(it)
+            items = [it for it in items if not it.over]
             self._shared = len(items) > 1
             groups: dict = {}
             for it in items:
-                groups.setdefault((it[0], it[1]), []).append(it)
-            for (fn, kw), group in groups.items():
-                self._run(fn, dict(kw), group)
+                groups.setdefault(it.key, []).append(it)
+            for group in groups.values():
+                try:
+                    self._run(group)
+                except Exception as e:  # a fault here must not stop the model thread
+                    for t in group:
+                        t.fail(e)
 
-    def _run(self, fn, kw: dict, group: list) -> None:
+    def _run(self, group: list[Ticket]) -> None:
+        """Every cell of the group's tickets, in request order."""
+        self.requests += len(group)
+        self.calls += 1
+        fn, kw = group[0].fn, dict(group[0].kw)
+        whole = not _single_cell(kw.get("task", "cell_type_prediction"))
+        pending = group
+        while pending := [t for t in pending if not t.over]:
+            if whole:
+                self._call(fn, kw, [(pending[0], 0, len(pending[0].texts))])
+                continue
+            parts, n = [], 0
+            for t in pending:
+                if parts and (t.solo or parts[0][0].solo):
+                    break
+                take = min(CALL_CELLS - n, len(t.texts) - t.done)
+                parts.append((t, t.done, t.done + take))
+                n += take
+                if n == CALL_CELLS:
+                    break
+            if len(parts) == 1:
+                self._call(fn, kw, parts)
+            elif not self._call(fn, kw, parts, shared=True):
+                for t in pending:  # this batch's options or cells draw warnings: stop mixing it
+                    t.solo = True
+                for part in parts:
+                    if not part[0].over:
+                        self._call(fn, kw, [part])
+
+    def _call(self, fn, kw: dict, parts: list, shared: bool = False) -> bool:
+        """One verb call on the cells ``(ticket, start, stop)`` of ``parts``, rows handed to
+        their tickets; it stops at its next model batch once all of them are abandoned. A
+        shared call that warns or fails hands nothing (False): what it says may concern any of
+        its requests' cells."""
         from c2s.sentences import CellSentences
 
-        texts = [t for it in group for t in it[2]]
-        keys = [[f"{j}:{i}" for i in range(len(it[2]))] for j, it in enumerate(group)]
-        obs = pd.DataFrame(index=pd.Index([k for ks in keys for k in ks]))
-        self.requests += len(group)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        keys = [f"{j}:{i}" for j, (_, a, b) in enumerate(parts) for i in range(a, b)]
+        texts = [s for t, a, b in parts for s in t.texts[a:b]]
+        error = None
+        with captured() as caught, stop_when(lambda: all(t.over for t, _, _ in parts)):
             try:
-                cs = CellSentences.from_text(texts, obs=obs)
+                cs = CellSentences.from_text(texts, obs=pd.DataFrame(index=pd.Index(keys)))
                 frame = fn(cs, self.model, inplace=False, progress_bar=False, **kw)
+            except Stopped:  # nobody waits for these cells
+                return True
+            except Exception as e:
+                if shared:
+                    return False
+                error = e
             except BaseException as e:  # the requests' threads raise it
-                for it in group:
-                    it[4].set_exception(e)
-                return
-        self.calls += 1
-        msgs = sorted({str(w.message) for w in caught})
-        for ks, it in zip(keys, group, strict=True):
-            rows = frame.reindex(ks)
-            rows.index = it[3]
-            it[4].set_result((rows, msgs))
+                error = e
+        self.verb_calls += 1
+        msgs = set(caught)
+        if error is not None:
+            for t, _, _ in parts:
+                t.fail(error)
+            return True
+        if shared and msgs:
+            return False
+        for j, (t, a, b) in enumerate(parts):
+            rows = frame.reindex([f"{j}:{i}" for i in range(a, b)])
+            rows.index = t.index[t.keep[a:b]]
+            t.add(rows, msgs, b)
+        return True
+
+
+def _single_cell(task: str) -> bool:
+    """Whether ``task`` prompts one cell at a time (so its cells can be split into batches)."""
+    from c2s.prompts import get_task
+
+    try:
+        return get_task(task).kind == "single"
+    except C2SError:  # the verb says what is wrong with it
+        return False

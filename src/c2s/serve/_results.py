@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from c2s.io import write_h5ad
+
 FILES = {"annotated.h5ad": "application/x-hdf5", "predictions.csv": "text/csv"}
 
 
@@ -36,7 +38,7 @@ class Results:
             path.mkdir()
             self._items[rid] = (time.monotonic(), path)
             self._expire()
-        adata.write_h5ad(path / "annotated.h5ad")
+        write_h5ad(adata, path / "annotated.h5ad")
         table.to_csv(path / "predictions.csv", index_label="cell_id")
         return rid
 

@@ -1,6 +1,7 @@
 """Reading a request's cells: JSON (sentences or expression records) or an uploaded .h5ad
 (multipart form data, field ``file``). An upload is streamed into a temporary directory of
-its own, read, and deleted with it; nothing from the request names a path."""
+its own, checked (``_h5ad``), read, and deleted with it; nothing from the request names a
+path. Bodies are no larger than the server's limit (``_guard`` stops reading past it)."""
 
 import tempfile
 from pathlib import Path
@@ -8,21 +9,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from c2s._errors import C2SError
+from c2s.serve._h5ad import MEMORY_FACTOR, TooLarge, read_upload
+
 CHUNK = 1 << 20
 
 
 async def parse(request, cls, *, max_cells: int, max_upload_bytes: int, HTTPException):
     """``(options, data, index)``: the request's options as ``cls``, its cells (ranked
     sentences or an AnnData) and their ids in input order."""
-    from fastapi.exceptions import RequestValidationError
-    from pydantic import ValidationError
+    from starlette.concurrency import run_in_threadpool
 
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         return await _upload(request, cls, max_cells, max_upload_bytes, HTTPException)
+    raw = await request.body()
+    # off the event loop: a body of many cells takes a while to decode and check
+    return await run_in_threadpool(_json, raw, cls, max_cells, HTTPException)
+
+
+def _json(raw: bytes, cls, max_cells: int, HTTPException):
+    import json
+
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
     try:
-        payload = await request.json()
-    except ValueError:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
         raise HTTPException(422, "The body is not JSON: send {\"sentences\": [...]} or "
                             "{\"cells\": [...]}, or an .h5ad as multipart form data (field "
                             "'file').") from None  # fmt: skip
@@ -35,13 +49,10 @@ async def parse(request, cls, *, max_cells: int, max_upload_bytes: int, HTTPExce
 
 
 async def _upload(request, cls, max_cells, max_upload_bytes, HTTPException):
-    import anndata as ad
     from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
+    from starlette.concurrency import run_in_threadpool
 
-    length = int(request.headers.get("content-length") or 0)
-    if length > max_upload_bytes:
-        raise HTTPException(413, _too_big(length, max_upload_bytes))
     form = await request.form(max_files=1, max_fields=20)
     file = form.get("file")
     if file is None or isinstance(file, str):
@@ -50,31 +61,25 @@ async def _upload(request, cls, max_cells, max_upload_bytes, HTTPException):
         body = cls.model_validate({k: v for k, v in form.items() if k != "file"})
     except ValidationError as e:
         raise RequestValidationError(e.errors()) from None
+    name = file.filename or "the upload"
     with tempfile.TemporaryDirectory(prefix="c2s-upload-") as tmp:
         path = Path(tmp) / "upload.h5ad"
-        size = 0
         with open(path, "wb") as f:
             while chunk := await file.read(CHUNK):
-                size += len(chunk)
-                if size > max_upload_bytes:
-                    raise HTTPException(413, _too_big(size, max_upload_bytes))
                 f.write(chunk)
-        try:
-            adata = ad.read_h5ad(path)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            name = file.filename or "the upload"
-            raise HTTPException(422, f"Cannot read {name} as an .h5ad file: {e}") from None
+        try:  # off the event loop: h5py and anndata block while they read
+            adata = await run_in_threadpool(read_upload, path, name=name, max_cells=max_cells,
+                                            budget=MEMORY_FACTOR * max_upload_bytes)  # fmt: skip
+        except TooLarge as e:
+            raise HTTPException(413, str(e)) from None
+        except C2SError as e:
+            raise HTTPException(422, str(e)) from None
     if adata.n_obs == 0:
         raise HTTPException(422, "The uploaded file has no cells.")
     if adata.n_obs > max_cells:
         raise HTTPException(413, f"{adata.n_obs} cells in the upload; this server takes at "
                             f"most {max_cells} per request.")  # fmt: skip
     return body, adata, adata.obs_names.astype(str)
-
-
-def _too_big(size: int, limit: int) -> str:
-    return (f"The upload ({size / 1e6:.1f} MB) is over this server's limit of "
-            f"{limit / 1e6:.0f} MB.")  # fmt: skip
 
 
 def cells_of(body, max_cells: int, HTTPException):
