@@ -1,7 +1,8 @@
 """Batching concurrent requests: requests that queue while the model is busy, or (under
 concurrent load) arrive within a few milliseconds of each other, and ask the same verb with
-the same options share the model. Their cells run through the ``c2s.tl`` verb in calls of at
-most ``CALL_CELLS`` cells (a few model batches), and each request gets its own rows back.
+the same options share the model. Their cells run through the ``c2s.tl`` verb in shared calls
+of at most ``CALL_CELLS`` cells (a request alone runs in one call), and each request gets its
+own rows back.
 
 Work nobody waits for any more (timed out, or the client went away) stops at the next model
 batch: a call whose requests are all abandoned stops inside the verb (``stop_when``), and the
@@ -30,7 +31,7 @@ from c2s._logging import Stopped, stop_when
 from c2s.serve._warnings import captured
 
 DEFAULT_WINDOW_MS = 10.0  # how long the first request of a batch waits for company
-CALL_CELLS = 64  # cells per verb call: 8 model batches of the verbs' default batch_size
+CALL_CELLS = 64  # cells per shared verb call: 8 model batches of the verbs' default size
 
 
 class Ticket:
@@ -96,7 +97,7 @@ class Batcher:
     def __init__(self, model, *, max_cells: int, window: float = DEFAULT_WINDOW_MS / 1000):
         self.model, self.max_cells, self.window = model, max_cells, window
         self.calls = 0  # batches run (fewer than requests when requests shared the model)
-        self.verb_calls = 0  # calls of the verb, at most CALL_CELLS cells each
+        self.verb_calls = 0  # calls of the verb (shared ones at most CALL_CELLS cells)
         self.requests = 0
         self._shared = False  # the last batch held more than one request
         genes = model.config.genes
@@ -172,14 +173,19 @@ class Batcher:
             if whole:
                 self._call(fn, kw, [(pending[0], 0, len(pending[0].texts))])
                 continue
+            # a request alone in its call runs whole: the verb itself stops at its next model
+            # batch once it is abandoned; shared calls are cut so a live request's batch-mates
+            # drop out soon after they are abandoned
+            alone = len(pending) == 1 or pending[0].solo
             parts, n = [], 0
             for t in pending:
                 if parts and (t.solo or parts[0][0].solo):
                     break
-                take = min(CALL_CELLS - n, len(t.texts) - t.done)
+                left = len(t.texts) - t.done
+                take = left if alone else min(CALL_CELLS - n, left)
                 parts.append((t, t.done, t.done + take))
                 n += take
-                if n == CALL_CELLS:
+                if alone or n == CALL_CELLS:
                     break
             if len(parts) == 1:
                 self._call(fn, kw, parts)
