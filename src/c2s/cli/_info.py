@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _human(info: dict) -> str:
+def _human(info: dict, inverse: str) -> str:
     L = info["lengths"] or {}
     lines = [
         f"dataset     {info['path']}",
@@ -32,7 +32,7 @@ def _human(info: dict) -> str:
         f"split       {info['split']}",
         f"source      {info['source']}",
     ]
-    lines.append(f"inverse     {_inverse(info)}")
+    lines.append(f"inverse     {inverse}")
     return "\n".join(lines)
 
 
@@ -67,17 +67,19 @@ def run(args) -> int:
 
     ds = read_dataset(args.dataset)
     info = ds.info()
-    _inverse(info)  # the same answer with --json as without
+    inverse = _inverse(info)  # checked with --json too
     if not args.check:
-        emit(info, args.json, _human(info))
+        emit(info, args.json, _human(info, inverse))
         return 0
     report = ds.check()
     info["check"] = report
     if report["ok"]:
-        human = _human(info) + f"\ncheck       ok: every file read, {report['n_cells']} cells"
+        human = (
+            _human(info, inverse) + f"\ncheck       ok: every file read, {report['n_cells']} cells"
+        )
     else:
         human = (
-            _human(info)
+            _human(info, inverse)
             + "\ncheck       DAMAGED:\n"
             + "\n".join(f"  - {p}" for p in report["problems"])
         )

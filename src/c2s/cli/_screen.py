@@ -62,10 +62,10 @@ def _lines(path: str, what: str) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        text = "\x00"
+        text = None
     except OSError as e:
         raise C2SError(f"Cannot read the {what} file {path!r}: {e.strerror or e}.") from e
-    if "\x00" in text:
+    if text is None or "\x00" in text:
         raise C2SError(
             f"The {what} file {path!r} is not a text file; give one name per line (UTF-8 text)."
         )
@@ -78,12 +78,12 @@ def _lines(path: str, what: str) -> list[str]:
 def run(args) -> int:
     from c2s._atomic import atomic_dir
     from c2s._errors import C2SError
-
-    if args.top < 0:
-        raise C2SError(f"--top must be 0 or more (the hits to label), got {args.top}.")
     from c2s.cli._run_model import _read_input
     from c2s.model import C2SModel
     from c2s.tl import screen
+
+    if args.top < 0:
+        raise C2SError(f"--top must be 0 or more (the hits to label), got {args.top}.")
 
     perts = args.perturbations or _lines(args.perturbations_file, "perturbations")
     program = args.program or _lines(args.program_file, "programme")

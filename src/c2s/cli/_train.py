@@ -133,7 +133,7 @@ def run(args) -> int:
 
     train_opts, model_opts = split_options(args, TrainConfig, MODEL_KEYS)
     cfg = TrainConfig.from_dict(train_opts, source=args.config or "the flags")
-    if check_dtype(model_opts.get("dtype")) is not None and "model" not in model_opts:
+    if check_dtype(model_opts.get("dtype")) not in (None, "auto") and "model" not in model_opts:
         import warnings
 
         warnings.warn(

@@ -11,7 +11,14 @@ import pandas as pd
 
 from c2s._errors import C2SError
 from c2s.prompts._registry import get_task
-from c2s.prompts._tasks import COMPUTED, Example, Task, multi_cell_text, sentence_texts
+from c2s.prompts._tasks import (
+    COMPUTED,
+    Example,
+    Task,
+    multi_cell_text,
+    names_no_perturbation,
+    sentence_texts,
+)
 from c2s.prompts._templates import Template
 from c2s.sentences import CellSentences
 
@@ -257,12 +264,8 @@ class Renderer:
         pert = raw.astype(str).to_numpy()
         is_ctrl = pert == str(self.control_value)
         # a missing or blank name, or a combination with an empty part ("A+"), names nothing
-        named = pd.Series(pert, dtype=object).str
-        unnamed = (
-            raw.isna().to_numpy()
-            | named.strip().eq("").to_numpy()
-            | named.contains(r"(?:^|\+)\s*(?:\+|$)", regex=True).to_numpy()
-        ) & ~is_ctrl
+        bad = [n for n in np.unique(pert) if names_no_perturbation(n)]
+        unnamed = (raw.isna().to_numpy() | np.isin(pert, bad)) & ~is_ctrl
         if not is_ctrl.any():
             raise C2SError(
                 f"No control cells: no cell has {self.perturbation_key} == {self.control_value!r} "

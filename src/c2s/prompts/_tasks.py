@@ -115,3 +115,9 @@ class Task:
                 return [_TRAILING.sub("", c).split() for c in cells if _TRAILING.sub("", c)]
             return _TRAILING.sub("", body).split()
         return _TRAILING.sub("", body)
+
+
+def names_no_perturbation(name: str) -> bool:
+    """Whether a perturbation name names nothing: blank, or a combination (``A+B``) with an
+    empty part (``"+"``, ``"A+"``); its prompt would name no perturbation."""
+    return any(not part.strip() for part in str(name).split("+"))

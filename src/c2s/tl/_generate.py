@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
+from c2s.prompts import names_no_perturbation
 from c2s.tl._inputs import (
     _untrusted,
     at_least,
@@ -249,7 +250,7 @@ def perturbation_names(perturbations) -> list[str]:
     names = [str(p) for p in ([perturbations] if isinstance(perturbations, str) else perturbations)]
     if not names:
         raise C2SError("Name at least one perturbation.")
-    bad = [n for n in names if any(not part.strip() for part in n.split("+"))]
+    bad = [n for n in names if names_no_perturbation(n)]
     if bad:
         raise C2SError(
             f"Perturbation names must not be blank, and a combination names each of its parts "
@@ -271,7 +272,8 @@ def check_perturbations(model, names: list[str], strict: bool) -> None:
     known = model.config.perturbations
     if known is None:
         return
-    unseen = [p for p in names if p not in set(known)]
+    seen = set(known)
+    unseen = [p for p in names if p not in seen]
     if unseen:
         _untrusted(
             f"Perturbations the model never saw in training: {', '.join(map(repr, unseen[:5]))}"

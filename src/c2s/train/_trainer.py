@@ -221,12 +221,12 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
     if main:
         make_run_dir(run_dir)
     ckpt_dir = run_dir / CHECKPOINTS
-    resume_from = None
+    resume_from, start_step = None, 0
     if cfg.resume:
         resume_from = latest_checkpoint(ckpt_dir) if cfg.resume == "latest" else Path(cfg.resume)
         if resume_from is None or not resume_from.is_dir():
             raise C2SError(f"No checkpoint to resume from in {ckpt_dir} ({cfg.resume!r}).")
-        check_checkpoint(resume_from)
+        start_step = int(check_checkpoint(resume_from).get("global_step", 0))
         check_resume(model, resume_from)
     if main:
         write_split(run_dir / "split.json", ds, cfg)
@@ -329,7 +329,7 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
     result = TrainResult(
         steps=int(trainer.state.global_step),
         epochs=float(trainer.state.epoch or 0.0),
-        train_loss=whole_run_loss(trainer, out.training_loss),
+        train_loss=whole_run_loss(trainer.state, out.training_loss, start_step),
         eval_loss=eval_loss,
         eval_loss_per_task=per_task,
         n_train_examples=len(train),
@@ -369,16 +369,15 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
     return result
 
 
-def whole_run_loss(trainer, session_loss: float) -> float:
-    """The mean training loss over every step of the run. A resumed Trainer averages only
-    the steps it ran itself; the steps before the checkpoint come from its logged losses
-    (each the mean over the steps since the previous log)."""
-    start = int(getattr(trainer, "_initial_global_step", 0) or 0)
-    done = trainer.state.global_step - start
+def whole_run_loss(state, session_loss: float, start: int) -> float:
+    """The mean training loss over every step of the run. A Trainer resumed at step
+    ``start`` averages only the steps it ran itself; the steps before the checkpoint come
+    from its logged losses (each the mean over the steps since the previous log)."""
     if start <= 0:
         return float(session_loss)
+    done = state.global_step - start
     total, covered, prev = 0.0, 0, 0
-    for h in trainer.state.log_history:
+    for h in state.log_history:
         if "loss" in h and prev < h["step"] <= start:
             total += h["loss"] * (h["step"] - prev)
             covered += h["step"] - prev
