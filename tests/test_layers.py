@@ -17,7 +17,7 @@ MAX_LINES = 500
 
 # Root-level private modules that every layer may use (errors, logging, atomic outputs, the
 # version string, row-chunk access to expression matrices).
-BASE = {"_version", "_errors", "_logging", "_atomic", "_matrix"}
+BASE = {"_version", "_errors", "_logging", "_atomic", "_matrix", "_deprecate", "_anndata"}
 LAYERS: list[set[str]] = [
     {"base"},
     {"pp", "metrics"},
@@ -197,3 +197,109 @@ def test_the_checks_see_real_violations(tmp_path):
         "try:\n    f()\nexcept Exception as e:\n    print('error')\n"
     )
     assert list(_swallowing_handlers(g)) == [3, 11, 19]
+
+
+# -- the code's layout (issue 27) --------------------------------------------------------------
+MAX_FUNCTION_LINES = 80
+# ``# fmt: skip`` is for tables of data only: a line that holds nothing but literals
+_TABLE = (ast.Constant, ast.Tuple, ast.List, ast.Dict, ast.Set, ast.Name, ast.UnaryOp)
+
+
+def _skipped_statements(path: Path):
+    """(line, statement) of every ``# fmt: skip`` whose statement is not a table of data (an
+    assignment of literals: numbers, strings, tuples, lists, dicts of them)."""
+    text = path.read_text()
+    lines = text.splitlines()
+    tree = ast.parse(text, filename=str(path))
+    ends = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt):
+            ends.setdefault(node.end_lineno, node)
+    for i, line in enumerate(lines, 1):
+        if "# fmt: skip" not in line:
+            continue
+        node = ends.get(i)
+        value = getattr(node, "value", None)
+        table = isinstance(node, ast.Assign | ast.AnnAssign) and value is not None
+        table = table and all(isinstance(n, (*_TABLE, ast.expr_context)) for n in ast.walk(value))
+        if not table:
+            yield i, line.strip()
+
+
+def test_no_fmt_skip_outside_tables_of_data():
+    bad = [
+        f"{p.relative_to(SRC.parent)}:{i}: {s}"
+        for p in sorted(SRC.rglob("*.py"))
+        for i, s in _skipped_statements(p)
+    ]
+    assert not bad, "let the formatter lay these out (# fmt: skip is for data tables):\n" + (
+        "\n".join(bad)
+    )
+
+
+def _function_lengths(path: Path):
+    """(name, first line, lines) of every function, its docstring not counted (nested
+    functions count in their own right and in the function around them)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            n = node.end_lineno - node.lineno + 1
+            doc = node.body[0] if node.body else None
+            value = getattr(doc, "value", None)
+            if isinstance(doc, ast.Expr) and isinstance(getattr(value, "value", None), str):
+                n -= doc.end_lineno - doc.lineno + 1
+            yield node.name, node.lineno, n
+
+
+def test_no_function_over_80_lines():
+    bad = [
+        f"{p.relative_to(SRC.parent)}:{line} {name}: {n} lines"
+        for p in sorted(SRC.rglob("*.py"))
+        for name, line, n in _function_lengths(p)
+        if n > MAX_FUNCTION_LINES
+    ]
+    assert not bad, f"split these into named phases (at most {MAX_FUNCTION_LINES} lines):\n" + (
+        "\n".join(bad)
+    )
+
+
+def _module_imports(path: Path, module: str) -> set[str]:
+    """The c2s modules ``path`` imports, at any depth (a deferred import inside a function
+    still ties the two files together), resolved to module names."""
+    out = set()
+    for _, target, names in _imports(path, module):
+        out.add(target)
+        out |= {f"{target}.{n}" for n in names}
+    return out
+
+
+def test_no_file_level_import_loop():
+    """No two files import each other (a package's ``__init__`` and its own modules
+    excepted: that is how packages are made)."""
+    modules = {_module_name(p): p for p in SRC.rglob("*.py")}
+    edges = {
+        m: {t for t in _module_imports(p, m) if t in modules and t != m} for m, p in modules.items()
+    }
+    loops = {
+        tuple(sorted((a, b)))
+        for a, targets in edges.items()
+        for b in targets
+        if a in edges.get(b, set()) and not (a.startswith(b + ".") or b.startswith(a + "."))
+    }
+    assert not loops, f"files importing each other: {sorted(loops)}"
+
+
+def test_the_layout_checks_see_real_violations(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text(
+        'A = {"x": 1, "y": (2, 3)}  # fmt: skip\n'
+        "def g(a, b):\n"
+        '    """Doc."""\n'
+        "    return f(a,  b)  # fmt: skip\n"
+    )
+    assert [i for i, _ in _skipped_statements(f)] == [4]
+    assert [(n, k) for n, _, k in _function_lengths(f)] == [("g", 2)]
+    g = tmp_path / "pkg" / "a.py"
+    g.parent.mkdir()
+    g.write_text("from c2s.io import b\n\ndef h():\n    from . import c\n")
+    assert _module_imports(g, "c2s.io.a") == {"c2s.io", "c2s.io.b", "c2s.io.c"}

@@ -10,6 +10,7 @@ gene-constrained generation (:class:`GeneTrie`, :func:`cell_layout`, :func:`gene
 Heavy imports (torch, transformers, peft) happen inside functions.
 """
 
+from c2s.model._as_model import as_model
 from c2s.model._calibrate import CALIBRATIONS, fit_label_bias, label_bias, softmax
 from c2s.model._config import CONFIG_FILE, C2SConfig, vocab_hash
 from c2s.model._decode import decode_constrained, generate_free
@@ -32,6 +33,7 @@ from c2s.model._score import score_answers
 from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
 __all__ = [
+    "as_model",
     "ARCHITECTURES",
     "CALIBRATIONS",
     "CONFIG_FILE",
