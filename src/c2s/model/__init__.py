@@ -33,7 +33,6 @@ from c2s.model._score import score_answers
 from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
 __all__ = [
-    "as_model",
     "ARCHITECTURES",
     "CALIBRATIONS",
     "CONFIG_FILE",
@@ -45,6 +44,7 @@ __all__ = [
     "CellLayout",
     "GeneTrie",
     "across_ranks",
+    "as_model",
     "build_gene_tokenizer",
     "cell_layout",
     "check_adapter_base",
