@@ -69,11 +69,11 @@ import json, sys, time, anndata as ad, c2s
 path, out, top_k, values, repeat = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5])
 top_k = None if top_k == "none" else int(top_k)
 adata = ad.read_h5ad(path)
-c2s.io.convert(adata[:64].copy(), out + "-warm", overwrite=True, top_k=top_k, with_values=values)
+c2s.io.convert(adata[:64].copy(), out + "-warm", overwrite=True, n_genes=top_k, with_values=values)
 best = None
 for _ in range(repeat):
     t = time.perf_counter()
-    c2s.io.convert(adata, out, overwrite=True, top_k=top_k, with_values=values)
+    c2s.io.convert(adata, out, overwrite=True, n_genes=top_k, with_values=values)
     s = time.perf_counter() - t
     best = s if best is None else min(best, s)
 print(json.dumps({"seconds": best, "cells_per_s": adata.n_obs / best, "n_cells": adata.n_obs}))

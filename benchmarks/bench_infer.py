@@ -280,9 +280,9 @@ def main() -> int:
             ratio = b["cells_per_s"] / a["cells_per_s"]
         rows.append({"section": section, "reference": rk, "ours": ok, "quality": quality,
                      "ratio_cells_per_s": ratio})  # fmt: skip
-    from c2s.io import C2SDataset
+    from c2s.io import read_dataset
 
-    split = C2SDataset(OUT / "pbmc").sentences(values=False, obs_columns=[]).obs["split"]
+    split = read_dataset(OUT / "pbmc").sentences(values=False, obs_columns=[]).obs["split"]
     in_split = split.reindex(sub.obs_names).astype(str).value_counts().to_dict()
     meta = {
         "date": time.strftime("%Y-%m-%d"),

@@ -57,7 +57,7 @@ def main() -> int:
     h5ad = OUT / "pbmc.h5ad"
     adata.write_h5ad(h5ad)
     m = c2s.model.C2SModel.from_pretrained(model, device="cpu")
-    sentences = c2s.sentences.from_anndata(adata, top_k=m.config.n_genes, seed=0).to_text()
+    sentences = c2s.sentences.from_anndata(adata, n_genes=m.config.n_genes, seed=0).to_text()
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
            "date": time.strftime("%Y-%m-%d"), "model": str(model),
            "parameters": sum(p.numel() for p in m.model.parameters()),

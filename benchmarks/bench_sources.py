@@ -124,7 +124,7 @@ def dask(n: int) -> dict:
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
             t = time.perf_counter()
-            c2s.io.convert(h5, dst, normalize=True, top_k=200, client=client)
+            c2s.io.convert(h5, dst, normalize=True, n_genes=200, client=client)
             secs = time.perf_counter() - t
             rss = client.run(_peak_rss_mb)
         out[f"workers_{workers}"] = {

@@ -16,11 +16,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "c2s"
 MAX_LINES = 500
 
 # Root-level private modules that every layer may use (errors, logging, atomic outputs, the
-# version string, row-chunk access to expression matrices).
-BASE = {"_version", "_errors", "_logging", "_atomic", "_matrix", "_deprecate", "_anndata"}
+# version string, deprecation aliases, the AnnData check).
+BASE = {"_version", "_errors", "_logging", "_atomic", "_deprecate", "_anndata"}
 LAYERS: list[set[str]] = [
     {"base"},
-    {"pp", "metrics"},
+    {"pp", "metrics", "sources"},
     {"sentences"},
     {"io", "datasets", "pl", "baselines"},
     {"prompts", "inverse"},

@@ -18,7 +18,7 @@ from test_reliability import TRAIN, digest, leftovers, one_error_line, run
 
 import c2s
 from c2s._atomic import LOCK_PREFIX, TMP_PREFIX
-from c2s._matrix import MatrixSource
+from c2s.sources import MatrixSource
 
 ENV = {**os.environ, "C2S_NO_PROGRESS": "1"}
 QUICK = [*TRAIN, "--eval-split", "", "--max-train-examples", "32", "--no-probe", "--no-calibrate"]
@@ -309,7 +309,7 @@ def test_a_cluster_left_without_workers_ends_the_conversion(tmp_path, _pbmc, mon
     import cloudpickle
     import dask
 
-    import c2s._matrix as matrix
+    import c2s.sources as matrix
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests
     h5ad = tmp_path / "pbmc.h5ad"

@@ -3,6 +3,8 @@
 Namespaces load on first use so that ``import c2s`` stays light (no torch, no numba):
 
 - :mod:`c2s.pp` - expression checks, normalization and QC.
+- :mod:`c2s.sources` - where cells come from: .h5ad / AnnData, TileDB-SOMA, several files, as
+  one source (:func:`~c2s.sources.open_source`).
 - :mod:`c2s.sentences` - the rank kernel and :class:`~c2s.sentences.CellSentences`.
 - :mod:`c2s.io` - the Parquet dataset store, Hugging Face and reference-format interop.
 - :mod:`c2s.prompts` - prompt tasks and templates (the released models' formats and more).
@@ -46,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
         prompts,
         rewards,
         sentences,
+        sources,
         tl,
         train,
     )
@@ -53,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _SUBMODULES = (
     "pp",
+    "sources",
     "sentences",
     "io",
     "prompts",
@@ -86,6 +90,7 @@ __all__ = [
     "prompts",
     "rewards",
     "sentences",
+    "sources",
     "tl",
     "train",
 ]

@@ -20,7 +20,7 @@ def renamed(**old_to_new: str):
                 if old in kwargs:
                     if new in kwargs:
                         raise C2SError(f"Give {new}= only ({old}= is its old name).")
-                    warn_renamed(f"{old}=", f"{new}=", stacklevel=3)
+                    warn_renamed(f"{old}=", f"{new}=", stacklevel=2)
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 

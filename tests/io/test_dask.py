@@ -16,7 +16,7 @@ import cloudpickle  # noqa: E402
 
 import c2s  # noqa: E402
 from c2s import C2SError  # noqa: E402
-from c2s._matrix import MatrixSource  # noqa: E402
+from c2s.sources import MatrixSource  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests
 
@@ -75,16 +75,16 @@ def test_dask_output_equals_local_output(client, h5ad, tmp_path):
 
 
 def _dying(monkeypatch, tmp_path, always: bool) -> None:
-    import c2s._matrix as matrix
+    import c2s.sources as sources
 
-    real = matrix.open_source
+    real = sources.open_source
 
     def open_dying(*args, **kwargs):
         src = real(*args, **kwargs)
         fields = {k: getattr(src, k) for k in ("where", "shape", "var", "obs", "path")}
         return DyingSource(**fields, marker=str(tmp_path / "died"), always=always)
 
-    monkeypatch.setattr(matrix, "open_source", open_dying)
+    monkeypatch.setattr(sources, "open_source", open_dying)
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_task_rerun(

@@ -139,19 +139,19 @@ def test_layer_and_raw_selection(tmp_path, scaled_adata, lognorm_h5ad, converted
     assert_no_output(tmp_path / "bad")
 
 
-def test_top_k(tmp_path, lognorm_adata, converted):
-    ds = convert(lognorm_adata, tmp_path / "top", top_k=20)
+def test_n_genes(tmp_path, lognorm_adata, converted):
+    ds = convert(lognorm_adata, tmp_path / "top", n_genes=20)
     cs = ds.sentences()
     full = converted.sentences()
-    assert_same_sentences(cs.take(np.arange(cs.n_cells)), full.top_k(20), values=True)
+    assert_same_sentences(cs.take(np.arange(cs.n_cells)), full.top_genes(20), values=True)
     assert cs.lengths.max() == 20
     assert ds.meta["ranking"]["top_k"] == 20
     # counts of expressing cells are over all genes, not only the top 20
     np.testing.assert_array_equal(
         ds.vocab.n_cells_expressed, np.asarray((lognorm_adata.X > 0).sum(axis=0)).ravel()
     )
-    s5 = converted.sentences(top_k=5)
-    np.testing.assert_array_equal(s5.genes, full.top_k(5).genes)
+    s5 = converted.sentences(n_genes=5)
+    np.testing.assert_array_equal(s5.genes, full.top_genes(5).genes)
 
 
 def test_without_values(tmp_path, lognorm_adata, converted):
@@ -196,9 +196,11 @@ def test_obs_columns_carried(tmp_path, lognorm_adata, converted):
 
 def test_split_seeded_reproducible_and_respects_fractions(tmp_path, lognorm_adata):
     n = lognorm_adata.n_obs
-    a = convert(lognorm_adata, tmp_path / "a", seed=3, split=(0.7, 0.2, 0.1), shard_size=150)
-    b = convert(lognorm_adata, tmp_path / "b", seed=3, split="0.7,0.2,0.1", chunk_size=50)
-    c = convert(lognorm_adata, tmp_path / "c", seed=4, split=(0.7, 0.2, 0.1))
+    a = convert(
+        lognorm_adata, tmp_path / "a", seed=3, split_fractions=(0.7, 0.2, 0.1), shard_size=150
+    )
+    b = convert(lognorm_adata, tmp_path / "b", seed=3, split_fractions="0.7,0.2,0.1", chunk_size=50)
+    c = convert(lognorm_adata, tmp_path / "c", seed=4, split_fractions=(0.7, 0.2, 0.1))
     codes = a.split_codes()
     np.testing.assert_array_equal(codes, b.split_codes())
     np.testing.assert_array_equal(codes, assign_splits(n, (0.7, 0.2, 0.1), seed=3))

@@ -137,7 +137,7 @@ def test_wide_rows_match_slow_reference(m, seed, k):
         assert set(genes.tolist()) == slow_genes and len(genes) == len(slow_genes)
         np.testing.assert_array_equal(values, np.asarray(slow_vals, dtype=np.float32))
         assert np.all(np.diff(D[i, genes]) <= 0)
-    top = rank(X, seed=seed, top_k=k)
+    top = rank(X, seed=seed, n_genes=k)
     for (g_full, v_full), (g_top, v_top) in zip(rows_of(r), rows_of(top), strict=True):
         np.testing.assert_array_equal(g_top, g_full[:k])
         np.testing.assert_array_equal(v_top, v_full[:k])
@@ -147,10 +147,10 @@ def test_wide_rows_match_slow_reference(m, seed, k):
 
 @SETTINGS
 @given(m=matrices(), seed=st.integers(0, 1000), k=st.integers(1, 30))
-def test_top_k_is_prefix_of_full_ranking(m, seed, k):
+def test_top_n_genes_are_a_prefix_of_the_full_ranking(m, seed, k):
     _, X = m
     full = rank(X, seed=seed)
-    top = rank(X, seed=seed, top_k=k)
+    top = rank(X, seed=seed, n_genes=k)
     for (g_full, v_full), (g_top, v_top) in zip(rows_of(full), rows_of(top), strict=True):
         np.testing.assert_array_equal(g_top, g_full[:k])
         np.testing.assert_array_equal(v_top, v_full[:k])
@@ -240,7 +240,7 @@ def test_tie_order_does_not_depend_on_the_other_values():
         np.testing.assert_array_equal(a.genes[:6], b.genes[:6])
         assert sorted(a.genes[:6].tolist()) == top
         np.testing.assert_array_equal(
-            rank(many, seed=3, row_offset=offset, top_k=4).genes, a.genes[:4]
+            rank(many, seed=3, row_offset=offset, n_genes=4).genes, a.genes[:4]
         )
 
 
@@ -317,8 +317,8 @@ def test_nan_raises(dtype, fmt):
 
 def test_bad_arguments_raise():
     D = np.ones((2, 3))
-    with pytest.raises(C2SError, match="top_k"):
-        rank(D, top_k=0)
+    with pytest.raises(C2SError, match="n_genes must be a positive number of genes"):
+        rank(D, n_genes=0)
     with pytest.raises(C2SError, match="seed"):
         rank(D, seed=-1)
     with pytest.raises(C2SError, match="2-D"):

@@ -16,7 +16,7 @@ from c2s.sentences import CellSentences, Vocab, check_gene_names, rank
 
 
 # ---------------------------------------------------------------------------------------
-# access, take, top_k
+# access, take, top_genes
 # ---------------------------------------------------------------------------------------
 def test_from_anndata_matches_rank(lognorm_adata, lognorm_sentences):
     cs = lognorm_sentences
@@ -56,11 +56,11 @@ def test_take_by_indices_and_mask(lognorm_sentences):
     np.testing.assert_array_equal(by_mask.offsets, cs.take([3, 10, 200]).offsets)
 
 
-def test_top_k_equals_ranking_with_top_k(lognorm_adata, lognorm_sentences):
+def test_top_genes_equals_ranking_with_n_genes(lognorm_adata, lognorm_sentences):
     cs = lognorm_sentences
     k = 25
-    t = cs.top_k(k)
-    r = rank(lognorm_adata.X, seed=0, top_k=k)
+    t = cs.top_genes(k)
+    r = rank(lognorm_adata.X, seed=0, n_genes=k)
     np.testing.assert_array_equal(t.genes, r.genes)
     np.testing.assert_array_equal(t.offsets, r.offsets)
     np.testing.assert_array_equal(t.values, r.values)
@@ -68,7 +68,7 @@ def test_top_k_equals_ranking_with_top_k(lognorm_adata, lognorm_sentences):
     for i in (0, 99):
         np.testing.assert_array_equal(t.cell(i), cs.cell(i)[:k])
     with pytest.raises(C2SError, match="positive"):
-        cs.top_k(0)
+        cs.top_genes(0)
 
 
 def test_constructor_validates():
@@ -115,7 +115,7 @@ def test_text_round_trip_with_vocab(lognorm_sentences):
     pd.testing.assert_frame_equal(back.obs, cs.obs)
     # lower-case input maps to the same genes
     lower = CellSentences.from_text([t.lower() for t in cs.to_text(5)], cs.vocab)
-    np.testing.assert_array_equal(lower.genes, cs.top_k(5).genes)
+    np.testing.assert_array_equal(lower.genes, cs.top_genes(5).genes)
 
 
 def test_text_round_trip_without_vocab():
@@ -239,7 +239,7 @@ def test_from_anndata_layer_raw_and_obs_keys(scaled_adata, lognorm_sentences):
 
 def test_from_anndata_var_names_column(lognorm_adata):
     lognorm_adata.var["symbol"] = [f"SYM{i}" for i in range(lognorm_adata.n_vars)]
-    cs = c2s.sentences.from_anndata(lognorm_adata, var_names="symbol", top_k=4)
+    cs = c2s.sentences.from_anndata(lognorm_adata, var_names="symbol", n_genes=4)
     assert cs.vocab.genes[0] == "SYM0"
     assert cs.lengths.max() == 4
     with pytest.raises(C2SError, match="no column"):

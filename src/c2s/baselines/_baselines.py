@@ -6,15 +6,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s.metrics import as_matrix
 
 
-def expression(dataset, *, split: str | None = None, rows=None, top_k: int | None = None):
+@renamed(top_k="n_genes")
+def expression(dataset, *, split: str | None = None, rows=None, n_genes: int | None = None):
     """``(X, obs)``: a dataset's stored expression as a cells x vocabulary CSR matrix.
 
-    ``top_k`` keeps each cell's first ``top_k`` genes (the view a C2S model of that sentence
-    length gets). A dataset converted without values has none to give: convert again with
+    ``n_genes`` keeps each cell's first ``n_genes`` genes (the view a C2S model of that
+    sentence length gets; ``top_k=``, its old name, still works, warned). A dataset converted without values has none to give: convert again with
     values (the default), or compare on reconstructed expression.
     """
     if not dataset.has_values:
@@ -23,7 +25,7 @@ def expression(dataset, *, split: str | None = None, rows=None, top_k: int | Non
             "with_values=False); baselines need its expression values. Convert it again with "
             "values (the default)."
         )
-    cs = dataset.sentences(split=split, rows=rows, top_k=top_k)
+    cs = dataset.sentences(split=split, rows=rows, n_genes=n_genes)
     return cs.to_csr(), cs.obs
 
 

@@ -78,42 +78,16 @@ def synthetic_perturbation(
     """
     import anndata as ad
 
-    if len(contexts) < 2 or len(set(contexts)) != len(contexts):
-        raise C2SError("Give at least two distinct contexts.")
-    if n_perturbations < 5:
-        raise C2SError("n_perturbations must be at least 5 (the planted ones use PERT1-PERT5).")
-    if n_cells < 1 or n_genes < len(program) + 3 * n_targets:
-        raise C2SError(
-            f"Need n_cells >= 1 and n_genes >= {len(program) + 3 * n_targets} for the programme "
-            "and the targets."
-        )
+    _check_design(n_cells, n_genes, contexts, n_perturbations, n_targets, program)
     rng = np.random.default_rng([seed, 101])
-    names = [f"Gene{i}" for i in range(n_genes)]
-    # the programme: moderately expressed genes, so a fold change shows in the top genes
-    base = rng.lognormal(0.0, 1.6, n_genes)
-    order = np.argsort(-base)
-    prog_idx = np.sort(order[n_genes // 10 : n_genes // 10 + len(program)])
-    for g, name in zip(prog_idx, program, strict=True):
-        names[g] = name
-    others = np.setdiff1d(np.arange(n_genes), prog_idx)
-    ctx_prog = np.ones((len(contexts), n_genes))
-    for c in range(len(contexts)):
-        markers = rng.choice(others, size=min(20, len(others)), replace=False)
-        ctx_prog[c, markers] *= rng.uniform(3.0, 10.0, len(markers))
-
+    names, base, prog_idx, others = _genes(rng, n_genes, program)
+    ctx_prog = _context_programmes(rng, len(contexts), n_genes, others)
     singles = [f"PERT{i + 1}" for i in range(n_perturbations)]
-    lfc = {}  # single -> log2 fold change per gene (every context)
-    for p in singles:
-        e = np.zeros(n_genes)
-        t = rng.choice(others, size=n_targets, replace=False)
-        e[t] = rng.uniform(1.0, 2.5, n_targets) * rng.choice([-1.0, 1.0], n_targets)
-        lfc[p] = e
+    lfc = {p: _targets(rng, n_genes, others, n_targets) for p in singles}
     additive, nonadditive = "PERT2+PERT3", "PERT4+PERT5"
-    extra = np.zeros(n_genes)  # the combination's own term
+    # the combination's own term, on genes neither of its singles touches
     touched = (lfc["PERT4"] != 0) | (lfc["PERT5"] != 0)
-    free = others[~touched[others]]
-    t = rng.choice(free, size=n_targets, replace=False)
-    extra[t] = rng.uniform(1.0, 2.5, n_targets) * rng.choice([-1.0, 1.0], n_targets)
+    extra = _targets(rng, n_genes, others[~touched[others]], n_targets)
 
     def effect(cond: str, c: int) -> np.ndarray:
         if cond == CONTROL:
@@ -127,23 +101,9 @@ def synthetic_perturbation(
         return e
 
     conditions = [CONTROL, *singles, additive, nonadditive]
-    # library size: about genes_per_cell detected genes in a control cell
-    rates0 = ctx_prog * base
-    rates0 /= rates0.sum(axis=1, keepdims=True)
-    depth = _depth(rates0, genes_per_cell)
-    blocks, obs, truth = [], [], {}
-    for c, ctx in enumerate(contexts):
-        for k, cond in enumerate(conditions):
-            e = effect(cond, c)
-            truth[f"{cond}|{ctx}"] = e
-            r = ctx_prog[c] * base * np.exp2(e)
-            r = r / r.sum()
-            draw = np.random.default_rng([seed, 202, c, k])
-            lib = depth * draw.lognormal(0.0, 0.35, n_cells)
-            mu = r[None, :] * lib[:, None] * draw.gamma(2.0, 0.5, (n_cells, n_genes))
-            blocks.append(sp.csr_matrix(draw.poisson(mu).astype(np.float32)))
-            obs += [(cond, ctx)] * n_cells
-    X = sp.vstack(blocks, format="csr")
+    X, obs, truth = _draw_cells(
+        ctx_prog * base, contexts, conditions, effect, n_cells, genes_per_cell, seed
+    )
     if normalize:
         from c2s.pp import log10_normalize
 
@@ -164,6 +124,72 @@ def synthetic_perturbation(
         "log2_fold_change": pd.DataFrame(truth, index=names),
     }
     return adata
+
+
+def _check_design(n_cells, n_genes, contexts, n_perturbations, n_targets, program) -> None:
+    if len(contexts) < 2 or len(set(contexts)) != len(contexts):
+        raise C2SError("Give at least two distinct contexts.")
+    if n_perturbations < 5:
+        raise C2SError("n_perturbations must be at least 5 (the planted ones use PERT1-PERT5).")
+    if n_cells < 1 or n_genes < len(program) + 3 * n_targets:
+        raise C2SError(
+            f"Need n_cells >= 1 and n_genes >= {len(program) + 3 * n_targets} for the programme "
+            "and the targets."
+        )
+
+
+def _genes(rng, n_genes: int, program: Sequence[str]):
+    """Gene names, baseline rates, the programme's genes (moderately expressed ones, so a
+    fold change shows in the top genes) and the other genes."""
+    names = [f"Gene{i}" for i in range(n_genes)]
+    base = rng.lognormal(0.0, 1.6, n_genes)
+    order = np.argsort(-base)
+    prog_idx = np.sort(order[n_genes // 10 : n_genes // 10 + len(program)])
+    for g, name in zip(prog_idx, program, strict=True):
+        names[g] = name
+    others = np.setdiff1d(np.arange(n_genes), prog_idx)
+    return names, base, prog_idx, others
+
+
+def _context_programmes(rng, n_contexts: int, n_genes: int, others) -> np.ndarray:
+    """Per context, rate multipliers: 20 marker genes of its own raised 3- to 10-fold."""
+    ctx_prog = np.ones((n_contexts, n_genes))
+    for c in range(n_contexts):
+        markers = rng.choice(others, size=min(20, len(others)), replace=False)
+        ctx_prog[c, markers] *= rng.uniform(3.0, 10.0, len(markers))
+    return ctx_prog
+
+
+def _targets(rng, n_genes: int, pool, n_targets: int) -> np.ndarray:
+    """A log2 fold change per gene: ``n_targets`` genes of ``pool`` moved by 1 to 2.5, either
+    sign; the rest 0."""
+    e = np.zeros(n_genes)
+    t = rng.choice(pool, size=n_targets, replace=False)
+    e[t] = rng.uniform(1.0, 2.5, n_targets) * rng.choice([-1.0, 1.0], n_targets)
+    return e
+
+
+def _draw_cells(rates, contexts, conditions, effect, n_cells, genes_per_cell, seed):
+    """Counts of ``n_cells`` cells per (context, condition), their ``(condition, context)``
+    and the planted log2 fold change of each ``"condition|context"``. ``rates`` holds each
+    context's unperturbed rates; the library size gives about ``genes_per_cell`` detected
+    genes in a control cell."""
+    rates0 = rates / rates.sum(axis=1, keepdims=True)
+    depth = _depth(rates0, genes_per_cell)
+    n_genes = rates.shape[1]
+    blocks, obs, truth = [], [], {}
+    for c, ctx in enumerate(contexts):
+        for k, cond in enumerate(conditions):
+            e = effect(cond, c)
+            truth[f"{cond}|{ctx}"] = e
+            r = rates[c] * np.exp2(e)
+            r = r / r.sum()
+            draw = np.random.default_rng([seed, 202, c, k])
+            lib = depth * draw.lognormal(0.0, 0.35, n_cells)
+            mu = r[None, :] * lib[:, None] * draw.gamma(2.0, 0.5, (n_cells, n_genes))
+            blocks.append(sp.csr_matrix(draw.poisson(mu).astype(np.float32)))
+            obs += [(cond, ctx)] * n_cells
+    return sp.vstack(blocks, format="csr"), obs, truth
 
 
 def _depth(rates: np.ndarray, target: float) -> float:

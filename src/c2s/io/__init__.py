@@ -5,9 +5,9 @@ from c2s.io._dask import dask_client
 from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._h5ad import write_h5ad
 from c2s.io._reference import export_reference, import_reference
-from c2s.io._soma import is_soma, read_soma
 from c2s.io._split import SPLITS, assign_splits
 from c2s.io._write import convert, write_sentences
+from c2s.sources import is_soma, read_soma
 
 __all__ = [
     "SPLITS",

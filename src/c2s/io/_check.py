@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s.io._split import SPLITS
 
@@ -84,8 +85,10 @@ def _cells_with_repeats(genes: np.ndarray, offsets: np.ndarray) -> int:
     return count
 
 
-def check_dataset(ds) -> dict:
-    """Read every file of ``ds`` (a :class:`~c2s.io.C2SDataset`) and list what is wrong.
+@renamed(ds="dataset")
+def check_dataset(dataset) -> dict:
+    """Read every file of ``dataset`` (a :class:`~c2s.io.C2SDataset`) and list what is
+    wrong (``ds=``, the old name of ``dataset``, still works, warned).
 
     Checked: the vocabulary (readable, as many genes as the metadata says, each name once);
     each shard (readable, the cell count the metadata gives, gene indices inside the
@@ -98,22 +101,22 @@ def check_dataset(ds) -> dict:
     its file.
     """
     problems: list[str] = []
-    n_genes = int(ds.meta["n_genes"])
+    n_genes = int(dataset.meta["n_genes"])
     try:
-        problems += [f"{ds.meta['vocab_file']}: {p}" for p in vocab_problems(ds.vocab)]
+        problems += [f"{dataset.meta['vocab_file']}: {p}" for p in vocab_problems(dataset.vocab)]
     except C2SError as e:
-        problems.append(f"{ds.meta['vocab_file']}: {e}")
-    want = ["cell_id", "genes", "split", *(["values"] if ds.has_values else [])]
+        problems.append(f"{dataset.meta['vocab_file']}: {e}")
+    want = ["cell_id", "genes", "split", *(["values"] if dataset.has_values else [])]
     seen: set[str] = set()
     n_cells = 0
-    for f, shard in zip(ds.files, ds.meta["shards"], strict=True):
+    for f, shard in zip(dataset.files, dataset.meta["shards"], strict=True):
         name = f.name
         try:
-            t = ds._table(f)
+            t = dataset._table(f)
         except C2SError as e:
             problems.append(f"{name}: cannot be read ({e.__cause__ or e})")
             continue
-        missing = [c for c in [*want, *ds.obs_columns] if c not in t.column_names]
+        missing = [c for c in [*want, *dataset.obs_columns] if c not in t.column_names]
         if missing:
             problems.append(f"{name}: lacks the column(s) {missing}")
             continue
@@ -132,7 +135,7 @@ def check_dataset(ds) -> dict:
         lens_g = np.asarray(pc.list_value_length(genes).fill_null(0))
         offsets = np.concatenate([[0], np.cumsum(lens_g)])
         vals = None
-        if ds.has_values:
+        if dataset.has_values:
             vcol = t.column("values").combine_chunks()
             lens_v = np.asarray(pc.list_value_length(vcol).fill_null(0))
             if not np.array_equal(lens_g, lens_v):
@@ -150,9 +153,9 @@ def check_dataset(ds) -> dict:
         if dup:
             problems.append(f"{name}: {dup} cell ids repeat")
         seen.update(ids)
-    if n_cells != ds.n_cells and not any("cannot be read" in p for p in problems):
-        problems.append(f"the shards hold {n_cells} cells, the metadata says {ds.n_cells}")
-    return {"ok": not problems, "path": str(ds.path), "n_cells": n_cells, "problems": problems}
+    if n_cells != dataset.n_cells and not any("cannot be read" in p for p in problems):
+        problems.append(f"the shards hold {n_cells} cells, the metadata says {dataset.n_cells}")
+    return {"ok": not problems, "path": str(dataset.path), "n_cells": n_cells, "problems": problems}
 
 
 def refuse_damaged(ds, cs) -> None:

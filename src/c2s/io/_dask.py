@@ -19,15 +19,6 @@ NO_WORKERS_TIMEOUT = "300s"
 _POLL = 1.0  # seconds between looks at the cluster while no task finishes
 
 
-def reopenable(src) -> bool:
-    """Whether workers elsewhere can open the source themselves (a file path or a SOMA URI;
-    for several inputs, every one)."""
-    parts = getattr(src, "parts", None)
-    if parts:
-        return all(reopenable(p) for p in parts)
-    return src.path is not None or bool(getattr(src, "reopenable", False))
-
-
 def no_workers_timeout() -> float:
     """Seconds without any worker after which :func:`run_on_dask` gives up."""
     import dask

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from c2s._deprecate import renamed, warn_renamed
 from c2s._errors import C2SError
 from c2s.io._meta import META_FILE, RESERVED, SCHEMA_VERSION, write_meta
 from c2s.io._split import SPLITS
@@ -64,7 +65,8 @@ def _check_meta(path: Path, meta: dict) -> None:
 
 
 class C2SDataset:
-    """A c2s dataset directory, read lazily with pyarrow.
+    """A c2s dataset directory, read lazily with pyarrow. Open one with
+    :func:`read_dataset` (calling the class itself is deprecated: it warns).
 
     Parameters
     ----------
@@ -73,12 +75,26 @@ class C2SDataset:
     """
 
     def __init__(self, path: str | os.PathLike):
+        warn_renamed("C2SDataset(path)", "c2s.io.read_dataset(path)")
+        self._load(path)
+
+    @classmethod
+    def _from_path(cls, path: str | os.PathLike) -> C2SDataset:
+        """The dataset at ``path`` (what :func:`read_dataset` returns; no warning)."""
+        dataset = cls.__new__(cls)
+        dataset._load(path)
+        return dataset
+
+    def _load(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         meta_path = self.path / META_FILE
         if not meta_path.exists():
             hint = ""
             if (self.path / "state.json").exists() or (self.path / "dataset_info.json").exists():
-                hint = " It looks like a reference-package Arrow dataset: import it with `c2s import-reference`."
+                hint = (
+                    " It looks like a reference-package Arrow dataset: import it with "
+                    "`c2s import-reference`."
+                )
             raise C2SError(f"{str(self.path)!r} is not a c2s dataset (no {META_FILE}).{hint}")
         try:
             self.meta = json.loads(meta_path.read_text())
@@ -228,12 +244,13 @@ class C2SDataset:
         out._view = view
         return out
 
+    @renamed(top_k="n_genes")
     def sentences(
         self,
         *,
         split: str | None = None,
         rows=None,
-        top_k: int | None = None,
+        n_genes: int | None = None,
         values: bool = True,
         obs_columns: list[str] | None = None,
     ) -> CellSentences:
@@ -245,8 +262,8 @@ class C2SDataset:
             Only ``"train"``, ``"validation"`` or ``"test"`` cells.
         rows
             Only these row indices (use either ``split`` or ``rows``).
-        top_k
-            Keep only the first ``top_k`` genes of each cell.
+        n_genes
+            Keep only the first ``n_genes`` genes of each cell.
         values
             Load the stored expression values too (if the dataset has them).
         obs_columns
@@ -264,15 +281,15 @@ class C2SDataset:
         want_values = values and self.has_values
         read = ["cell_id", "genes", *(["values"] if want_values else []), "split", *cols]
         parts, back = self._shard_parts(read, rows)
-        # One shard at a time: its genes (cut to top_k) are copied into the result, its Arrow
-        # buffers freed, so the read never holds more than one shard beyond the result.
+        # One shard at a time: its genes (cut to n_genes) are copied into the result, its
+        # Arrow buffers freed, so the read never holds more than one shard beyond the result.
         n_rows = self.n_cells if rows is None else len(rows)
-        cap = None if top_k is None else n_rows * top_k
+        cap = None if n_genes is None else n_rows * n_genes
         genes = _Joined(np.int32, cap)
         vals = _Joined(np.float32, cap) if want_values else None
         offsets, obs_tabs = [], []
         for t in parts:
-            g, o, v = _lists(t, want_values, top_k)
+            g, o, v = _lists(t, want_values, n_genes)
             genes.add(g)
             if vals is not None:
                 vals.add(v)
@@ -354,9 +371,9 @@ class C2SDataset:
         }
 
 
-def _lists(t: pa.Table, values: bool, top_k: int | None):
+def _lists(t: pa.Table, values: bool, n_genes: int | None):
     """A table's gene lists (and values) as flat arrays with offsets from 0, cut to the
-    first ``top_k`` genes of each cell."""
+    first ``n_genes`` genes of each cell."""
     col = t.column("genes").combine_chunks()
     off = np.asarray(col.offsets, dtype=np.int64)
     genes = np.asarray(col.values, dtype=np.int32)[off[0] : off[-1]]
@@ -365,8 +382,8 @@ def _lists(t: pa.Table, values: bool, top_k: int | None):
         vcol = t.column("values").combine_chunks()
         vals = np.asarray(vcol.values, dtype=np.float32)[off[0] : off[-1]]
     off = off - off[0]
-    if top_k is not None and (np.diff(off) > top_k).any():
-        flat, off = first_k(off, top_k)
+    if n_genes is not None and (np.diff(off) > n_genes).any():
+        flat, off = first_k(off, n_genes)
         genes = genes[flat]
         vals = None if vals is None else vals[flat]
     # uncut arrays are views that keep only the shard's gene (and value) buffers alive
@@ -419,5 +436,6 @@ def _draw(rows: np.ndarray, n: int, labels, rng) -> np.ndarray:
 
 
 def read_dataset(path: str | os.PathLike) -> C2SDataset:
-    """Open a c2s dataset directory."""
-    return C2SDataset(path)
+    """Open a c2s dataset directory (the one way to open one; :class:`C2SDataset` is what
+    it returns)."""
+    return C2SDataset._from_path(path)

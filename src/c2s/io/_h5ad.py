@@ -21,10 +21,17 @@ def write_h5ad(adata, path: str | os.PathLike) -> None:
     if adata.raw is not None:
         adata.strings_to_categoricals(adata.raw.var)
     parts = {
-        "X": adata.X, "raw": adata.raw, "obs": adata.obs, "var": adata.var,
-        "obsm": dict(adata.obsm), "varm": dict(adata.varm), "obsp": dict(adata.obsp),
-        "varp": dict(adata.varp), "layers": dict(adata.layers), "uns": dict(adata.uns),
-    }  # fmt: skip
+        "X": adata.X,
+        "raw": adata.raw,
+        "obs": adata.obs,
+        "var": adata.var,
+        "obsm": dict(adata.obsm),
+        "varm": dict(adata.varm),
+        "obsp": dict(adata.obsp),
+        "varp": dict(adata.varp),
+        "layers": dict(adata.layers),
+        "uns": dict(adata.uns),
+    }
     with open(path, "w+b", buffering=0) as raw:
         sink = _NeverFails(raw)
 

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from c2s._atomic import atomic_dir, check_output
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s._logging import progress, progress_enabled
 from c2s.io._check import refuse_damaged
-from c2s.io._dataset import C2SDataset
+from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._split import SPLITS
 from c2s.io._write import write_sentences
 from c2s.sentences import CellSentences, Vocab
@@ -54,9 +55,10 @@ def _need_datasets():
     return datasets
 
 
+@renamed(out_dir="out")
 def export_reference(
     dataset: C2SDataset | str | os.PathLike,
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     obs_keys: list[str] | None = None,
     batch_size: int = 2048,
@@ -69,23 +71,24 @@ def export_reference(
     ----------
     dataset
         A :class:`C2SDataset` or its path.
-    out_dir
-        Output directory (``datasets`` ``save_to_disk`` layout plus ``vocabulary.json``).
+    out
+        Output directory (``datasets`` ``save_to_disk`` layout plus ``vocabulary.json``;
+        ``out_dir=``, its old name, still works, warned).
     obs_keys
         Label columns to include (default: every carried obs column); values are written as
         strings, as the reference does.
     batch_size
         Cells rendered to text at a time (bounds memory).
     overwrite
-        Replace an existing ``out_dir``.
+        Replace an existing ``out``.
 
     Returns
     -------
     The output path.
     """
     datasets = _need_datasets()
-    ds = dataset if isinstance(dataset, C2SDataset) else C2SDataset(dataset)
-    out_dir = check_output(out_dir, overwrite=overwrite, kind="reference", inputs=[ds.path])
+    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+    out = check_output(out, overwrite=overwrite, kind="reference", inputs=[ds.path])
     keys = ds.obs_columns if obs_keys is None else list(obs_keys)
     bad = [k for k in keys if k in _RESERVED]
     if bad:
@@ -113,7 +116,7 @@ def export_reference(
             bar.update(part.n_cells)
         bar.close()
 
-    with atomic_dir(out_dir, overwrite=overwrite, kind="reference", inputs=[ds.path]) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="reference", inputs=[ds.path]) as tmp:
         cache = tmp / ".cache"
         try:
             with _quiet_datasets(datasets, progress_bar):
@@ -141,16 +144,17 @@ def export_reference(
             for g, c in zip(vocab.display_names, vocab.n_cells_expressed, strict=True)
         }
         (tmp / REFERENCE_VOCAB_FILE).write_text(json.dumps(ordered, indent=0) + "\n")
-    return Path(out_dir)
+    return Path(out)
 
 
+@renamed(out_dir="out", split="split_fractions")
 def import_reference(
     arrow_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     vocabulary: str | os.PathLike | None = None,
     seed: int = 0,
-    split=(0.8, 0.1, 0.1),
+    split_fractions=(0.8, 0.1, 0.1),
     overwrite: bool = False,
 ) -> C2SDataset:
     """Turn a reference-layout Arrow dataset (``save_to_disk``) into a c2s dataset.
@@ -160,16 +164,18 @@ def import_reference(
     arrow_dir
         Directory saved by the reference package (a ``Dataset`` or a ``DatasetDict``; the
         splits of a ``DatasetDict`` named train/validation/test are kept).
-    out_dir
+    out
         The c2s dataset directory to write.
     vocabulary
         A JSON file mapping gene -> cells expressed, in vocabulary order (default:
         ``vocabulary.json`` inside ``arrow_dir`` if present, else genes in order of first
         appearance).
-    seed, split
+    seed, split_fractions
         Seeded split for a single ``Dataset``.
     overwrite
-        Replace an existing ``out_dir``.
+        Replace an existing ``out``.
+
+    The old keyword names ``out_dir=`` and ``split=`` still work (warned).
 
     Returns
     -------
@@ -177,7 +183,25 @@ def import_reference(
     """
     datasets = _need_datasets()
     arrow_dir = Path(arrow_dir)
-    check_output(out_dir, overwrite=overwrite, kind="dataset", inputs=[arrow_dir])
+    check_output(out, overwrite=overwrite, kind="dataset", inputs=[arrow_dir])
+    parts = _reference_parts(datasets, arrow_dir)
+    vocab = _reference_vocab(arrow_dir, vocabulary)
+    texts, obs, split_codes = _reference_cells(parts, arrow_dir)
+    cs = CellSentences.from_text(texts, vocab, obs=obs)
+    return write_sentences(
+        cs,
+        out,
+        seed=seed,
+        split_fractions=split_fractions,
+        split_codes=split_codes,
+        source={"file": arrow_dir.name, "matrix": "reference Arrow dataset"},
+        overwrite=overwrite,
+    )
+
+
+def _reference_parts(datasets, arrow_dir: Path) -> list:
+    """``(split name or None, Dataset)`` of each part ``arrow_dir`` holds, checked to be
+    cell sentences."""
     if not arrow_dir.is_dir():
         raise C2SError(f"{str(arrow_dir)!r} is not a directory.")
     try:
@@ -200,20 +224,29 @@ def import_reference(
                 f"{str(arrow_dir)!r} has no column(s) {missing}: not a reference cell-sentence "
                 f"dataset (columns: {part.column_names})."
             )
-    vocab = None
+    return parts
+
+
+def _reference_vocab(arrow_dir: Path, vocabulary) -> Vocab | None:
+    """The vocabulary of ``vocabulary`` (or of ``vocabulary.json`` beside the data); None
+    when there is none (genes are then taken in order of first appearance)."""
     vpath = Path(vocabulary) if vocabulary is not None else arrow_dir / REFERENCE_VOCAB_FILE
-    if vpath.exists():
-        try:
-            mapping = json.loads(vpath.read_text())
-        except (OSError, ValueError) as e:
-            raise C2SError(f"Cannot read the vocabulary {str(vpath)!r}: {e}.") from e
-        if not isinstance(mapping, dict | list) or not all(isinstance(g, str) for g in mapping):
-            raise C2SError(
-                f"{str(vpath)!r} must map gene names to cell counts (or list gene names)."
-            )
-        vocab = Vocab.from_names(list(mapping))
-    elif vocabulary is not None:
-        raise C2SError(f"Vocabulary file {str(vpath)!r} does not exist.")
+    if not vpath.exists():
+        if vocabulary is not None:
+            raise C2SError(f"Vocabulary file {str(vpath)!r} does not exist.")
+        return None
+    try:
+        mapping = json.loads(vpath.read_text())
+    except (OSError, ValueError) as e:
+        raise C2SError(f"Cannot read the vocabulary {str(vpath)!r}: {e}.") from e
+    if not isinstance(mapping, dict | list) or not all(isinstance(g, str) for g in mapping):
+        raise C2SError(f"{str(vpath)!r} must map gene names to cell counts (or list gene names).")
+    return Vocab.from_names(list(mapping))
+
+
+def _reference_cells(parts, arrow_dir: Path):
+    """Every part's sentences (text), their obs (label columns as categories, indexed by
+    cell name) and, for a DatasetDict, the split code of each cell (else None)."""
     texts, obs_parts, split_codes = [], [], []
     for name, part in parts:
         cols = part.column_names
@@ -238,13 +271,4 @@ def import_reference(
     for c in obs.columns:
         if obs[c].dtype == object:
             obs[c] = obs[c].astype("category")
-    cs = CellSentences.from_text(texts, vocab, obs=obs)
-    return write_sentences(
-        cs,
-        out_dir,
-        seed=seed,
-        split=split,
-        split_codes=np.concatenate(split_codes) if split_codes else None,
-        source={"file": arrow_dir.name, "matrix": "reference Arrow dataset"},
-        overwrite=overwrite,
-    )
+    return texts, obs, np.concatenate(split_codes) if split_codes else None

@@ -118,20 +118,20 @@ class ShardWriter:
 class ConvertJob:
     """Everything a worker needs to write one shard (picklable for process pools)."""
 
-    source: object  # MatrixSource
+    source: object  # a c2s.sources.MatrixSource (or one of its kinds)
     shard: int
     start: int
     stop: int
     path: str
     chunk_size: int
     seed: int
-    top_k: int | None
+    n_genes: int | None  # genes per sentence (None: every expressed gene)
     normalize: bool
     with_values: bool
     obs_keys: list[str]
     split_codes: np.ndarray
     schema: pa.Schema
-    n_genes: int
+    n_vars: int  # the source's genes (matrix columns)
     numba_threads: int | None = None
 
 
@@ -168,7 +168,7 @@ def run_job(job: ConvertJob, on_chunk=None) -> ShardResult:
         src.obs.iloc[job.start : job.stop][job.obs_keys],
     )
     writer = ShardWriter(Path(job.path), job.schema, job.with_values, cells)
-    n_expressed = np.zeros(job.n_genes, dtype=np.int64)
+    n_expressed = np.zeros(job.n_vars, dtype=np.int64)
     hist = np.zeros(1, dtype=np.int64)
     # Parquet encoding runs in a second thread while the next chunk is read and ranked
     # (both release the GIL); at most one chunk waits, which bounds memory to two chunks.
@@ -182,12 +182,18 @@ def run_job(job: ConvertJob, on_chunk=None) -> ShardResult:
                     _check_counts(data, src.label)
                     X = log10_normalize(
                         sp.csr_matrix(
-                            (data, indices, indptr - indptr[0]), shape=(b - a, job.n_genes)
+                            (data, indices, indptr - indptr[0]), shape=(b - a, job.n_vars)
                         )
                     )
                     indptr, indices, data = X.indptr, X.indices, X.data
                 r = rank_csr(
-                    indptr, indices, data, job.n_genes, seed=job.seed, top_k=job.top_k, row_offset=a
+                    indptr,
+                    indices,
+                    data,
+                    job.n_vars,
+                    seed=job.seed,
+                    n_genes=job.n_genes,
+                    row_offset=a,
                 )
                 del indptr, indices, data
                 n_expressed += r.n_expressed

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 
 
@@ -57,11 +58,12 @@ def _raise_bad(data: np.ndarray):
     )
 
 
+@renamed(top_k="n_genes")
 def rank(
     X,
     *,
     seed: int = 0,
-    top_k: int | None = None,
+    n_genes: int | None = None,
     row_offset: int = 0,
 ) -> Ranked:
     """Rank each row of ``X`` (cells x genes) into a cell sentence.
@@ -72,8 +74,9 @@ def rank(
         CSR, CSC or dense matrix of non-negative expression values.
     seed
         Seed of the tie-breaking permutation.
-    top_k
-        Keep only the ``top_k`` highest ranked genes of each cell (exact partial selection).
+    n_genes
+        Keep only the ``n_genes`` highest ranked genes of each cell (exact partial
+        selection; default: every expressed gene).
     row_offset
         Global index of the first row: the tie-breaking stream of a row depends only on
         ``(seed, row_offset + i)``, so chunked ranking equals ranking the whole matrix.
@@ -85,27 +88,30 @@ def rank(
     """
     X = _as_csr(X)
     return rank_csr(
-        X.indptr, X.indices, X.data, X.shape[1], seed=seed, top_k=top_k, row_offset=row_offset
+        X.indptr, X.indices, X.data, X.shape[1], seed=seed, n_genes=n_genes, row_offset=row_offset
     )
 
 
+@renamed(top_k="n_genes")
 def rank_csr(
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
-    n_genes: int,
+    n_vars: int,
+    /,
     *,
     seed: int = 0,
-    top_k: int | None = None,
+    n_genes: int | None = None,
     row_offset: int = 0,
 ) -> Ranked:
-    """:func:`rank` on the raw arrays of a CSR matrix (no scipy object, no copies)."""
+    """:func:`rank` on the raw arrays of a CSR matrix with ``n_vars`` columns (no scipy
+    object, no copies)."""
     import numba
 
     from c2s.sentences import _kernel
 
-    if top_k is not None and top_k < 1:
-        raise C2SError(f"top_k must be a positive number of genes, got {top_k}.")
+    if n_genes is not None and n_genes < 1:
+        raise C2SError(f"n_genes must be a positive number of genes, got {n_genes}.")
     if seed < 0:
         raise C2SError(f"seed must be a non-negative integer, got {seed}.")
     n_rows = len(indptr) - 1
@@ -120,17 +126,17 @@ def rank_csr(
     else:
         bits, signbit, nbits = data.view(np.uint64), np.uint64(1 << 63), 64
         badbits = np.uint64(0x7FF0000000000000)
-    # Room for every stored entry (or top_k of them); rows storing zeros fill less, and are
+    # Room for every stored entry (or n_genes of them); rows storing zeros fill less, and are
     # compacted afterwards. This needs no pass over the values before ranking.
     nnz = np.diff(indptr)
-    room = nnz if top_k is None else np.minimum(nnz, top_k)
+    room = nnz if n_genes is None else np.minimum(nnz, n_genes)
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(room, out=offsets[1:])
     count = np.empty(n_rows, dtype=np.int64)
     genes = np.empty(offsets[-1], dtype=np.int32)
     out_bits = np.empty(offsets[-1], dtype=bits.dtype)
     n_threads = numba.get_num_threads()
-    expressed = np.zeros((n_threads, n_genes), dtype=np.int32)
+    expressed = np.zeros((n_threads, n_vars), dtype=np.int32)
     n_bad = np.zeros(n_threads, dtype=np.int64)
     # Hand out rows in small chunks: when another thread (the Parquet writer) holds a core,
     # a static split would leave the whole call waiting on the slowed half.

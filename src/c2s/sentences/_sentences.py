@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from c2s._deprecate import warn_renamed
 from c2s._errors import C2SError
 from c2s.sentences._vocab import Vocab
 
@@ -116,11 +117,11 @@ class CellSentences:
             None if self.values is None else self.values[flat],
         )
 
-    def top_k(self, k: int) -> CellSentences:
-        """Keep the first ``k`` genes of every cell."""
-        if k < 1:
-            raise C2SError(f"k must be a positive number of genes, got {k}.")
-        flat, new_off = first_k(self.offsets, k)
+    def top_genes(self, n_genes: int) -> CellSentences:
+        """Keep the first ``n_genes`` genes of every cell."""
+        if n_genes < 1:
+            raise C2SError(f"n_genes must be a positive number of genes, got {n_genes}.")
+        flat, new_off = first_k(self.offsets, n_genes)
         return CellSentences(
             self.genes[flat],
             new_off,
@@ -128,6 +129,11 @@ class CellSentences:
             self.obs,
             None if self.values is None else self.values[flat],
         )
+
+    def top_k(self, k: int) -> CellSentences:
+        """The old name of :meth:`top_genes` (warns; goes in the next release)."""
+        warn_renamed("CellSentences.top_k(k)", "CellSentences.top_genes(n_genes)")
+        return self.top_genes(k)
 
     # -- text ----------------------------------------------------------------------------
     def to_text(self, k: int | None = None, *, sep: str = " ") -> list[str]:

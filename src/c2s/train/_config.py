@@ -10,9 +10,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2s._deprecate import renamed, warn_renamed
 from c2s._errors import C2SError
+from c2s.io import SPLITS
 
-SPLITS = ("train", "validation", "test")
 # Defaults of the options left unset, by where the model starts. From scratch: the best
 # recipe on PBMC's validation cells over 5 seeds (benchmarks/bench_science.py, "balanced").
 FROM_SCRATCH = {
@@ -34,18 +35,48 @@ def _help(text: str, **kw) -> dict:
 
 class OptionsFile:
     """``from_yaml`` / ``from_dict`` for an options dataclass whose ``_what`` names its kind
-    of options in messages."""
+    of options in messages. A field renamed lists its old names in its ``old_names``
+    metadata: they are read as the new one for a release, with a ``FutureWarning``."""
 
     _what = "options"
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides):
         """Options from a YAML file (keys are field names; ``-`` or ``_`` both work)."""
-        return cls.from_dict({**read_yaml(path), **overrides}, source=str(path))
+        data = {**cls.upgrade_names(read_yaml(path)), **cls.upgrade_names(overrides)}
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "options"):
         return config_from_dict(cls, data, source=source, what=cls._what)
+
+    @classmethod
+    def upgrade_names(cls, data: dict, *, source: str = "options") -> dict:
+        """``data`` with the fields' old names replaced by their current ones (each warned
+        about); both names at once are refused. Apply it to each source of options before
+        merging them, so that a later source's new name overrides an earlier one's old
+        name."""
+        clean = {str(k).replace("-", "_"): v for k, v in data.items()}
+        for old, new in old_names(cls).items():
+            if old in clean:
+                if new in clean:
+                    raise C2SError(f"Give {new} only in {source} ({old} is its old name).")
+                warn_renamed(old, new, stacklevel=3)
+                clean[new] = clean.pop(old)
+        return clean
+
+
+def old_names(cls) -> dict[str, str]:
+    """The old names of an options dataclass's renamed fields: ``{old: new}``."""
+    return {old: f.name for f in dataclasses.fields(cls) for old in f.metadata.get("old_names", ())}
+
+
+def accept_old_names(cls):
+    """Class decorator (above ``@dataclass``): the options dataclass ``cls`` also takes its
+    fields' old names as keywords, warned about (:func:`c2s._deprecate.renamed`)."""
+    if old_names(cls):
+        cls.__init__ = renamed(**old_names(cls))(cls.__init__)
+    return cls
 
 
 @dataclass
@@ -291,10 +322,11 @@ class TrainConfig(OptionsFile):
 
 
 def config_from_dict(cls, data: dict, *, source: str, what: str):
-    """``cls(**data)`` for an options dataclass: ``-`` in keys read as ``_``, unknown keys
-    refused with the known ones, a lone string given to a list option taken as a list."""
+    """``cls(**data)`` for an options dataclass (an :class:`OptionsFile`): ``-`` in keys read
+    as ``_``, old names as the new ones (warned), unknown keys refused with the known ones, a
+    lone string given to a list option taken as a list."""
     names = {f.name for f in dataclasses.fields(cls)}
-    clean = {str(k).replace("-", "_"): v for k, v in data.items()}
+    clean = cls.upgrade_names(data, source=source)  # ``-`` read as ``_`` too
     unknown = sorted(set(clean) - names)
     if unknown:
         raise C2SError(

@@ -14,7 +14,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from c2s._errors import C2SError
-from c2s._matrix import MatrixSource
+from c2s.sources._genes import check_gene_names
+from c2s.sources._matrix import MatrixSource, open_matrix
 
 GENE_MODES = ("same", "union", "intersection")
 
@@ -30,13 +31,30 @@ class MultiSource(MatrixSource):
     names: list = field(default_factory=list)
     genes: np.ndarray = field(default=None, repr=False)
     report: dict = field(default_factory=dict)
+    source_key: str = "source_file"
 
     @property
     def label(self) -> str:
         return f"{self.parts[0].label} of {len(self.parts)} inputs"
 
-    def gene_names(self, var_names: str | None = None) -> np.ndarray:
-        return self.genes
+    @property
+    def reopenable(self) -> bool:
+        return all(p.reopenable for p in self.parts)
+
+    @property
+    def in_memory(self) -> bool:
+        return False
+
+    @property
+    def always_carried(self) -> tuple[str, ...]:
+        return (self.source_key,)
+
+    def gene_names(self, *, where: str | None = None, stacklevel: int = 3) -> np.ndarray:
+        where = f"the gene names of {self.label}" if where is None else where
+        return check_gene_names(self.genes, where=where, stacklevel=stacklevel + 1)
+
+    def provenance(self) -> dict:
+        return super().provenance() | {"file": self.names, "genes": self.report}
 
     def read_rows_raw(self, start: int, stop: int):
         blocks = []
@@ -68,17 +86,19 @@ def _name(data, i: int) -> str:
 
 
 def open_many(
-    inputs, *, layer=None, use_raw=False, var_names=None, genes: str = "same",
+    inputs,
+    *,
+    layer=None,
+    use_raw=False,
+    var_names=None,
+    genes: str = "same",
     source_key: str = "source_file",
-) -> MultiSource:  # fmt: skip
+) -> MultiSource:
     """One :class:`MultiSource` over ``inputs`` (AnnData objects or .h5ad paths): their
     cells in order, genes aligned by name. ``genes="same"`` refuses inputs whose gene sets
     differ and says how; ``"union"`` keeps every gene (a gene a file lacks counts as not
     expressed in that file's cells) and ``"intersection"`` only the genes every file has;
     both report per file what was added or left out (a warning, and ``report``)."""
-    from c2s._matrix import open_source
-    from c2s.sentences import check_gene_names
-
     if genes not in GENE_MODES:
         raise C2SError(f"genes must be one of {', '.join(GENE_MODES)}, not {genes!r}.")
     if not isinstance(source_key, str) or not source_key.strip():
@@ -87,20 +107,44 @@ def open_many(
     names = [_name(d, i) for i, d in enumerate(inputs)]
     if len(set(names)) < len(names):
         names = [f"{i}:{n}" for i, n in enumerate(names)]
-    parts = [open_source(d, layer=layer, use_raw=use_raw) for d in inputs]
+    parts = [open_matrix(d, layer=layer, use_raw=use_raw, var_names=var_names) for d in inputs]
     per = [
-        check_gene_names(p.gene_names(var_names), where=f"the gene names of {n}")
+        p.gene_names(where=f"the gene names of {n}", stacklevel=4)
         for p, n in zip(parts, names, strict=True)
     ]
+    shared, maps, report = _align_genes(names, per, genes)
+    obs = _joined_obs(parts, names, source_key)
+    starts = np.concatenate([[0], np.cumsum([p.n_obs for p in parts])])
+    var = pd.DataFrame(index=pd.Index(shared, dtype=object))
+    return MultiSource(
+        where=parts[0].where,
+        shape=(int(starts[-1]), len(shared)),
+        var=var,
+        obs=obs,
+        var_names=var_names,
+        parts=parts,
+        maps=maps,
+        starts=starts,
+        names=names,
+        genes=np.asarray(shared, dtype=object),
+        report={"mode": genes, "inputs": report},
+        source_key=source_key,
+    )
+
+
+def _align_genes(names: list[str], per: list[np.ndarray], genes: str):
+    """The shared gene list, each input's map onto it, and (where the sets differ) what
+    each input lacks or leaves out, warned about."""
     sets = [set(g) for g in per]
     differ = [i for i in range(1, len(per)) if sets[i] != sets[0]]
     if genes == "same" and differ:
         raise C2SError(
-            "The inputs' gene sets differ: " + "; ".join(_difference(names, sets, 0, i) for i in differ)
+            "The inputs' gene sets differ: "
+            + "; ".join(_difference(names, sets, 0, i) for i in differ)
             + ". Choose genes='union' (--genes union: a gene a file lacks counts as not "
             "expressed in its cells) or genes='intersection' (--genes intersection: only the "
             "genes every file has)."
-        )  # fmt: skip
+        )
     if genes == "intersection":
         shared = [g for g in per[0] if all(g in s for s in sets[1:])]
         if not shared:
@@ -112,21 +156,32 @@ def open_many(
     report = {}
     if differ:
         report = {
-            n: {"genes": len(g), "absent": len(shared) - int((m >= 0).sum()),
-                "left_out": int((m < 0).sum())}
+            n: {
+                "genes": len(g),
+                "absent": len(shared) - int((m >= 0).sum()),
+                "left_out": int((m < 0).sum()),
+            }
             for n, g, m in zip(names, per, maps, strict=True)
-        }  # fmt: skip
+        }
         detail = "; ".join(
             f"{n}: {r['absent']} of the {len(shared)} genes absent"
             + (f", {r['left_out']} of its genes left out" if r["left_out"] else "")
             for n, r in report.items()
         )
-        warnings.warn(f"Gene sets differ between the inputs ({genes}): {detail}.", stacklevel=3)
+        warnings.warn(f"Gene sets differ between the inputs ({genes}): {detail}.", stacklevel=4)
+    return shared, maps, report
+
+
+def _joined_obs(parts, names: list[str], source_key: str) -> pd.DataFrame:
+    """The inputs' obs one after another, with ``source_key`` naming each cell's input;
+    cell ids must stay unique."""
     obs = []
     for p, n in zip(parts, names, strict=True):
         if source_key in p.obs.columns:
-            raise C2SError(f"{n} already has an obs column {source_key!r}; choose another "
-                           "source_key (--source-key).")  # fmt: skip
+            raise C2SError(
+                f"{n} already has an obs column {source_key!r}; choose another "
+                "source_key (--source-key)."
+            )
         obs.append(p.obs.assign(**{source_key: n}))
     obs = pd.concat(obs, axis=0)
     if obs.index.has_duplicates:
@@ -138,13 +193,7 @@ def open_many(
             "first, e.g. adata.obs_names = 'batch1_' + adata.obs_names."
         )
     obs[source_key] = pd.Categorical(obs[source_key], categories=names)
-    starts = np.concatenate([[0], np.cumsum([p.n_obs for p in parts])])
-    var = pd.DataFrame(index=pd.Index(shared, dtype=object))
-    return MultiSource(
-        where=parts[0].where, shape=(int(starts[-1]), len(shared)), var=var, obs=obs,
-        parts=parts, maps=maps, starts=starts, names=names,
-        genes=np.asarray(shared, dtype=object), report={"mode": genes, "inputs": report},
-    )  # fmt: skip
+    return obs
 
 
 def _refuse_repeats(inputs) -> None:

@@ -1,4 +1,4 @@
-"""Row-chunk access to an expression matrix: in-memory AnnData or an .h5ad file on disk.
+"""Row-block access to an expression matrix: in-memory AnnData or an .h5ad file on disk.
 
 Files are read with h5py directly, one block of CSR rows at a time, so a file larger than
 memory streams in bounded memory and each worker process can open it on its own.
@@ -7,14 +7,16 @@ memory streams in bounded memory and each worker process can open it on its own.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from c2s._anndata import is_anndata
 from c2s._errors import C2SError
+from c2s.sources._genes import check_gene_names, names_from_var
 
 
 def _where(layer: str | None, use_raw: bool) -> str:
@@ -33,7 +35,13 @@ def _describe(where: str) -> str:
 
 @dataclass
 class MatrixSource:
-    """Rows of one expression matrix (X, a layer, or raw.X) with its gene names and obs."""
+    """Rows of one expression matrix (X, a layer, or raw.X) with its gene names and obs.
+
+    Every kind of source (this one, :class:`~c2s.sources.SomaSource`,
+    :class:`~c2s.sources.MultiSource`) answers the same questions: ``shape`` and
+    ``n_obs``, ``obs``, :meth:`gene_names`, row blocks (:meth:`read_rows`,
+    :meth:`read_rows_raw`, :meth:`iter_rows`), ``label``, :meth:`provenance`.
+    """
 
     where: str
     shape: tuple[int, int]
@@ -41,6 +49,9 @@ class MatrixSource:
     obs: pd.DataFrame
     path: str | None = None  # set for files: workers reopen it
     _matrix: object = None  # in-memory matrix (CSR or dense)
+    var_names: str | None = None  # the var column gene names come from (None: the index)
+    # the input's other matrices, for the message that refuses scaled values
+    other_matrices: list = field(default_factory=list, repr=False)
 
     @property
     def n_obs(self) -> int:
@@ -50,23 +61,36 @@ class MatrixSource:
     def label(self) -> str:
         return _describe(self.where)
 
-    def gene_names(self, var_names: str | None = None) -> np.ndarray:
-        if var_names is None:
-            return np.asarray(self.var.index.astype(str), dtype=object)
-        if var_names not in self.var.columns:
-            raise C2SError(
-                f"var has no column {var_names!r} to take gene names from; "
-                f"available: {list(self.var.columns)}."
-            )
-        col = self.var[var_names]
-        empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
-        if empty.any():
-            raise C2SError(
-                f"{int(empty.sum())} genes have no name in var[{var_names!r}] (e.g. "
-                f"{list(self.var.index[empty][:3])}); fill them in (for example from the var "
-                "index) or take names from another column."
-            )
-        return np.asarray(col.astype(str), dtype=object)
+    @property
+    def reopenable(self) -> bool:
+        """Workers in other processes or machines can open it again themselves."""
+        return self.path is not None
+
+    @property
+    def in_memory(self) -> bool:
+        """The rows are resident in this process already."""
+        return self.path is None
+
+    @property
+    def always_carried(self) -> tuple[str, ...]:
+        """obs columns a dataset of this source carries whatever columns were chosen."""
+        return ()
+
+    def gene_names(self, *, where: str | None = None, stacklevel: int = 3) -> np.ndarray:
+        """The genes' names, checked (:func:`~c2s.sources.check_gene_names`): var's index,
+        or its column ``var_names``. ``where`` names them in messages (default: the
+        matrix); warnings point ``stacklevel`` frames up from the caller's caller."""
+        where = f"the gene names of {self.label}" if where is None else where
+        names = names_from_var(self.var, self.var_names)
+        return check_gene_names(names, where=where, stacklevel=stacklevel + 1)
+
+    def provenance(self) -> dict:
+        """Where the cells came from, for a dataset's metadata (``source``)."""
+        return {
+            "file": self.path and os.path.basename(self.path),
+            "matrix": self.label,
+            "var_names": self.var_names,
+        }
 
     def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
         """Rows ``[start, stop)`` as a scipy CSR matrix."""
@@ -79,11 +103,11 @@ class MatrixSource:
         """Rows ``[start, stop)`` as CSR ``(indptr, indices, data)``; ``indptr`` may not start
         at 0. In-memory CSR rows are views (scipy would copy them)."""
         if self.path is None:
-            X = self._matrix
-            if sp.issparse(X):
-                a, b = int(X.indptr[start]), int(X.indptr[stop])
-                return X.indptr[start : stop + 1], X.indices[a:b], X.data[a:b]
-            block = sp.csr_matrix(_widen(np.asarray(X[start:stop])))
+            matrix = self._matrix
+            if sp.issparse(matrix):
+                a, b = int(matrix.indptr[start]), int(matrix.indptr[stop])
+                return matrix.indptr[start : stop + 1], matrix.indices[a:b], matrix.data[a:b]
+            block = sp.csr_matrix(_widen(np.asarray(matrix[start:stop])))
             return block.indptr, block.indices, block.data
         import h5py
 
@@ -122,8 +146,8 @@ def _h5_rows(f, where: str, start: int, stop: int, n_vars: int):
 
     node = f[_h5_group_path(where)]
     if isinstance(node, h5py.Dataset):
-        X = sp.csr_matrix(_widen(node[start:stop]))
-        return X.indptr, X.indices, X.data
+        block = sp.csr_matrix(_widen(node[start:stop]))
+        return block.indptr, block.indices, block.data
     enc = node.attrs.get("encoding-type", "")
     if enc == "csr_matrix" or node.attrs.get("h5sparse_format", "") == "csr":
         indptr = node["indptr"][start : stop + 1]
@@ -133,43 +157,52 @@ def _h5_rows(f, where: str, start: int, stop: int, n_vars: int):
         # Column-major storage cannot be read by rows without reading everything.
         from anndata.io import read_elem
 
-        X = sp.csr_matrix(read_elem(node)[start:stop])
-        return X.indptr, X.indices, X.data
+        block = sp.csr_matrix(read_elem(node)[start:stop])
+        return block.indptr, block.indices, block.data
     raise C2SError(f"Unsupported matrix encoding {enc!r} at {where!r} in {f.filename}.")
 
 
-def open_source(data, *, layer: str | None = None, use_raw: bool = False) -> MatrixSource:
-    """A :class:`MatrixSource` over an AnnData object, a backed AnnData, or an .h5ad path."""
+def open_matrix(
+    data, *, layer: str | None = None, use_raw: bool = False, var_names: str | None = None
+) -> MatrixSource:
+    """A :class:`MatrixSource` over an AnnData object, a backed AnnData, or an .h5ad path;
+    gene names from var's index, or its column ``var_names``."""
     where = _where(layer, use_raw)
     if isinstance(data, str | os.PathLike):
-        return _open_file(Path(data), where)
-    import anndata as ad
-
-    if not isinstance(data, ad.AnnData):
+        return _open_file(Path(data), where, var_names)
+    if not is_anndata(data):
         raise C2SError(f"Expected an AnnData object or an .h5ad path, got {type(data).__name__}.")
     if data.isbacked:
-        return _open_file(Path(data.filename), where)
+        return _open_file(Path(data.filename), where, var_names)
+    matrix, var = _in_memory_matrix(data, where)
+    others = ["adata.raw (--raw)"] if data.raw is not None and where != "raw" else []
+    others += [f"layer {k!r} (--layer {k})" for k in data.layers if f"layers/{k}" != where]
+    return MatrixSource(where, tuple(matrix.shape), var, data.obs, None, matrix, var_names, others)
+
+
+def _in_memory_matrix(data, where: str):
+    """The matrix at ``where`` of an in-memory AnnData (CSR or a dense array), and its var."""
     if where == "raw":
         if data.raw is None:
             raise C2SError("adata.raw is empty; choose adata.X (default) or a layer.")
-        X, var = data.raw.X, data.raw.var
+        matrix, var = data.raw.X, data.raw.var
     elif where == "X":
-        X, var = data.X, data.var
+        matrix, var = data.X, data.var
     else:
         name = where.split("/", 1)[1]
         if name not in data.layers:
             raise C2SError(f"No layer {name!r} in adata.layers; available: {list(data.layers)}.")
-        X, var = data.layers[name], data.var
-    if X is None:
+        matrix, var = data.layers[name], data.var
+    if matrix is None:
         raise C2SError(f"{_describe(where)} is empty.")
-    if sp.issparse(X) and X.format != "csr":
-        X = X.tocsr()  # row slicing of CSC is O(nnz) per slice: convert once
-    elif not sp.issparse(X):
-        X = np.asarray(X)
-    return MatrixSource(where, tuple(X.shape), var, data.obs, None, X)
+    if sp.issparse(matrix) and matrix.format != "csr":
+        matrix = matrix.tocsr()  # row slicing of CSC is O(nnz) per slice: convert once
+    elif not sp.issparse(matrix):
+        matrix = np.asarray(matrix)
+    return matrix, var
 
 
-def _open_file(path: Path, where: str) -> MatrixSource:
+def _open_file(path: Path, where: str, var_names: str | None) -> MatrixSource:
     import h5py
     from anndata.io import read_elem
 
@@ -197,6 +230,10 @@ def _open_file(path: Path, where: str) -> MatrixSource:
                 "save the file again."
             )
         enc = "" if isinstance(node, h5py.Dataset) else node.attrs.get("encoding-type", "")
+        others = ["adata.raw (--raw)"] if "raw" in f and where != "raw" else []
+        others += [
+            f"layer {k!r} (--layer {k})" for k in f.get("layers", {}) if f"layers/{k}" != where
+        ]
     if enc == "csc_matrix":
         import warnings
 
@@ -204,6 +241,7 @@ def _open_file(path: Path, where: str) -> MatrixSource:
             f"{_describe(where)} in {path.name} is stored column-wise (CSC): reading it by "
             "rows loads the whole matrix for every chunk. Save it as CSR for streaming "
             "(adata.X = adata.X.tocsr(); adata.write_h5ad(...)).",
-            stacklevel=3,
+            stacklevel=4,
         )
-    return MatrixSource(where, (int(shape[0]), int(shape[1])), var, obs, str(path), None)
+    shape = (int(shape[0]), int(shape[1]))
+    return MatrixSource(where, shape, var, obs, str(path), None, var_names, others)

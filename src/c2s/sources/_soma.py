@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from c2s._errors import C2SError
-from c2s._matrix import MatrixSource
+from c2s.sources._matrix import MatrixSource
 
 # var columns that name genes (Census: feature_name symbols, feature_id Ensembl ids)
 SYMBOL_COLUMN = "feature_name"
@@ -59,6 +59,13 @@ class SomaSource(MatrixSource):
         """Workers in other processes can open it again by URI."""
         return self.handle is None
 
+    @property
+    def in_memory(self) -> bool:
+        return False
+
+    def provenance(self) -> dict:
+        return super().provenance() | {"soma": self.uri}
+
     def __getstate__(self):
         if self.handle is not None:
             raise C2SError("An opened SOMA experiment cannot be sent to worker processes.")
@@ -74,10 +81,10 @@ class SomaSource(MatrixSource):
         with tiledbsoma.Experiment.open(self.uri) as exp:
             yield exp.ms[self.measurement].X[self.x_name]
 
-    def _block(self, X, start: int, stop: int):
+    def _block(self, x_array, start: int, stop: int):
         ids = self.obs_ids[start:stop]
         cols = slice(None) if self.all_vars else self.var_ids
-        tbl = X.read((ids, cols)).tables().concat()
+        tbl = x_array.read((ids, cols)).tables().concat()
         rows = np.searchsorted(ids, tbl.column("soma_dim_0").to_numpy())
         genes = np.searchsorted(self.var_ids, tbl.column("soma_dim_1").to_numpy())
         data = tbl.column("soma_data").to_numpy()
@@ -88,14 +95,24 @@ class SomaSource(MatrixSource):
         return m.indptr, m.indices, m.data
 
     def read_rows_raw(self, start: int, stop: int):
-        with self._x() as X:
-            return self._block(X, start, stop)
+        with self._x() as x_array:
+            return self._block(x_array, start, stop)
 
     def iter_rows(self, start: int, stop: int, chunk_size: int):
-        with self._x() as X:
+        with self._x() as x_array:
             for a in range(start, stop, chunk_size):
                 b = min(a + chunk_size, stop)
-                yield (a, b, *self._block(X, a, b))
+                yield (a, b, *self._block(x_array, a, b))
+
+
+def _need_tiledbsoma():
+    try:
+        import tiledbsoma
+    except ImportError as e:
+        raise ImportError(
+            "Reading SOMA experiments needs tiledbsoma: pip install 'c2s[soma]'"
+        ) from e
+    return tiledbsoma
 
 
 def open_soma(
@@ -105,77 +122,92 @@ def open_soma(
     x_name: str | None = None,
     obs_value_filter: str | None = None,
     var_value_filter: str | None = None,
+    var_names: str | None = None,
 ) -> SomaSource:
     """A :class:`SomaSource` over the cells and genes ``data`` (a URI, or an opened
     ``tiledbsoma.Experiment``) selects with the two value filters (TileDB-SOMA query
     conditions, ``"tissue_general == 'lung' and is_primary_data == True"``). ``x_name``
-    defaults to ``raw`` when the measurement has it (the Census), else its only layer."""
-    try:
-        import tiledbsoma
-    except ImportError as e:
-        raise ImportError(
-            "Reading SOMA experiments needs tiledbsoma: pip install 'c2s[soma]'"
-        ) from e
+    defaults to ``raw`` when the measurement has it (the Census), else its only layer. Gene
+    names come from the var column ``var_names``, else ``feature_name`` where var has it
+    (the Census's symbols), else var's ids."""
+    tiledbsoma = _need_tiledbsoma()
+    handle, uri, opened = _experiment(tiledbsoma, data)
+    with opened as exp:
+        x_name = _x_layer(exp, measurement, x_name)
+        obs_ids, var_ids = _query(tiledbsoma, exp, measurement, obs_value_filter, var_value_filter)
+        obs = _table(exp.obs, obs_ids, "obs")
+        var = _table(exp.ms[measurement].var, var_ids, "var")
+    if var_names is None and SYMBOL_COLUMN in var.columns:
+        var_names = SYMBOL_COLUMN
+    return SomaSource(
+        where=f"soma:{measurement}/{x_name}",
+        shape=(len(obs_ids), len(var_ids)),
+        var=var,
+        obs=obs,
+        var_names=var_names,
+        uri=uri,
+        measurement=measurement,
+        x_name=x_name,
+        obs_ids=obs_ids,
+        var_ids=var_ids,
+        all_vars=var_value_filter is None,
+        handle=handle,
+    )
 
-    handle = None
+
+def _experiment(tiledbsoma, data):
+    """``(handle, uri, context)``: an experiment the caller opened is read through its
+    handle (and left open); a URI is opened here."""
     if isinstance(data, tiledbsoma.Experiment):
-        handle, exp, uri = data, data, data.uri
-        opened = contextlib.nullcontext(exp)
-    elif isinstance(data, tiledbsoma.Collection):
+        return data, data.uri, contextlib.nullcontext(data)
+    if isinstance(data, tiledbsoma.Collection):
         hint = (
             " (the Census: census['census_data']['homo_sapiens'])" if "census_data" in data else ""
         )
-        raise C2SError(f"{data.uri} is a SOMA collection, not an experiment; pass one of its "
-                       f"experiments{hint}.")  # fmt: skip
-    else:
-        uri = str(data)
-        try:
-            opened = tiledbsoma.Experiment.open(uri)
-        except (tiledbsoma.SOMAError, ValueError, TypeError) as e:
-            raise C2SError(f"Cannot open {uri!r} as a SOMA experiment: {e}") from e
-    with opened as exp:
-        ms = list(exp.ms.keys())
-        if measurement not in ms:
-            raise C2SError(f"The experiment has no measurement {measurement!r}; available: {ms}.")
-        layers = list(exp.ms[measurement].X.keys())
-        if x_name is None:
-            x_name = "raw" if "raw" in layers or len(layers) != 1 else layers[0]
-        if x_name not in layers:
-            raise C2SError(f"ms[{measurement!r}] has no X layer {x_name!r}; available: {layers}.")
-        query = {}
-        for axis, expr in (("obs", obs_value_filter), ("var", var_value_filter)):
-            if expr is not None:
-                query[f"{axis}_query"] = tiledbsoma.AxisQuery(value_filter=expr)
-        try:
-            with exp.axis_query(measurement, **query) as q:
-                obs_ids = np.sort(q.obs_joinids().to_numpy())
-                var_ids = np.sort(q.var_joinids().to_numpy())
-        except tiledbsoma.SOMAError as e:
-            given = [x for x in (obs_value_filter, var_value_filter) if x is not None]
-            raise C2SError(f"Bad filter {' / '.join(map(repr, given))}: {_first_line(e)}") from e
-        for axis, ids, expr in (
-            ("obs", obs_ids, obs_value_filter),
-            ("var", var_ids, var_value_filter),
-        ):
-            if len(ids) == 0:
-                what = "cells" if axis == "obs" else "genes"
-                why = f"the {axis} filter {expr!r} selects" if expr else "the experiment has"
-                raise C2SError(f"Nothing to convert: {why} no {what}.")
-        obs = _table(exp.obs, obs_ids, "obs")
-        var = _table(exp.ms[measurement].var, var_ids, "var")
-    return SomaSource(
-        where=f"soma:{measurement}/{x_name}", shape=(len(obs_ids), len(var_ids)), var=var,
-        obs=obs, uri=uri, measurement=measurement, x_name=x_name, obs_ids=obs_ids,
-        var_ids=var_ids, all_vars=var_value_filter is None, handle=handle,
-    )  # fmt: skip
+        raise C2SError(
+            f"{data.uri} is a SOMA collection, not an experiment; pass one of its "
+            f"experiments{hint}."
+        )
+    uri = str(data)
+    try:
+        return None, uri, tiledbsoma.Experiment.open(uri)
+    except (tiledbsoma.SOMAError, ValueError, TypeError) as e:
+        raise C2SError(f"Cannot open {uri!r} as a SOMA experiment: {e}") from e
 
 
-def symbol_column(src: SomaSource, var_names: str | None) -> str | None:
-    """The var column gene names come from: ``var_names`` if given, else ``feature_name``
-    where var has it (the Census's symbols), else None (var's ids)."""
-    if var_names is None and SYMBOL_COLUMN in src.var.columns:
-        return SYMBOL_COLUMN
-    return var_names
+def _x_layer(exp, measurement: str, x_name: str | None) -> str:
+    """The X layer to read: ``x_name``, else ``raw`` where it exists, else the only one."""
+    ms = list(exp.ms.keys())
+    if measurement not in ms:
+        raise C2SError(f"The experiment has no measurement {measurement!r}; available: {ms}.")
+    layers = list(exp.ms[measurement].X.keys())
+    if x_name is None:
+        x_name = "raw" if "raw" in layers or len(layers) != 1 else layers[0]
+    if x_name not in layers:
+        raise C2SError(f"ms[{measurement!r}] has no X layer {x_name!r}; available: {layers}.")
+    return x_name
+
+
+def _query(tiledbsoma, exp, measurement: str, obs_filter, var_filter):
+    """The sorted ``soma_joinid``s of the cells and genes the value filters select (each
+    axis at least one)."""
+    query = {}
+    for axis, expr in (("obs", obs_filter), ("var", var_filter)):
+        if expr is not None:
+            query[f"{axis}_query"] = tiledbsoma.AxisQuery(value_filter=expr)
+    try:
+        with exp.axis_query(measurement, **query) as q:
+            obs_ids = np.sort(q.obs_joinids().to_numpy())
+            var_ids = np.sort(q.var_joinids().to_numpy())
+    except tiledbsoma.SOMAError as e:
+        given = [x for x in (obs_filter, var_filter) if x is not None]
+        raise C2SError(f"Bad filter {' / '.join(map(repr, given))}: {_first_line(e)}") from e
+    for axis, ids, expr in (("obs", obs_ids, obs_filter), ("var", var_ids, var_filter)):
+        if len(ids) == 0:
+            what = "cells" if axis == "obs" else "genes"
+            why = f"the {axis} filter {expr!r} selects" if expr else "the experiment has"
+            raise C2SError(f"Nothing to convert: {why} no {what}.")
+    return obs_ids, var_ids
 
 
 def _table(df, ids: np.ndarray, axis: str) -> pd.DataFrame:
@@ -212,14 +244,19 @@ def read_soma(
     and run the verbs on the dataset (which keeps ``soma_joinid`` too)."""
     import anndata as ad
 
-    from c2s.sentences import check_gene_names
-
-    src = open_soma(data, measurement=measurement, x_name=x_name,
-                    obs_value_filter=obs_value_filter, var_value_filter=var_value_filter)  # fmt: skip
-    var_names = symbol_column(src, var_names)
-    names = check_gene_names(src.gene_names(var_names), where=f"the gene names of {src.label}")
-    blocks = [sp.csr_matrix((d, i, p), shape=(b - a, src.shape[1]))
-              for a, b, p, i, d in src.iter_rows(0, src.n_obs, chunk_size)]  # fmt: skip
+    src = open_soma(
+        data,
+        measurement=measurement,
+        x_name=x_name,
+        obs_value_filter=obs_value_filter,
+        var_value_filter=var_value_filter,
+        var_names=var_names,
+    )
+    names = src.gene_names()
+    blocks = [
+        sp.csr_matrix((d, i, p), shape=(b - a, src.shape[1]))
+        for a, b, p, i, d in src.iter_rows(0, src.n_obs, chunk_size)
+    ]
     var = src.var.copy()
     var.index = pd.Index(names, dtype=object)
     obs = src.obs.copy()
