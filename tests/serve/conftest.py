@@ -23,7 +23,7 @@ def client(trained_model):
 def cells(_pbmc):
     """Eight PBMC cells: their sentences, their expression records, and the AnnData."""
     a = _pbmc[:8].copy()
-    sentences = c2s.sentences.from_anndata(a, top_k=30, seed=0).to_text()
+    sentences = c2s.sentences.from_anndata(a, n_genes=30, seed=0).to_text()
     X = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
     records = [{g: float(v) for g, v in zip(a.var_names, row, strict=True) if v > 0} for row in X]
     return sentences, records, a

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 import c2s
 from c2s.serve import create_app
-from c2s.serve._results import layout
+from c2s.tl import layout_2d
 
 
 def _upload(client, path, **data):
@@ -35,7 +35,7 @@ def test_annotate_an_upload_and_download_its_files(trained_model, tmp_path, _pbm
         assert r.status_code == 200, r.text
         res = r.json()
         want = c2s.tl.predict(a, str(trained_model), inplace=False, progress_bar=False)
-        labels = list(want["c2s_prediction"])
+        labels = list(want.labels)
         assert res["cell_ids"] == list(a.obs_names)
         assert [p["label"] for p in res["predictions"]] == labels
         assert res["layout"]["method"] == "umap" and len(res["layout"]["coords"]) == 30
@@ -56,7 +56,7 @@ def test_annotate_an_upload_and_download_its_files(trained_model, tmp_path, _pbm
         np.testing.assert_allclose(got.obsm["X_c2s_umap"], coords, rtol=1e-5)
         probs = got.obsm["c2s_prediction_probabilities"]
         cols = [f"p_{lab}" for lab in got.uns["c2s_prediction"]["labels"]]
-        np.testing.assert_allclose(probs, want[cols].to_numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(probs, want.to_frame()[cols].to_numpy(), rtol=1e-4, atol=1e-6)
 
         csv = pd.read_csv(io.StringIO(client.get(res["downloads"]["csv"]).text))
         assert list(csv["cell_id"]) == list(a.obs_names)
@@ -129,12 +129,12 @@ def test_layout_keeps_groups_apart_and_missing_cells_missing():
     X = np.vstack(
         [rng.normal(0, 1, (25, 16)), rng.normal(8, 1, (25, 16)), np.full((2, 16), np.nan)]
     )
-    coords, method = layout(X)
+    coords, method = layout_2d(X)
     assert method == "umap" and np.isnan(coords[50:]).all()
     a, b = coords[:25], coords[25:50]
     gap = np.linalg.norm(a.mean(axis=0) - b.mean(axis=0))
     assert gap > 3 * max(a.std(axis=0).max(), b.std(axis=0).max())
-    small, method = layout(X[[0, 1, 30, 31]])
+    small, method = layout_2d(X[[0, 1, 30, 31]])
     assert method == "pca" and np.isfinite(small).all()
     assert np.linalg.norm(small[0] - small[1]) < np.linalg.norm(small[0] - small[2])
 

@@ -32,7 +32,7 @@ def test_predict_from_sentences_and_records_matches_the_verb(client, cells, trai
         r = client.post("/v1/predict", json=body)
         assert r.status_code == 200, r.text
         preds = r.json()["predictions"]
-        assert [p["label"] for p in preds] == list(want["c2s_prediction"])  # input order
+        assert [p["label"] for p in preds] == list(want.labels)  # input order
         for p in preds:
             assert p["label"] in p["probabilities"]
             assert p["probability"] == pytest.approx(max(p["probabilities"].values()))
@@ -45,7 +45,7 @@ def test_embed_matches_the_verb(client, cells, trained_model):
     r = client.post("/v1/embed", json={"sentences": sentences})
     assert r.status_code == 200
     got = np.array(r.json()["embeddings"])
-    assert got.shape == want.shape and r.json()["dimensions"] == want.shape[1]
+    assert got.shape == want.X.shape and r.json()["dimensions"] == want.X.shape[1]
     np.testing.assert_allclose(got, want.to_numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -112,7 +112,7 @@ def test_an_uploaded_h5ad_is_annotated_and_bad_uploads_get_4xx(trained_model, tm
     assert r.status_code == 200, r.text
     want = c2s.tl.predict(a, str(trained_model), inplace=False, progress_bar=False)
     assert r.json()["cell_ids"] == list(a.obs_names)
-    assert [p["label"] for p in r.json()["predictions"]] == list(want["c2s_prediction"])
+    assert [p["label"] for p in r.json()["predictions"]] == list(want.labels)
     with open(tmp_path / "cells.h5ad", "rb") as f:
         emb = client.post("/v1/embed", files={"file": ("cells.h5ad", f)})
     assert emb.status_code == 200 and len(emb.json()["embeddings"]) == 20
@@ -218,3 +218,45 @@ def test_an_upload_with_repeated_cell_ids_keeps_its_rows_in_order(client, cells,
 def _h5ad(a, tmp_path) -> bytes:
     a.write_h5ad(tmp_path / "one.h5ad")
     return (tmp_path / "one.h5ad").read_bytes()
+
+
+def test_the_batcher_joins_integer_sentences_as_their_text_would_read(cells):
+    """A shared call's cells under one vocabulary of display names, in order of first
+    appearance, as parsing the requests' sentences would give (no text in between)."""
+    import pandas as pd
+
+    from c2s.sentences import CellSentences
+    from c2s.serve._batch import Ticket, joined
+
+    sentences, _, a = cells
+    ranked = c2s.sentences.from_anndata(a, n_genes=30, seed=0)  # an upload's vocabulary
+    pasted = CellSentences.from_text(["cd3d " + sentences[0], sentences[1]])  # another's
+    tickets = [Ticket(None, {}, cs, cs.obs.index, list(range(cs.n_cells)), False, []) for cs in
+               (ranked, pasted)]  # fmt: skip
+    parts = [(tickets[0], 2, 5), (tickets[1], 0, 2)]
+    keys = [f"k{i}" for i in range(5)]
+    got = joined(parts, keys)
+    texts = ranked.to_text()[2:5] + pasted.to_text()
+    want = CellSentences.from_text(texts, obs=pd.DataFrame(index=pd.Index(keys)))
+    np.testing.assert_array_equal(got.genes, want.genes)
+    np.testing.assert_array_equal(got.offsets, want.offsets)
+    assert list(got.vocab.genes) == list(want.vocab.genes)
+    assert list(got.vocab.display_names) == list(want.vocab.display_names)
+    np.testing.assert_array_equal(got.vocab.n_cells_expressed, want.vocab.n_cells_expressed)
+    assert list(got.obs.index) == keys and got.to_text() == texts
+
+
+def test_requests_reach_the_verb_without_text_in_between(client, cells, monkeypatch):
+    from c2s.sentences import CellSentences
+
+    records = cells[1]
+    want = client.post("/v1/predict", json={"cells": records[:3]}).json()
+
+    def no_text(*args, **kwargs):
+        raise AssertionError("cells turned into text")
+
+    monkeypatch.setattr(CellSentences, "to_text", no_text)
+    monkeypatch.setattr(CellSentences, "from_text", no_text)
+    assert client.post("/v1/predict", json={"cells": records[:3]}).json() == want
+    r = client.post("/v1/embed", json={"cells": records[:2]})
+    assert r.status_code == 200 and len(r.json()["embeddings"]) == 2

@@ -40,7 +40,7 @@ def model(trained_model):
 @pytest.fixture(scope="module")
 def sentences(_pbmc):
     """160 PBMC cells as the server ranks them (30 genes, seed 0)."""
-    return c2s.sentences.from_anndata(_pbmc[:160], top_k=30, seed=0).to_text()
+    return c2s.sentences.from_anndata(_pbmc[:160], n_genes=30, seed=0).to_text()
 
 
 def uploads() -> set[str]:

@@ -39,7 +39,7 @@ def test_generated_groups_carry_their_tissue(tmp_path):
     )  # fmt: skip
     assert gen.n_obs == 64 and (gen.obs["c2s_n_genes"] == N).all()
 
-    cs = ds.sentences(top_k=N, values=False, obs_columns=["tissue"])
+    cs = ds.sentences(n_genes=N, values=False, obs_columns=["tissue"])
     index = {g: i for i, g in enumerate(cs.vocab.display_names)}
 
     def bag(sentences):

@@ -43,7 +43,7 @@ def bpe_tokenizer(texts, *, gemma: bool):
 
 @pytest.fixture(scope="module", params=["gpt_neox", "gemma2"])
 def released_like(request, pbmc_dataset, tmp_path_factory):
-    cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
+    cs = pbmc_dataset.sentences(n_genes=N_GENES, values=False)
     texts = [e.text for e in Renderer("cell_type_prediction", n_genes=N_GENES).examples(cs)]
     texts += [e.text for e in Renderer("cell_type_generation", n_genes=N_GENES).examples(cs)]
     tok = bpe_tokenizer(texts, gemma=request.param == "gemma2")
@@ -104,7 +104,7 @@ def test_candidate_split_equals_encoding_every_pair(kind, pbmc_dataset, trained_
     ends (a trailing space, a word an answer could merge with)."""
     from c2s.model._score import _split_exact, split_candidates
 
-    cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
+    cs = pbmc_dataset.sentences(n_genes=N_GENES, values=False)
     texts = [e.text for e in Renderer("cell_type_prediction", n_genes=N_GENES).examples(cs)]
     if kind == "genes":
         tok = C2SModel.from_pretrained(trained_model, device="cpu").tokenizer
@@ -149,7 +149,7 @@ def test_generated_tokens_are_the_training_format(kind, pbmc_dataset, trained_mo
     from c2s.prompts import multi_cell_text
     from c2s.tl._generate import _layout
 
-    cs = pbmc_dataset.sentences(top_k=N_GENES, values=False)
+    cs = pbmc_dataset.sentences(n_genes=N_GENES, values=False)
     texts = []
     for task in ("cell_type_generation", "tissue_conditional_generation"):
         r = Renderer(task, n_genes=N_GENES, group_by=["cell_type"], min_cells=2, max_cells=4)

@@ -15,7 +15,7 @@ import pytest
 import c2s
 from c2s._errors import C2SError
 
-VERBS = {name: getattr(c2s.tl, name) for name in c2s.tl.__all__}
+VERBS = {name: getattr(c2s.tl, name) for name in c2s.tl.VERBS}
 POSITIONAL = {
     "predict": ["data", "model"],
     "embed": ["data", "model"],
@@ -97,12 +97,13 @@ def test_every_written_field_is_documented_and_inplace_false_writes_nothing(mode
     # inplace=False: the same results come back, nothing is written
     fresh = pbmc[:6].copy()
     res = verb(fresh, model, n_genes=10, inplace=False, **kw)
-    assert isinstance(res, pd.DataFrame) and list(res.index) == list(fresh.obs_names)
+    kind = c2s.tl.EmbeddingResult if name == "embed" else c2s.tl.PredictionResult
+    assert isinstance(res, kind) and list(res.index) == list(fresh.obs_names)
     assert not _written(before, fresh) and list(fresh.obs.columns) == list(before.obs.columns)
     if name == "embed":
         np.testing.assert_allclose(res.to_numpy(), cells.obsm["e"], atol=1e-5)
     else:
-        assert list(res[kw["key_added"]]) == list(cells.obs[kw["key_added"]])
+        assert list(res.labels) == list(cells.obs[kw["key_added"]])
 
 
 def test_inputs_are_resolved_one_way(model, pbmc, pbmc_dataset):
@@ -131,7 +132,7 @@ def test_layer_and_var_names_reach_every_verb_with_cells(model, pbmc):
     kw = {"layer": "lognorm", "var_names": "symbol"}
     a = c2s.tl.predict(ref, model, inplace=False)
     b = c2s.tl.predict(odd, model, inplace=False, **kw)
-    assert list(a["c2s_prediction"]) == list(b["c2s_prediction"])
+    assert list(a.labels) == list(b.labels)
     e1 = c2s.tl.embed(ref, model, inplace=False)
     e2 = c2s.tl.embed(odd, model, inplace=False, **kw)
     np.testing.assert_allclose(e1.to_numpy(), e2.to_numpy(), atol=1e-5)

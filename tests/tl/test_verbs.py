@@ -41,7 +41,7 @@ def test_score_is_the_exact_argmax_of_label_likelihoods(model, pbmc):
     probs = cells.obsm["c2s_prediction_probabilities"]  # columns: uns[...]["labels"]
     assert cells.uns["c2s_prediction"]["labels"] == labels and probs.shape == (12, len(labels))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-9)
-    cs = c2s.sentences.from_anndata(cells, top_k=model.config.n_genes)
+    cs = c2s.sentences.from_anndata(cells, n_genes=model.config.n_genes)
     r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
     for i in range(4):
         prompt = r.prompt(cs, [i])
@@ -56,17 +56,17 @@ def test_score_is_the_exact_argmax_of_label_likelihoods(model, pbmc):
 def test_predictions_do_not_depend_on_batch_size(model, pbmc_dataset):
     a = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=1, inplace=False)
     b = c2s.tl.predict(pbmc_dataset, model, split="test", batch_size=7, inplace=False)
-    assert (a["c2s_prediction"] == b["c2s_prediction"]).all()
-    np.testing.assert_allclose(a.filter(like="p_"), b.filter(like="p_"), atol=1e-5)
+    assert (a.labels == b.labels).all()
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
     c = c2s.tl.predict(
         pbmc_dataset, model, split="test", mode="constrained", batch_size=3, inplace=False
     )
     d = c2s.tl.predict(
         pbmc_dataset, model, split="test", mode="constrained", batch_size=8, inplace=False
     )
-    assert (c["c2s_prediction"] == d["c2s_prediction"]).all()
-    assert set(c["c2s_prediction"]) <= set(model.config.labels["cell_type"])
-    f = c2s.tl.predict(pbmc_dataset, model, split="test", mode="free", inplace=False)
+    assert (c.labels == d.labels).all()
+    assert set(c.labels) <= set(model.config.labels["cell_type"])
+    f = c2s.tl.predict(pbmc_dataset, model, split="test", mode="free", inplace=False).to_frame()
     assert "c2s_prediction_answer" in f and f["c2s_prediction"].notna().all()
 
 
@@ -75,7 +75,7 @@ def test_embeddings_do_not_depend_on_batch_mates(model, pbmc):
     # 300 genes: these cells' sentences differ in length, so batches carry padding
     c2s.tl.embed(cells, model, n_genes=300, batch_size=1, key_added="one")
     c2s.tl.embed(cells, model, n_genes=300, batch_size=4, key_added="four")
-    lengths = np.diff(c2s.sentences.from_anndata(cells, top_k=300).offsets)
+    lengths = np.diff(c2s.sentences.from_anndata(cells, n_genes=300).offsets)
     assert len(set(lengths)) > 1
     np.testing.assert_allclose(cells.obsm["one"], cells.obsm["four"], atol=1e-5)
     assert cells.obsm["one"].shape == (9, model.model.config.hidden_size)
@@ -225,7 +225,7 @@ def test_gene_attention_matches_token_attention(model, pbmc):
     A = frame.to_numpy()
     assert np.allclose(np.triu(A, 1), 0)  # causal: attends backwards only
     r = Renderer("cell_type_prediction", n_genes=6)
-    cs = c2s.sentences.from_anndata(cells, top_k=6)
+    cs = c2s.sentences.from_anndata(cells, n_genes=6)
     prompt = r.prompt(cs, [0])
     enc = model.tokenizer(prompt, return_offsets_mapping=True)
     at, pos = prompt.find(" ".join(genes)), []
@@ -269,7 +269,7 @@ def test_every_scoring_path_gives_the_same_likelihoods(model, pbmc, attn):
     agree with the one-at-a-time reference."""
     from c2s.model._score import _score_cached, score_answers, split_candidates
 
-    cs = c2s.sentences.from_anndata(pbmc[:5].copy(), top_k=model.config.n_genes)
+    cs = c2s.sentences.from_anndata(pbmc[:5].copy(), n_genes=model.config.n_genes)
     r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
     prompts = [r.prompt(cs, [i]) for i in range(5)]
     answers = [r.answer(lab) for lab in model.config.labels["cell_type"]]
@@ -312,7 +312,7 @@ def test_constrained_decoding_matches_a_slow_greedy_walk(model, pbmc):
     labels = ["CD14+ Monocyte", "CD14+ B", "CD14+", "CD19+ B", "Dendritic"]
     cells = pbmc[:10].copy()
     c2s.tl.predict(cells, model, mode="constrained", labels=labels, batch_size=4)
-    cs = c2s.sentences.from_anndata(cells, top_k=model.config.n_genes)
+    cs = c2s.sentences.from_anndata(cells, n_genes=model.config.n_genes)
     r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
     for i in range(cells.n_obs):
         prompt = r.prompt(cs, [i])
@@ -371,12 +371,12 @@ def test_probe_mode_is_the_stored_probe_on_the_embeddings(model, pbmc, tmp_path)
     model.save(tmp_path / "again")
     again = C2SModel.from_pretrained(tmp_path / "again", device="cpu")
     back = c2s.tl.predict(pbmc[:20].copy(), again, mode="probe", inplace=False)
-    assert list(back["c2s_prediction"]) == list(cells.obs["pr"])
+    assert list(back.labels) == list(cells.obs["pr"])
     two = c2s.tl.predict(
         pbmc[:20].copy(), model, mode="probe", labels=probe["labels"][:2], inplace=False
     )
-    assert set(two["c2s_prediction"]) <= set(probe["labels"][:2])
-    np.testing.assert_allclose(two.filter(like="p_").sum(1), 1.0)
+    assert set(two.labels) <= set(probe["labels"][:2]) and two.candidates == probe["labels"][:2]
+    np.testing.assert_allclose(two.probabilities.sum(1), 1.0)
 
 
 def test_fit_probe_separates_separable_cells():
@@ -405,7 +405,7 @@ def test_calibrated_scores_equal_hand_computed_values(model, pbmc):
 
     cells = pbmc[:4].copy()
     labels = model.config.labels["cell_type"]
-    cs = c2s.sentences.from_anndata(cells, top_k=model.config.n_genes)
+    cs = c2s.sentences.from_anndata(cells, n_genes=model.config.n_genes)
     r = Renderer("cell_type_prediction", n_genes=model.config.n_genes)
     raw = np.array(
         [[loglik(model, r.prompt(cs, [i]), r.answer(x)) for x in labels] for i in range(4)]
@@ -430,8 +430,8 @@ def test_calibrated_scores_equal_hand_computed_values(model, pbmc):
         }
         for (cal, norm), want in cases.items():
             f = c2s.tl.predict(
-                cells, model, calibration=cal, length_norm=norm, top_k=3, inplace=False
-            )
+                cells, model, calibration=cal, length_norm=norm, top_labels=3, inplace=False
+            ).to_frame()
             got = f[["p_" + x for x in labels]].to_numpy()
             np.testing.assert_allclose(got, softmax(want), atol=1e-4, err_msg=str((cal, norm)))
             assert list(f["c2s_prediction"]) == [labels[j] for j in want.argmax(1)]
@@ -447,7 +447,7 @@ def test_calibrated_scores_equal_hand_computed_values(model, pbmc):
     with pytest.raises(C2SError, match="no validation calibration"):
         c2s.tl.predict(cells, model, calibration="validation")
     with pytest.raises(C2SError, match="label scoring"):
-        c2s.tl.predict(cells, model, mode="constrained", top_k=2)
+        c2s.tl.predict(cells, model, mode="constrained", top_labels=2)
     with pytest.raises(C2SError, match="calibration must be"):
         c2s.tl.predict(cells, model, calibration="prior")
 

@@ -27,8 +27,9 @@ def screen_scatter(table, contexts, *, top: int = 8, ax=None, title: str | None 
     hits = table.sort_values("split", ascending=False).head(top)
     ax.scatter(hits[a], hits[b], s=22, color="tab:red")
     for name, row in hits.iterrows():
-        ax.annotate(str(name), (row[a], row[b]), fontsize=8, xytext=(3, 3),
-                    textcoords="offset points")  # fmt: skip
+        ax.annotate(
+            str(name), (row[a], row[b]), fontsize=8, xytext=(3, 3), textcoords="offset points"
+        )
     ax.set_xlabel(f"programme change in {contexts[0]}")
     ax.set_ylabel(f"programme change in {contexts[1]}")
     ax.set_title(title or f"virtual screen: top {len(hits)} by context split in red")

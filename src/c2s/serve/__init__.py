@@ -7,6 +7,10 @@ from c2s.serve._batch import DEFAULT_WINDOW_MS
 from c2s.serve._h5ad import MEMORY_FACTOR
 
 __all__ = [
-    "DEFAULT_MAX_CELLS", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_TIMEOUT_S", "DEFAULT_WINDOW_MS",
-    "MEMORY_FACTOR", "create_app",
-]  # fmt: skip
+    "DEFAULT_MAX_CELLS",
+    "DEFAULT_MAX_UPLOAD_MB",
+    "DEFAULT_TIMEOUT_S",
+    "DEFAULT_WINDOW_MS",
+    "MEMORY_FACTOR",
+    "create_app",
+]

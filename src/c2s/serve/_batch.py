@@ -15,7 +15,9 @@ warns or fails anyway is run again one request at a time, so no message about on
 cells reaches another. Multi-cell tasks (prompts of several cells) run each request whole.
 
 Requests are ranked in their own threads first (as the verb would rank them alone, with
-seed 0), so a batched request gets exactly the cell sentences it would get alone.
+seed 0), so a batched request gets exactly the cell sentences it would get alone. The batch
+carries them as integer sentences (gene ids); a shared call joins its requests' cells under
+one vocabulary of the genes' display names, the names a cell's sentence is written with.
 """
 
 import concurrent.futures
@@ -35,20 +37,20 @@ CALL_CELLS = 64  # cells per shared verb call: 8 model batches of the verbs' def
 
 
 class Ticket:
-    """One request's cells in the model thread's queue. ``future`` gives ``(rows, warnings)``;
-    cancelling it abandons the request (its cells not run yet never are)."""
+    """One request's cells in the model thread's queue. ``future`` gives ``(result,
+    warnings)``; cancelling it abandons the request (its cells not run yet never are)."""
 
-    def __init__(self, fn, kw: dict, texts: list[str], index, keep: list[int], solo: bool,
-                 said: list[str]):  # fmt: skip
+    def __init__(self, fn, kw: dict, cells, index, keep: list[int], solo: bool, said: list[str]):
         self.fn, self.kw = fn, kw
         self.key = (fn, tuple(sorted(kw.items())))
         self.index = index  # all the request's cells
         self.keep = keep  # positions of those with a gene: the ones run
-        self.texts = [texts[i] for i in keep]
+        self.cells = cells.take(keep)  # their sentences (CellSentences)
+        self.n = len(keep)
         self.solo = solo  # shares no verb call with another request
         self.future: concurrent.futures.Future = concurrent.futures.Future()
         self.done = 0  # cells run so far
-        self._parts: list[pd.DataFrame] = []
+        self._parts: list = []
         self._warnings: set[str] = set(said)  # about its cells before they were batched
 
     @property
@@ -56,30 +58,33 @@ class Ticket:
         """Answered, failed or abandoned: nothing more to run."""
         return self.future.done()
 
-    def add(self, rows: pd.DataFrame, msgs: set[str], stop: int) -> None:
-        self._parts.append(rows)
+    def add(self, part, msgs: set[str], stop: int) -> None:
+        self._parts.append(part)
         self._warnings |= msgs
         self.done = stop
-        if self.done == len(self.texts):
-            self._settle(result=self._rows())
+        if self.done == self.n:
+            self._settle(result=self._result())
 
     def fail(self, error: BaseException) -> None:
         self._settle(error=error)
 
-    def _rows(self) -> tuple[pd.DataFrame, list[str]]:
-        rows = self._parts[0] if len(self._parts) == 1 else pd.concat(self._parts)
+    def _result(self) -> tuple:
+        """The verb's result for every cell of the request (none for cells with no gene, in
+        their place: by position, as ids may repeat) and the warnings about them."""
+        parts = self._parts
+        result = parts[0] if len(parts) == 1 else type(parts[0]).concat(parts)
         msgs = sorted(self._warnings)
         if len(self.keep) == len(self.index):
-            return rows, msgs
+            return result, msgs
         empty = self.index.delete(self.keep)
         ids = ", ".join(map(str, empty[:5]))
-        note = (f"{len(empty)} cells express no gene and are left out (their results are "
-                f"missing): {ids}{' ...' if len(empty) > 5 else ''}.")  # fmt: skip
-        pos = np.full(len(self.index), -1)
-        pos[self.keep] = np.arange(len(self.keep))
-        out = rows.reset_index(drop=True).reindex(pos)  # by position: ids may repeat
-        out.index = self.index
-        return out, [note, *msgs]
+        note = (
+            f"{len(empty)} cells express no gene and are left out (their results are "
+            f"missing): {ids}{' ...' if len(empty) > 5 else ''}."
+        )
+        rows = np.full(len(self.index), -1)
+        rows[self.keep] = np.arange(len(self.keep))
+        return result.expand(rows, self.index), [note, *msgs]
 
     def _settle(self, result=None, error=None) -> None:
         try:
@@ -105,32 +110,29 @@ class Batcher:
         self._q: queue.Queue = queue.Queue()
         threading.Thread(target=self._loop, name="c2s-batcher", daemon=True).start()
 
-    def ticket(self, fn, kw: dict, texts: list[str], index, said=()) -> Ticket:
-        """A ticket for these cell sentences (indexed by ``index``), not queued yet; made in
-        the request's own thread, with the warnings ``said`` about its cells so far. Cells with
-        no gene are left out, with a warning naming this request's own cells; a request of
-        only such cells is an error."""
-        keep = [i for i, t in enumerate(texts) if t.strip()]
+    def ticket(self, fn, kw: dict, cells, index, said=()) -> Ticket:
+        """A ticket for these cells (:class:`~c2s.sentences.CellSentences`, ranked as the verb
+        would rank them; indexed by ``index``), not queued yet; made in the request's own
+        thread, with the warnings ``said`` about its cells so far. Cells with no gene are left
+        out, with a warning naming this request's own cells; a request of only such cells is an
+        error."""
+        keep = np.flatnonzero(cells.lengths > 0).tolist()
         if not keep:
             raise C2SError("No cell of the request expresses any gene; there is nothing to run on.")
-        solo = self._speaks_of([texts[i] for i in keep])
-        return Ticket(fn, kw, texts, index, keep, solo, list(said))
+        ticket = Ticket(fn, kw, cells, index, keep, False, list(said))
+        ticket.solo = self._speaks_of(ticket.cells)
+        return ticket
 
     def put(self, ticket: Ticket) -> concurrent.futures.Future:
         """Queue the ticket; its future gives the verb's rows and the warnings about its cells."""
         self._q.put(ticket)
         return ticket.future
 
-    def _speaks_of(self, texts: list[str]) -> bool:
-        """Whether the verb would warn about these cells themselves: gene names it finds odd
-        or genes the model never saw. Such cells share no call with other requests'."""
-        from c2s.sentences import CellSentences
-
-        with captured() as caught:
-            cs = CellSentences.from_text(texts)
-        if caught:
-            return True
-        names = cs.vocab.display_names.astype(str)
+    def _speaks_of(self, cells) -> bool:
+        """Whether the verb would warn about these cells themselves: genes the model never
+        saw (their names, read when they were ranked, were warned about then). Such cells
+        share no call with other requests'."""
+        names = np.unique(cells.vocab.display_names[cells.genes].astype(str))
         return self._known is not None and not np.isin(names, self._known).all()
 
     def _loop(self) -> None:
@@ -138,7 +140,7 @@ class Batcher:
             items = [self._q.get()]
             # wait for company only under concurrent load: a lone client is answered at once
             deadline = time.monotonic() + (self.window if self._shared else 0.0)
-            while sum(len(it.texts) for it in items) < self.max_cells:
+            while sum(it.n for it in items) < self.max_cells:
                 try:  # requests that queued while the model was busy join at once
                     it = self._q.get_nowait()
                 except queue.Empty:
@@ -171,7 +173,7 @@ class Batcher:
         pending = group
         while pending := [t for t in pending if not t.over]:
             if whole:
-                self._call(fn, kw, [(pending[0], 0, len(pending[0].texts))])
+                self._call(fn, kw, [(pending[0], 0, pending[0].n)])
                 continue
             # a request alone in its call runs whole: the verb itself stops at its next model
             # batch once it is abandoned; shared calls are cut so a live request's batch-mates
@@ -181,7 +183,7 @@ class Batcher:
             for t in pending:
                 if parts and (t.solo or parts[0][0].solo):
                     break
-                left = len(t.texts) - t.done
+                left = t.n - t.done
                 take = left if alone else min(CALL_CELLS - n, left)
                 parts.append((t, t.done, t.done + take))
                 n += take
@@ -201,15 +203,12 @@ class Batcher:
         their tickets; it stops at its next model batch once all of them are abandoned. A
         shared call that warns or fails hands nothing (False): what it says may concern any of
         its requests' cells."""
-        from c2s.sentences import CellSentences
-
         keys = [f"{j}:{i}" for j, (_, a, b) in enumerate(parts) for i in range(a, b)]
-        texts = [s for t, a, b in parts for s in t.texts[a:b]]
         error = None
         with captured() as caught, stop_when(lambda: all(t.over for t, _, _ in parts)):
             try:
-                cs = CellSentences.from_text(texts, obs=pd.DataFrame(index=pd.Index(keys)))
-                frame = fn(cs, self.model, inplace=False, progress_bar=False, **kw)
+                cells = joined(parts, keys)
+                result = fn(cells, self.model, inplace=False, progress_bar=False, **kw)
             except Stopped:  # nobody waits for these cells
                 return True
             except Exception as e:
@@ -227,10 +226,35 @@ class Batcher:
         if shared and msgs:
             return False
         for j, (t, a, b) in enumerate(parts):
-            rows = frame.reindex([f"{j}:{i}" for i in range(a, b)])
-            rows.index = t.index[t.keep[a:b]]
-            t.add(rows, msgs, b)
+            rows = result.index.get_indexer([f"{j}:{i}" for i in range(a, b)])
+            t.add(result.expand(rows, t.index[t.keep[a:b]]), msgs, b)
         return True
+
+
+def joined(parts: list, keys: list[str]):
+    """The cells ``(ticket, start, stop)`` of ``parts`` as one
+    :class:`~c2s.sentences.CellSentences` indexed by ``keys``: each gene under its display
+    name (the name its sentence is written with), the vocabulary in order of first appearance
+    and its cells-expressed counts, as :meth:`CellSentences.from_text` reads the sentences."""
+    from c2s.sentences import CellSentences, Vocab
+
+    names, lengths = [], []
+    for t, a, b in parts:
+        cs = t.cells
+        names.append(cs.vocab.display_names[cs.genes[cs.offsets[a] : cs.offsets[b]]])
+        lengths.append(cs.lengths[a:b])
+    flat = np.concatenate(names) if names else np.zeros(0, dtype=object)
+    codes, uniques = pd.factorize(pd.Index(flat, dtype=object), sort=False)
+    lens = np.concatenate(lengths).astype(np.int64)
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    vocab = Vocab.from_names(list(uniques))
+    if len(codes):
+        cell_of = np.repeat(np.arange(len(lens)), lens)
+        pairs = np.unique(cell_of * len(vocab) + codes)
+        vocab.n_cells_expressed = np.bincount(pairs % len(vocab), minlength=len(vocab))
+    obs = pd.DataFrame(index=pd.Index(keys))
+    return CellSentences(codes.astype(np.int32), offsets, vocab, obs)
 
 
 def _single_cell(task: str) -> bool:

@@ -25,8 +25,10 @@ class BodyTooLarge(HTTPException):
 
 
 def too_big(size: int, limit: int) -> str:
-    return (f"The request ({size / 1e6:.1f} MB) is over this server's limit of "
-            f"{limit / 1e6:g} MB (c2s serve --max-upload-mb).")  # fmt: skip
+    return (
+        f"The request ({size / 1e6:.1f} MB) is over this server's limit of "
+        f"{limit / 1e6:g} MB (c2s serve --max-upload-mb)."
+    )
 
 
 class Guard:
@@ -42,8 +44,12 @@ class Guard:
         if self._expected is not None and not hmac.compare_digest(
             headers.get(b"authorization", b""), self._expected
         ):
-            return await reply(send, 401, "Missing or wrong API token: send the header "
-                               "'Authorization: Bearer TOKEN'.", {"www-authenticate": "Bearer"})  # fmt: skip
+            return await reply(
+                send,
+                401,
+                "Missing or wrong API token: send the header 'Authorization: Bearer TOKEN'.",
+                {"www-authenticate": "Bearer"},
+            )
         length = headers.get(b"content-length", b"").strip()
         if length.isdigit() and int(length) > self.max_body:
             return await reply(send, 413, too_big(int(length), self.max_body))
@@ -85,8 +91,12 @@ class Guard:
         task.cancel()  # the endpoint abandons what it waits for
         self._orphans.add(task)
         task.add_done_callback(self._forget)
-        await reply(send, 504, f"The request took longer than this server's limit of "
-                    f"{self.timeout:g} s (c2s serve --timeout). Send fewer cells per request.")  # fmt: skip
+        await reply(
+            send,
+            504,
+            f"The request took longer than this server's limit of "
+            f"{self.timeout:g} s (c2s serve --timeout). Send fewer cells per request.",
+        )
 
     def _forget(self, task: asyncio.Task) -> None:
         self._orphans.discard(task)

@@ -46,8 +46,9 @@ def check(path, *, name: str, max_cells: int, budget: int) -> None:
         sizes = _sizes(f, name)
         n = _n_obs(f)
         if n > max_cells:
-            raise TooLarge(f"{n} cells in the upload; this server takes at most {max_cells} "
-                           "per request.")  # fmt: skip
+            raise TooLarge(
+                f"{n} cells in the upload; this server takes at most {max_cells} per request."
+            )
         total = sum(sizes.values())
         if total > budget:
             top = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
@@ -77,20 +78,26 @@ def _sizes(f, name: str) -> dict[str, int]:
 
     def visit(path, link) -> str | None:  # a message stops the walk (h5py cannot raise here)
         if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
-            return (f"{name} links {path!r} elsewhere; c2s serve reads only what an .h5ad "
-                    "holds itself (anndata writes no links).")  # fmt: skip
+            return (
+                f"{name} links {path!r} elsewhere; c2s serve reads only what an .h5ad "
+                "holds itself (anndata writes no links)."
+            )
         if path.count("/") >= MAX_DEPTH:
             return f"{name} nests groups more than {MAX_DEPTH} deep ({path[:80]!r}...)."
         obj = f[path]
         addr = h5py.h5o.get_info(obj.id).addr
         if addr in seen:
-            return (f"{name} holds one object under two names ({seen[addr]!r} and {path!r}); "
-                    "anndata writes each once.")  # fmt: skip
+            return (
+                f"{name} holds one object under two names ({seen[addr]!r} and {path!r}); "
+                "anndata writes each once."
+            )
         seen[addr] = path
         if isinstance(obj, h5py.Dataset):
             if obj.is_virtual or obj.external:
-                return (f"{name} keeps the data of {path!r} in other files; c2s serve reads "
-                        "only what an .h5ad holds itself.")  # fmt: skip
+                return (
+                    f"{name} keeps the data of {path!r} in other files; c2s serve reads "
+                    "only what an .h5ad holds itself."
+                )
             sizes[path] = _nbytes(obj)
         return None
 

@@ -68,11 +68,12 @@ class Results:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def annotated(data, preds: pd.DataFrame, emb: pd.DataFrame, coords: np.ndarray,
-              key: str = "c2s_prediction"):  # fmt: skip
+def annotated(data, preds, emb, coords: np.ndarray, key: str = "c2s_prediction"):
     """The request's cells as an AnnData annotated as ``c2s predict`` and ``c2s embed``
     annotate (obs ``c2s_prediction`` and its probability, obsm ``c2s_prediction_probabilities``,
-    ``X_c2s``), with the 2-D map in obsm ``X_c2s_umap``, and the table for the CSV."""
+    ``X_c2s``), with the 2-D map in obsm ``X_c2s_umap``, and the table for the CSV.
+    ``preds`` and ``emb`` are the verbs' results (:class:`~c2s.tl.PredictionResult`,
+    :class:`~c2s.tl.EmbeddingResult`) for the request's cells."""
     import anndata as ad
 
     from c2s.sentences import CellSentences
@@ -81,44 +82,13 @@ def annotated(data, preds: pd.DataFrame, emb: pd.DataFrame, coords: np.ndarray,
         a = ad.AnnData(obs=pd.DataFrame({"c2s_sentence": data.to_text()}, index=preds.index))
     else:
         a = data.copy()
-    probs = [c for c in preds.columns if c.startswith("p_")]
-    for c in preds.columns:
-        if c not in probs:
-            a.obs[c] = preds[c].to_numpy()
-    if probs:
-        a.obsm[key + "_probabilities"] = preds[probs].to_numpy(dtype=np.float32)
-        a.uns[key] = {"labels": [c[2:] for c in probs]}
-    a.obsm["X_c2s"] = emb.to_numpy(dtype=np.float32)
+    for c, values in preds.obs_frame(key).items():
+        a.obs[c] = values.to_numpy()
+    if preds.probabilities is not None:
+        a.obsm[key + "_probabilities"] = preds.probabilities.astype(np.float32)
+        a.uns[key] = {"labels": list(preds.candidates)}
+    a.obsm["X_c2s"] = emb.to_numpy().astype(np.float32)
     a.obsm["X_c2s_umap"] = coords.astype(np.float32)
-    table = preds.copy()
+    table = preds.to_frame(key)
     table["umap_1"], table["umap_2"] = coords[:, 0], coords[:, 1]
     return a, table
-
-
-def layout(X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D coordinates of the embeddings (NaN rows stay NaN): UMAP (umap-learn) when it is
-    installed and there are at least 20 cells, else the first two principal components."""
-    coords = np.full((len(X), 2), np.nan)
-    ok = ~np.isnan(X).any(axis=1)
-    Y = X[ok].astype(np.float64)
-    if len(Y) == 0:
-        return coords, "none"
-    method = "pca"
-    if len(Y) >= 20:
-        try:
-            import umap
-        except ImportError:
-            umap = None
-        if umap is not None:
-            reducer = umap.UMAP(n_neighbors=min(15, len(Y) - 1), random_state=seed, n_jobs=1)
-            coords[ok] = reducer.fit_transform(Y)
-            return coords, "umap"
-    Y = Y - Y.mean(axis=0)
-    if len(Y) > 1:
-        u, s, _ = np.linalg.svd(Y, full_matrices=False)
-        pcs = u[:, :2] * s[:2]
-        coords[ok, : pcs.shape[1]] = pcs
-        coords[ok, pcs.shape[1] :] = 0.0
-    else:
-        coords[ok] = 0.0
-    return coords, method

@@ -37,9 +37,12 @@ def _json(raw: bytes, cls, max_cells: int, HTTPException):
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError):
-        raise HTTPException(422, "The body is not JSON: send {\"sentences\": [...]} or "
-                            "{\"cells\": [...]}, or an .h5ad as multipart form data (field "
-                            "'file').") from None  # fmt: skip
+        raise HTTPException(
+            422,
+            'The body is not JSON: send {"sentences": [...]} or '
+            '{"cells": [...]}, or an .h5ad as multipart form data (field '
+            "'file').",
+        ) from None
     try:
         body = cls.model_validate(payload)
     except ValidationError as e:
@@ -68,8 +71,13 @@ async def _upload(request, cls, max_cells, max_upload_bytes, HTTPException):
             while chunk := await file.read(CHUNK):
                 f.write(chunk)
         try:  # off the event loop: h5py and anndata block while they read
-            adata = await run_in_threadpool(read_upload, path, name=name, max_cells=max_cells,
-                                            budget=MEMORY_FACTOR * max_upload_bytes)  # fmt: skip
+            adata = await run_in_threadpool(
+                read_upload,
+                path,
+                name=name,
+                max_cells=max_cells,
+                budget=MEMORY_FACTOR * max_upload_bytes,
+            )
         except TooLarge as e:
             raise HTTPException(413, str(e)) from None
         except C2SError as e:
@@ -77,8 +85,11 @@ async def _upload(request, cls, max_cells, max_upload_bytes, HTTPException):
     if adata.n_obs == 0:
         raise HTTPException(422, "The uploaded file has no cells.")
     if adata.n_obs > max_cells:
-        raise HTTPException(413, f"{adata.n_obs} cells in the upload; this server takes at "
-                            f"most {max_cells} per request.")  # fmt: skip
+        raise HTTPException(
+            413,
+            f"{adata.n_obs} cells in the upload; this server takes at "
+            f"most {max_cells} per request.",
+        )
     return body, adata, adata.obs_names.astype(str)
 
 
@@ -90,15 +101,21 @@ def cells_of(body, max_cells: int, HTTPException):
     from c2s.sentences import CellSentences
 
     if (body.sentences is None) == (body.cells is None):
-        raise HTTPException(422, "Give either 'sentences' (cell sentences) or 'cells' "
-                            "(gene -> expression records), not both or neither.")  # fmt: skip
+        raise HTTPException(
+            422,
+            "Give either 'sentences' (cell sentences) or 'cells' "
+            "(gene -> expression records), not both or neither.",
+        )
     items = body.sentences if body.sentences is not None else body.cells
     n = len(items)
     if n == 0:
         raise HTTPException(422, "No cells in the request.")
     if n > max_cells:
-        raise HTTPException(413, f"{n} cells in one request; this server takes at most "
-                            f"{max_cells}. Send them in smaller batches.")  # fmt: skip
+        raise HTTPException(
+            413,
+            f"{n} cells in one request; this server takes at most "
+            f"{max_cells}. Send them in smaller batches.",
+        )
     index = pd.Index([str(i) for i in range(n)])
     if body.sentences is not None:
         return CellSentences.from_text(body.sentences, obs=pd.DataFrame(index=index)), index

@@ -7,17 +7,7 @@ from typing import Literal
 
 import pandas as pd
 
-from c2s.tl._inputs import (
-    at_least,
-    check_sampling,
-    check_task,
-    fit_prompts,
-    load_model,
-    read_cells,
-    renderer,
-    settings,
-    units_of,
-)
+from c2s.tl._inputs import at_least, check_sampling, prepare
 
 
 def describe(
@@ -56,23 +46,39 @@ def describe(
     """
     from c2s.model import generate_free
 
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
     check_sampling(temperature, None, top_p, seed)
     at_least(
         max_cells=(max_cells, 1), max_new_tokens=(max_new_tokens, 1), batch_size=(batch_size, 1)
-    )  # fmt: skip
-    check_task(m, "natural_language_interpretation", strict)
-    cs, _ = read_cells(
-        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
     )
-    r = renderer(m, "natural_language_interpretation", k, org, max_cells=max_cells, min_cells=1)
-    units = units_of(r, cs, group_by)
-    prompts, _, _ = fit_prompts(r, cs, units, m, reserve=max_new_tokens)
+    cells = {"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names}
+    prep = prepare(
+        data,
+        model,
+        task="natural_language_interpretation",
+        n_genes=n_genes,
+        organism=organism,
+        strict=strict,
+        cells=cells,
+        renderer_kw={"max_cells": max_cells, "min_cells": 1},
+    )
+    units = prep.units(group_by)
+    prompts = prep.prompts(units, reserve=max_new_tokens).prompts
+    sampling = {"temperature": temperature, "top_p": top_p, "seed": seed}
     texts = generate_free(
-        m, prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-        batch_size=batch_size, progress_bar=progress_bar, backend=backend,
-    )  # fmt: skip
+        prep.model,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress_bar=progress_bar,
+        backend=backend,
+        **sampling,
+    )
+    return _groups_frame(prep, units, texts, group_by)
+
+
+def _groups_frame(prep, units, texts, group_by) -> pd.DataFrame:
+    """One row per group: its cells, its description, its ``group_by`` values."""
+    cs, r = prep.cells, prep.renderer
     rows = []
     for u, text in zip(units, texts, strict=True):
         row = {"cells": [str(cs.obs.index[i]) for i in u], "description": r.task.parse(text)}

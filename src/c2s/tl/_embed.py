@@ -14,13 +14,11 @@ from c2s.tl._inputs import (
     at_least,
     check_inplace,
     fit_prompts,
-    is_anndata,
-    load_model,
-    read_cells,
-    renderer,
+    prepare,
     sentence_span,
-    settings,
+    task_of,
 )
+from c2s.tl._results import EmbeddingResult
 
 
 def embed(
@@ -40,7 +38,7 @@ def embed(
     var_names: str | None = None,
     inplace: bool = True,
     progress_bar: bool | None = None,
-):
+) -> EmbeddingResult | None:
     """Cell embeddings: hidden states of the model's ``hidden_layer`` pooled over the
     cell-sentence tokens of the ``task`` prompt (``pool="genes"``), over the whole prompt
     (``"prompt"``) or at its last token (``"last"``). Padding is never pooled, so a cell's
@@ -52,30 +50,30 @@ def embed(
     Returns
     -------
     With ``inplace=True``, None; the AnnData gets ``obsm[key_added]`` (cells x hidden size)
-    and ``uns[key_added]`` (pool, hidden_layer, task, n_genes). With ``inplace=False``, a
-    DataFrame (cells x dimensions, columns ``c2s_0`` ...). Cells that express no gene get
-    NaN (named in a warning).
+    and ``uns[key_added]`` (pool, hidden_layer, task, n_genes). With ``inplace=False``, an
+    :class:`~c2s.tl.EmbeddingResult` (``.to_numpy()`` the cells x dimensions matrix,
+    ``.to_frame()`` a DataFrame with columns ``c2s_0`` ..., ``.write(adata)`` the fields
+    above). Cells that express no gene get NaN (named in a warning).
     """
     check_inplace(data, inplace)
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
     at_least(batch_size=(batch_size, 1))
-    cs, index = read_cells(
-        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
-    )
-    r = renderer(m, task, k, org)
-    if r.task.kind != "single":
+    if task_of(task).kind != "single":
         raise C2SError("embed uses a single-cell prompt task (e.g. cell_type_prediction).")
-    found = embed_cells(m, r, cs, pool, hidden_layer, batch_size, progress_bar)
-    X = np.full((len(index), found.shape[1]), np.nan, dtype=found.dtype)
-    X[index.get_indexer(cs.obs.index)] = found  # cells with no gene stay NaN
-    if inplace and is_anndata(data):
-        data.obsm[key_added] = X
-        data.uns[key_added] = {
-            "pool": pool, "hidden_layer": hidden_layer, "task": task, "n_genes": k,
-        }  # fmt: skip
+    cells = {"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names}
+    prep = prepare(
+        data, model, task=task, n_genes=n_genes, organism=organism, check_task=False, cells=cells
+    )
+    found = embed_cells(
+        prep.model, prep.renderer, prep.cells, pool, hidden_layer, batch_size, progress_bar
+    )
+    X = np.full((len(prep.index), found.shape[1]), np.nan, dtype=found.dtype)
+    X[prep.index.get_indexer(prep.cells.obs.index)] = found  # cells with no gene stay NaN
+    info = {"pool": pool, "hidden_layer": hidden_layer, "task": task, "n_genes": prep.n_genes}
+    result = EmbeddingResult(prep.index, X, info, key_added=key_added)
+    if inplace:
+        result.write(data)
         return None
-    return pd.DataFrame(X, index=index, columns=[f"c2s_{j}" for j in range(X.shape[1])])
+    return result
 
 
 def embed_cells(m, r, cs, pool, hidden_layer, batch_size, progress_bar=None) -> np.ndarray:
@@ -84,15 +82,16 @@ def embed_cells(m, r, cs, pool, hidden_layer, batch_size, progress_bar=None) -> 
     from c2s.model import embed_prompts
 
     units = [(i,) for i in range(cs.n_cells)]
-    prompts, ks, _ = fit_prompts(r, cs, units, m, reserve=0, keep_ids=False)
-    spans = []
-    for i, p in enumerate(prompts):
-        sentence, start = sentence_span(p, cs, i, ks[i])
-        spans.append((start, start + len(sentence)))
+    fitted = fit_prompts(r, cs, units, m, reserve=0, keep_ids=False)
     return embed_prompts(
-        m, prompts, spans, pool=pool, hidden_layer=hidden_layer, batch_size=batch_size,
+        m,
+        fitted.prompts,
+        fitted.spans(cs, units),
+        pool=pool,
+        hidden_layer=hidden_layer,
+        batch_size=batch_size,
         progress_bar=progress_bar,
-    )  # fmt: skip
+    )
 
 
 def attention(
@@ -122,12 +121,11 @@ def attention(
     """
     from c2s.model import gene_attention
 
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
-    cs, index = read_cells(
-        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
+    inputs = {"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names}
+    prep = prepare(
+        data, model, task=task, n_genes=n_genes, organism=organism, check_task=False, cells=inputs
     )
-    r = renderer(m, task, k, org)
+    cs, index = prep.cells, prep.index
     if cells is None:
         rows = list(range(min(10, cs.n_cells)))
     else:
@@ -139,12 +137,13 @@ def attention(
         rows = [int(i) for i in where if i >= 0]  # cells with no gene were left out (warned)
     out = {}
     for i in rows:
-        prompt, ks, _ = fit_prompts(r, cs, [(i,)], m, reserve=0)
-        sentence, start = sentence_span(prompt[0], cs, i, ks[0])
+        fitted = prep.prompts([(i,)], reserve=0)
+        prompt = fitted.prompts[0]
+        sentence, start = sentence_span(prompt, cs, i, fitted.n_genes[0])
         spans, genes, pos = [], sentence.split(" "), start
         for g in genes:
             spans.append((pos, pos + len(g)))
             pos += len(g) + 1
-        A = gene_attention(m, prompt[0], spans, hidden_layer=hidden_layer)
+        A = gene_attention(prep.model, prompt, spans, hidden_layer=hidden_layer)
         out[str(cs.obs.index[i])] = pd.DataFrame(A, index=genes, columns=genes)
     return out

@@ -4,7 +4,6 @@ gene-constrained decoding, then expression from the inverse transform."""
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,15 +12,13 @@ import pandas as pd
 from c2s._errors import C2SError
 from c2s.prompts import names_no_perturbation
 from c2s.tl._inputs import (
-    _untrusted,
     at_least,
     check_labels,
     check_sampling,
-    check_task,
-    load_model,
-    read_cells,
-    renderer,
-    settings,
+    prepare,
+    task_of,
+    untrusted,
+    warn,
 )
 
 
@@ -55,11 +52,10 @@ def _layout(m, r, prompts: list[str], genes: list[str], n_cells: int = 1):
             raise
         # A tokenizer that merges genes with the text after them (e.g. "GENE." as one token):
         # one cell per prompt still works gene by gene, with EOS closing the last gene.
-        warnings.warn(
+        warn(
             f"This tokenizer does not give the training format's tokens gene by gene ({e}); "
             "each cell's last gene is closed by EOS instead of the text that follows it in "
-            "training.",
-            stacklevel=3,
+            "training."
         )
         return CellLayout.plain(m.tokenizer, prompts, trie_for("Cell sentence:", " "))
 
@@ -131,51 +127,80 @@ def generate(
     its group from 1) and ``uns["c2s_generate"]`` (task, n_genes, n_cells, sampling options,
     seconds).
     """
-    from c2s.model import generate_cells
-
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
     check_sampling(temperature, top_k, top_p, seed)
     at_least(n_per_label=(n_per_label, 1), n_cells=(n_cells, 1), batch_size=(batch_size, 1))
-    r = renderer(m, task, k, org)
-    if r.task.answer != "cells" or r.task.kind not in ("single", "multi"):
+    multi = _generation_task(task).kind == "multi"
+    conds = _conditions(labels, n_per_label)
+    prep = prepare(None, model, task=task, n_genes=n_genes, organism=organism, strict=strict)
+    check_labels(prep.model, prep.renderer, list(dict.fromkeys(map(str, conds))), strict)
+    col = prep.renderer.task.label or "label"
+    extra = {"num_cells": n_cells} if multi else {}
+    prompts = [prep.renderer.prompt(values={col: lab, **extra}) for lab in conds]
+    genes = _genes(prep.model, genes)
+    layout = _layout(prep.model, prep.renderer, prompts, genes, n_cells if multi else 1)
+    sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+    t0 = time.perf_counter()
+    sents = _sentences_of(prep, layout, sampling, batch_size, progress_bar)
+    seconds = time.perf_counter() - t0
+    obs = _generated_obs(col, conds, layout.n_cells, multi)
+    out = _to_anndata(prep.model, genes, sents, obs, inverse)
+    out.uns["c2s_generate"] = {
+        "task": task,
+        "n_genes": prep.n_genes,
+        "n_cells": layout.n_cells,
+        **sampling,
+        "seconds": seconds,
+    }
+    return out
+
+
+def _generation_task(task):
+    """The task, if it generates cells from a label."""
+    t = task_of(task)
+    if t.answer != "cells" or t.kind not in ("single", "multi"):
         raise C2SError(
             f"Task {task!r} does not generate cells from a label; use cell_type_generation or "
             "tissue_conditional_generation."
         )
-    multi = r.task.kind == "multi"
+    return t
+
+
+def _conditions(labels, n_per_label: int) -> list:
+    """One label per prompt: a list's labels ``n_per_label`` times each (a repeated label
+    counts twice), or ``{label: count}``."""
     pairs = labels.items() if isinstance(labels, dict) else [(lab, n_per_label) for lab in labels]
-    conds = [lab for lab, n in pairs for _ in range(int(n))]  # a repeated label counts twice
+    conds = [lab for lab, n in pairs for _ in range(int(n))]
     if not conds:
         raise C2SError("No labels to generate cells for.")
-    check_task(m, task, strict)
-    check_labels(m, r, list(dict.fromkeys(map(str, conds))), strict)
-    col = r.task.label or "label"
-    extra = {"num_cells": n_cells} if multi else {}
-    prompts = [r.prompt(values={col: lab, **extra}) for lab in conds]
-    genes = _genes(m, genes)
-    layout = _layout(m, r, prompts, genes, n_cells if multi else 1)
-    t0 = time.perf_counter()
+    return conds
+
+
+def _sentences_of(prep, layout, sampling: dict, batch_size, progress_bar) -> list[list[int]]:
+    """Gene-constrained decoding of the layout's prompts: every cell's gene ids, in order."""
+    from c2s.model import generate_cells
+
     groups = generate_cells(
-        m, layout, k, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-        batch_size=batch_size, progress_bar=progress_bar,
-    )  # fmt: skip
-    seconds = time.perf_counter() - t0
-    sents = [cell for cells in groups for cell in cells]
-    per = layout.n_cells
+        prep.model,
+        layout,
+        prep.n_genes,
+        batch_size=batch_size,
+        progress_bar=progress_bar,
+        **sampling,
+    )
+    return [cell for cells in groups for cell in cells]
+
+
+def _generated_obs(col: str, conds: list, per: int, multi: bool) -> pd.DataFrame:
+    """The generated cells' obs: the condition, and for multi-cell tasks each cell's group and
+    its number in the group (from 1)."""
     obs = pd.DataFrame(
         {col: [lab for lab in conds for _ in range(per)]},
-        index=[f"c2s_gen_{i}" for i in range(len(sents))],
+        index=[f"c2s_gen_{i}" for i in range(len(conds) * per)],
     )
     if multi:
         obs["c2s_group"] = np.repeat(np.arange(len(conds)), per)
         obs["c2s_cell"] = np.tile(np.arange(1, per + 1), len(conds))
-    out = _to_anndata(m, genes, sents, obs, inverse)
-    out.uns["c2s_generate"] = {
-        "task": task, "n_genes": k, "n_cells": per, "temperature": temperature, "top_k": top_k,
-        "top_p": top_p, "seed": seed, "seconds": seconds,
-    }  # fmt: skip
-    return out
+    return obs
 
 
 def perturb(
@@ -228,19 +253,29 @@ def perturb(
     perturbations = perturbation_names(perturbations)
     check_sampling(temperature, top_k, top_p, seed)
     at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1))
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
-    check_task(m, "perturbation_prediction", strict)
-    check_perturbations(m, perturbations, strict)
-    cs, _ = read_cells(
-        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
+    prep = prepare(
+        data,
+        model,
+        task="perturbation_prediction",
+        n_genes=n_genes,
+        organism=organism,
+        strict=strict,
+        checks=[lambda m: check_perturbations(m, perturbations, strict)],
+        cells={"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names},
     )
-    controls = _controls(cs.obs, perturbation_key, str(control_value))
+    controls = _controls(prep.cells.obs, perturbation_key, str(control_value))
     sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
     return perturbed_cells(
-        m, cs, controls, perturbations, k=k, organism=org, n_samples=n_samples, genes=genes,
-        inverse=inverse, batch_size=batch_size, progress_bar=progress_bar, **sampling,
-    )  # fmt: skip
+        prep,
+        controls,
+        perturbations,
+        n_samples=n_samples,
+        genes=genes,
+        inverse=inverse,
+        batch_size=batch_size,
+        progress_bar=progress_bar,
+        **sampling,
+    )
 
 
 def perturbation_names(perturbations) -> list[str]:
@@ -259,10 +294,7 @@ def perturbation_names(perturbations) -> list[str]:
     unique = list(dict.fromkeys(names))
     if len(unique) < len(names):
         again = sorted({n for n in names if names.count(n) > 1})
-        warnings.warn(
-            f"Perturbations named more than once are predicted once: {', '.join(again[:5])}.",
-            stacklevel=3,
-        )
+        warn(f"Perturbations named more than once are predicted once: {', '.join(again[:5])}.")
     return unique
 
 
@@ -275,7 +307,7 @@ def check_perturbations(model, names: list[str], strict: bool) -> None:
     seen = set(known)
     unseen = [p for p in names if p not in seen]
     if unseen:
-        _untrusted(
+        untrusted(
             f"Perturbations the model never saw in training: {', '.join(map(repr, unseen[:5]))}"
             f"{' ...' if len(unseen) > 5 else ''} (it was trained on {len(known)}, e.g. "
             f"{', '.join(known[:3]) or 'none'}; a combination of ones it saw singly is new to "
@@ -285,28 +317,33 @@ def check_perturbations(model, names: list[str], strict: bool) -> None:
 
 
 def perturbed_cells(
-    m, cs, controls, perturbations, *, k, organism, n_samples, genes, inverse, batch_size,
-    progress_bar, temperature, top_k, top_p, seed,
-):  # fmt: skip
-    """:func:`perturb`'s work on cells already read: the rows ``controls`` of ``cs``."""
-    from c2s.model import generate_cells
+    prep,
+    controls,
+    perturbations,
+    *,
+    n_samples,
+    genes,
+    inverse,
+    batch_size,
+    progress_bar,
+    **sampling,
+):
+    """:func:`perturb`'s work on cells already read (``prep`` of the perturbation task): the
+    rows ``controls`` of ``prep.cells`` under each perturbation, ``n_samples`` times."""
     from c2s.prompts import sentence_texts
 
-    r = renderer(m, "perturbation_prediction", k, organism)
+    cs, r = prep.cells, prep.renderer
     prompts, rows = [], []
     for i in controls:
-        s = sentence_texts(cs, [i], k)[0]
+        sentence = sentence_texts(cs, [i], prep.n_genes)[0]
         for p in perturbations:
-            text = r.prompt(values={"control_cell_sentence": s, "perturbation_name": p})
+            text = r.prompt(values={"control_cell_sentence": sentence, "perturbation_name": p})
             for j in range(n_samples):
                 prompts.append(text)
                 rows.append((i, p, j))
-    genes = _genes(m, genes)
-    groups = generate_cells(
-        m, _layout(m, r, prompts, genes), k, temperature=temperature, top_k=top_k, top_p=top_p,
-        seed=seed, batch_size=batch_size, progress_bar=progress_bar,
-    )  # fmt: skip
-    sents = [cells[0] for cells in groups]
+    genes = _genes(prep.model, genes)
+    layout = _layout(prep.model, r, prompts, genes)
+    sents = _sentences_of(prep, layout, sampling, batch_size, progress_bar)
     idx = np.asarray([i for i, _, _ in rows], dtype=np.int64)
     obs = cs.obs.iloc[idx].reset_index(names="control_cell")
     obs = obs.drop(columns=["split"], errors="ignore")
@@ -314,7 +351,7 @@ def perturbed_cells(
     obs["perturbation"] = [p for _, p, _ in rows]
     obs["sample"] = [j for _, _, j in rows]
     obs.index = [f"c2s_pert_{n}" for n in range(len(rows))]
-    return _to_anndata(m, genes, sents, obs, inverse)
+    return _to_anndata(prep.model, genes, sents, obs, inverse)
 
 
 def _controls(obs: pd.DataFrame, key: str | None, value: str) -> np.ndarray:

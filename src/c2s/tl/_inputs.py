@@ -1,6 +1,7 @@
-"""What every verb does before the model runs: load the model, resolve the input once (an
-AnnData, or a c2s dataset or one split of it) into top-k sentences, and build prompts that
-fit the model's context.
+"""What every verb does before the model runs (:func:`prepare`): load the model, take its
+settings, check that it was trained for the task, resolve the input once (an AnnData, or a c2s
+dataset or one split of it) into top-``n_genes`` sentences, and build the renderer; then the
+units (cells or groups of cells) and the prompts that fit the model's context.
 
 The contract shared by the verbs (tested over their signatures):
 
@@ -11,28 +12,95 @@ The contract shared by the verbs (tested over their signatures):
 - a verb that annotates cells writes into the AnnData and returns ``None`` when
   ``inplace=True`` (the default), and writes nothing and returns the results when
   ``inplace=False``; a dataset cannot be written, so it needs ``inplace=False``.
+
+Nothing here changes what it is given: the AnnData, the dataset and the renderer stay as
+they were.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import sys
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from c2s._anndata import is_anndata
 from c2s._errors import C2SError
 
-
-def load_model(model, device="auto"):
-    """A :class:`~c2s.model.C2SModel`, loaded when given as a path or hub id."""
-    from c2s.model import C2SModel
-
-    return model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model, device=device)
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-def is_anndata(data) -> bool:
-    return type(data).__name__ == "AnnData"
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn at the first frame outside c2s: the user's call of the verb, however deep inside
+    c2s the warning is raised."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a verb needs before the model runs: the model, genes per sentence, organism, the
+    task's renderer, and (with input cells) the top-``n_genes`` sentences of the cells that
+    express a gene (``cells``) and the ids of all the input's cells (``index``)."""
+
+    model: Any
+    n_genes: int
+    organism: str | None
+    renderer: Any
+    cells: Any = None
+    index: Any = None
+
+    def units(self, group_by: Sequence[str] | None = None) -> list[tuple[int, ...]]:
+        """The prompts' cells (rows of ``cells``): see :func:`units_of`."""
+        return units_of(self.renderer, self.cells, group_by)
+
+    def prompts(self, units, *, reserve: int = 16, keep_ids: bool = True):
+        """The units' prompts within the model's context (less ``reserve`` tokens for the
+        answer): a :class:`~c2s.encoding.FittedPrompts`."""
+        return fit_prompts(self.renderer, self.cells, units, self.model, reserve, keep_ids)
+
+
+def prepare(
+    data,
+    model,
+    *,
+    task: str,
+    n_genes: int | None = None,
+    organism: str | None = None,
+    strict: bool = False,
+    check_task: bool = True,
+    checks: Sequence[Callable[[Any], None]] = (),
+    cells: dict | None = None,
+    renderer_kw: dict | None = None,
+) -> Prepared:
+    """The verbs' shared preparation, in this order: the model (:func:`c2s.model.as_model`),
+    genes per sentence and organism (the arguments, else the model's), whether the model was
+    trained for ``task`` (with ``check_task``: a warning, an error when ``strict``), the
+    verb's own ``checks`` of the model, the input's cells (``data``; None for a verb without
+    input cells; ``cells`` holds ``split``, ``layer``, ``use_raw``, ``var_names``) and the
+    renderer (``renderer_kw`` passed on). Changes nothing it is given."""
+    from c2s.model import as_model
+
+    m = as_model(model)
+    k, org = settings(m, n_genes, organism)
+    if check_task:
+        check_trained_task(m, task, strict)
+    for check in checks:
+        check(m)
+    cs = index = None
+    if data is not None:
+        cs, index = read_cells(data, m, n_genes=k, **(cells or {}))
+    r = renderer(m, task, k, org, **(renderer_kw or {}))
+    return Prepared(m, k, org, r, cs, index)
 
 
 def check_inplace(data, inplace: bool) -> None:
@@ -40,7 +108,7 @@ def check_inplace(data, inplace: bool) -> None:
     if inplace and not is_anndata(data):
         raise C2SError(
             "A c2s dataset cannot be annotated in place: pass inplace=False to get the results "
-            "as a DataFrame (one row per cell), or give an AnnData."
+            "(one row per cell; .to_frame() gives a DataFrame), or give an AnnData."
         )
 
 
@@ -60,34 +128,7 @@ def read_cells(
     of all the input's cells (cells with no expressed gene are named in a warning and left
     out; their results are missing). ``data`` may also be cells already ranked
     (:class:`~c2s.sentences.CellSentences`)."""
-    from c2s.io import C2SDataset
-    from c2s.sentences import CellSentences
-
-    if isinstance(data, CellSentences):
-        if split is not None or layer is not None or use_raw or var_names is not None:
-            raise C2SError("split=, layer=, use_raw= and var_names= do not apply to ranked cells.")
-        cs = data.top_k(n_genes)
-    elif is_anndata(data):
-        if split is not None:
-            raise C2SError("split= applies to c2s datasets; subset the AnnData instead.")
-        from c2s.sentences import from_anndata
-
-        cs = from_anndata(
-            data, layer=layer, use_raw=use_raw, var_names=var_names, top_k=n_genes, seed=seed
-        )
-    else:
-        if layer is not None or use_raw or var_names is not None:
-            raise C2SError(
-                "layer=, use_raw= and var_names= choose the expression and gene names of an "
-                "AnnData; a c2s dataset was ranked when it was converted."
-            )
-        if isinstance(data, str | Path) and str(data).endswith(".h5ad"):
-            raise C2SError(
-                f"{str(data)!r} is an .h5ad file: read it first (anndata.read_h5ad), or "
-                "convert it to a c2s dataset (c2s.io.convert)."
-            )
-        ds = data if isinstance(data, C2SDataset) else C2SDataset(data)
-        cs = ds.sentences(split=split, top_k=n_genes, values=False)
+    cs = _sentences(data, n_genes, split, layer, use_raw, var_names, seed)
     if cs.n_cells == 0:
         raise C2SError("There are no cells to run the model on.")
     index = cs.obs.index
@@ -96,26 +137,61 @@ def read_cells(
         raise C2SError("No cell of the input expresses any gene; there is nothing to run on.")
     if empty.any():
         ids = ", ".join(map(str, index[empty][:5]))
-        warnings.warn(
+        warn(
             f"{int(empty.sum())} cells express no gene and are left out (their results are "
-            f"missing): {ids}{' ...' if empty.sum() > 5 else ''}.",
-            stacklevel=3,
+            f"missing): {ids}{' ...' if empty.sum() > 5 else ''}."
         )
         cs = cs.take(np.flatnonzero(~empty))
-    known = model.config.genes
-    if known:
-        names = cs.vocab.display_names.astype(str)
-        used = np.zeros(len(names), dtype=bool)
-        used[np.unique(cs.genes)] = True
-        missing = used & ~np.isin(names, np.asarray(known, dtype=str))
-        if missing.any():
-            warnings.warn(
-                f"{int(missing.sum())} of the {int(used.sum())} genes in these sentences are not in "
-                f"the model's vocabulary (e.g. {', '.join(names[missing][:3])}); the model never "
-                "saw them in training.",
-                stacklevel=3,
-            )
+    _check_vocabulary(cs, model.config.genes)
     return cs, index
+
+
+def _sentences(data, n_genes, split, layer, use_raw, var_names, seed):
+    """The input's cells as top-``n_genes`` sentences (every cell, expressing or not)."""
+    from c2s.sentences import CellSentences
+
+    if isinstance(data, CellSentences):
+        if split is not None or layer is not None or use_raw or var_names is not None:
+            raise C2SError("split=, layer=, use_raw= and var_names= do not apply to ranked cells.")
+        return data.top_genes(n_genes)
+    if is_anndata(data):
+        if split is not None:
+            raise C2SError("split= applies to c2s datasets; subset the AnnData instead.")
+        from c2s.sentences import from_anndata
+
+        return from_anndata(
+            data, layer=layer, use_raw=use_raw, var_names=var_names, n_genes=n_genes, seed=seed
+        )
+    if layer is not None or use_raw or var_names is not None:
+        raise C2SError(
+            "layer=, use_raw= and var_names= choose the expression and gene names of an "
+            "AnnData; a c2s dataset was ranked when it was converted."
+        )
+    if isinstance(data, str | Path) and str(data).endswith(".h5ad"):
+        raise C2SError(
+            f"{str(data)!r} is an .h5ad file: read it first (anndata.read_h5ad), or "
+            "convert it to a c2s dataset (c2s.io.convert)."
+        )
+    from c2s.io import C2SDataset, read_dataset
+
+    dataset = data if isinstance(data, C2SDataset) else read_dataset(data)
+    return dataset.sentences(split=split, n_genes=n_genes, values=False)
+
+
+def _check_vocabulary(cs, known) -> None:
+    """Genes of these sentences that the model never saw in training are a warning."""
+    if not known:
+        return
+    names = cs.vocab.display_names.astype(str)
+    used = np.zeros(len(names), dtype=bool)
+    used[np.unique(cs.genes)] = True
+    missing = used & ~np.isin(names, np.asarray(known, dtype=str))
+    if missing.any():
+        warn(
+            f"{int(missing.sum())} of the {int(used.sum())} genes in these sentences are not in "
+            f"the model's vocabulary (e.g. {', '.join(names[missing][:3])}); the model never "
+            "saw them in training."
+        )
 
 
 def settings(model, n_genes, organism) -> tuple[int, str | None]:
@@ -146,18 +222,27 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None, s
     at_least(seed=(seed, 0))
 
 
-def _untrusted(message: str, strict: bool) -> None:
+def task_of(task):
+    """The registered task named ``task`` (checked before any model is loaded), or ``task``
+    itself when it is a :class:`~c2s.prompts.Task` already."""
+    from c2s.prompts import get_task
+
+    return get_task(task) if isinstance(task, str) else task
+
+
+def untrusted(message: str, strict: bool) -> None:
+    """A doubt about the model's answers: a warning, or an error when ``strict``."""
     if strict:
         raise C2SError(f"{message} (strict mode; pass strict=False / drop --strict to go on).")
-    warnings.warn(message, stacklevel=4)
+    warn(message)
 
 
-def check_task(model, task: str, strict: bool) -> None:
+def check_trained_task(model, task: str, strict: bool) -> None:
     """A task the model was not trained for (per its c2s_config.json) is a warning, or an
     error when ``strict``; without a config nothing is known, so nothing is said."""
     trained = model.config.tasks
     if trained and task not in trained:
-        _untrusted(
+        untrusted(
             f"The model was not trained for {task!r} (it was trained for {', '.join(trained)}); "
             "its answers to that prompt mean little",
             strict,
@@ -182,25 +267,29 @@ def check_labels(model, r, labels: list[str], strict: bool) -> None:
             f"with words the tokenizer does not know: {', '.join(map(repr, unknown_words[:5]))}"
         )
     if parts:
-        _untrusted(f"Candidate labels the model cannot score fairly ({'; '.join(parts)})", strict)
+        untrusted(f"Candidate labels the model cannot score fairly ({'; '.join(parts)})", strict)
 
 
-def renderer(model, task, k, organism, profile=None, **kw):
+def renderer(model, task, n_genes, organism, profile=None, **kw):
     from c2s.prompts import Renderer
 
     constants = {"organism": organism} if organism else {}
-    return Renderer(
-        task, profile=profile or model.config.profile, n_genes=k, constants=constants, **kw
-    )
+    profile = profile or model.config.profile
+    return Renderer(task, profile=profile, n_genes=n_genes, constants=constants, **kw)
 
 
 def fit_prompts(r, cs, units, model, reserve: int = 16, keep_ids: bool = True):
-    """Prompts for units (tuples of cell rows), the genes per sentence each uses, and their
-    token ids (None when the model states no context, or without ``keep_ids``). A prompt
-    longer than the model's context (less ``reserve`` tokens for the answer) is rendered
-    again with fewer genes (warned). Prompts are tokenized 1,024 at a time."""
+    """Prompts for units (tuples of cell rows) within the model's context less ``reserve``
+    tokens for the answer (:func:`c2s.encoding.fit_prompts`; no limit when the model states
+    no context); a prompt that lost genes to fit is warned about. Token ids are kept with
+    ``keep_ids`` (None when the model states no context)."""
+    from c2s.encoding import fit_prompts as fit
+
+    context = getattr(model.model.config, "max_position_embeddings", None)
+    limit = context - reserve if context else None
     try:
-        prompts = [r.prompt(cs, u) for u in units]
+        too_long = f"the model's {context} tokens"
+        fitted = fit(r, cs, units, model.tokenizer, limit, keep_ids=keep_ids, too_long=too_long)
     except C2SError as e:
         if "organism" in str(e):
             raise C2SError(
@@ -208,35 +297,13 @@ def fit_prompts(r, cs, units, model, reserve: int = 16, keep_ids: bool = True):
                 "(--organism)."
             ) from None
         raise
-    ks = [r.n_genes] * len(prompts)
-    context = getattr(model.model.config, "max_position_embeddings", None)
-    if not context:
-        return prompts, ks, None
-    from c2s.encoding import prompt_within
-
-    limit = context - reserve
-    ids, long = [], []
-    for c0 in range(0, len(prompts), 1024):
-        chunk = model.tokenizer(prompts[c0 : c0 + 1024])["input_ids"]
-        long += [c0 + j for j, x in enumerate(chunk) if len(x) > limit]
-        if keep_ids:
-            ids += chunk
-    for i in long:
-        try:
-            prompts[i], ks[i] = prompt_within(r, cs, units[i], model.tokenizer, limit)
-        except C2SError:
-            raise C2SError(
-                f"Even one gene per cell does not fit the model's {context} tokens."
-            ) from None
-        if keep_ids:
-            ids[i] = model.tokenizer(prompts[i])["input_ids"]
-    if long:
-        warnings.warn(
-            f"{len(long)} prompts were longer than the model's context ({context} tokens, "
-            f"{reserve} kept for the answer) and lost genes from the end of their sentences.",
-            stacklevel=3,
+    if fitted.shortened:
+        warn(
+            f"{len(fitted.shortened)} prompts were longer than the model's context ({context} "
+            f"tokens, {reserve} kept for the answer) and lost genes from the end of their "
+            "sentences."
         )
-    return prompts, ks, ids if keep_ids else None
+    return fitted
 
 
 def sentence_span(prompt: str, cs, i: int, k: int) -> tuple[str, int]:
@@ -258,20 +325,20 @@ def label_set(model, task, labels) -> list[str]:
 
 def units_of(r, cs, group_by) -> list[tuple[int, ...]]:
     """The prompts' cells: one cell each, or groups for multi-cell tasks (by ``group_by``
-    columns, else consecutive runs of ``max_cells`` cells)."""
-    r.min_cells = 1  # at inference every cell belongs to some group
+    columns, else consecutive runs of ``max_cells`` cells). Every cell belongs to some group
+    (groups of one cell are allowed); ``r`` is not changed."""
     if r.task.kind == "single":
         return [(i,) for i in range(cs.n_cells)]
-    if r.task.kind == "multi":
-        if group_by:
-            r.group_by = list(group_by)
-        elif r.group_by is None:
-            r.group_by = []
-        groups = r.groups(cs, np.arange(cs.n_cells)) if r.group_by else None
-        if groups is None:  # no grouping key: consecutive runs of max_cells cells
-            groups = [
-                np.arange(a, min(a + r.max_cells, cs.n_cells))
-                for a in range(0, cs.n_cells, r.max_cells)
-            ]
-        return [tuple(int(x) for x in g) for g in groups]
-    raise C2SError(f"Task {r.task.name!r} pairs cells; use perturb().")
+    if r.task.kind != "multi":
+        raise C2SError(f"Task {r.task.name!r} pairs cells; use perturb().")
+    grouping = copy.copy(r)
+    grouping.min_cells = 1  # at inference every cell belongs to some group
+    if group_by:
+        grouping.group_by = list(group_by)
+    groups = grouping.groups(cs, np.arange(cs.n_cells)) if grouping.group_by else None
+    if groups is None:  # no grouping key: consecutive runs of max_cells cells
+        groups = [
+            np.arange(a, min(a + r.max_cells, cs.n_cells))
+            for a in range(0, cs.n_cells, r.max_cells)
+        ]
+    return [tuple(int(x) for x in g) for g in groups]

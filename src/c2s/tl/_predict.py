@@ -10,25 +10,22 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s.tl._inputs import (
     at_least,
     check_inplace,
     check_labels,
-    check_task,
-    fit_prompts,
-    is_anndata,
     label_set,
-    load_model,
-    read_cells,
-    renderer,
-    settings,
-    units_of,
+    prepare,
+    task_of,
 )
+from c2s.tl._results import PredictionResult
 
 MODES = ("auto", "score", "constrained", "free", "probe")
 
 
+@renamed(top_k="top_labels")
 def predict(
     data,
     model,
@@ -38,7 +35,7 @@ def predict(
     labels: Sequence[str] | None = None,
     calibration: Literal["none", "content_free", "validation"] = "none",
     length_norm: bool = False,
-    top_k: int = 1,
+    top_labels: int = 1,
     key_added: str = "c2s_prediction",
     n_genes: int | None = None,
     organism: str | None = None,
@@ -52,7 +49,7 @@ def predict(
     inplace: bool = True,
     strict: bool = False,
     progress_bar: bool | None = None,
-):
+) -> PredictionResult | None:
     """Predict a label per cell (or per group of cells for multi-cell tasks).
 
     Parameters
@@ -80,9 +77,9 @@ def predict(
         (BENCHMARKS.md, science section).
     length_norm
         Score mode: compare labels by their mean log-probability per token instead of the sum.
-    top_k
-        Also write the ``top_k`` most probable labels and their probabilities (score and
-        probe modes).
+    top_labels
+        Also write the ``top_labels`` most probable labels and their probabilities (score and
+        probe modes). (Its old name ``top_k=`` still works, with a warning.)
     n_genes, organism
         Genes per sentence and the prompt's organism (default: the model's).
     group_by
@@ -102,75 +99,148 @@ def predict(
     answer text, free mode), ``obsm[key_added + "_probabilities"]`` (cells x labels, score
     mode; columns in the order of ``uns[key_added]["labels"]``) and ``uns[key_added]``
     (task, mode, labels, n_genes, seconds, n_prompts, calibration, length_norm). With
-    ``top_k > 1``, ``obs[key_added + "_top{i}"]`` and ``obs[key_added + "_top{i}_probability"]``
-    for i = 1..top_k. With ``inplace=False``, a DataFrame
-    with one row per cell and the same columns as obs gets, plus ``"p_" + label`` per
-    candidate label (score mode); ``attrs["c2s"]`` holds what uns would. Cells that express
-    no gene get no prediction (named in a warning).
+    ``top_labels > 1``, ``obs[key_added + "_top{i}"]`` and
+    ``obs[key_added + "_top{i}_probability"]`` for i = 1..top_labels. With ``inplace=False``,
+    a :class:`~c2s.tl.PredictionResult` (``.write(adata)`` writes the fields above,
+    ``.to_frame()`` is one row per cell with the same columns as obs gets, plus
+    ``"p_" + label`` per candidate label, score mode; its ``attrs["c2s"]`` holds what uns
+    would). Cells that express no gene get no prediction (named in a warning).
     """
     check_inplace(data, inplace)
-    m = load_model(model)
-    k, org = settings(m, n_genes, organism)
+    _check_options(task, mode, calibration, length_norm, top_labels, batch_size, max_new_tokens)
+    cells = {"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names}
+    prep = prepare(
+        data, model, task=task, n_genes=n_genes, organism=organism, strict=strict, cells=cells
+    )
+    options = {"key_added": key_added, "top_labels": top_labels, "batch_size": batch_size}
+    if mode == "probe":
+        result = _probe_predict(prep, labels, **options)
+    else:
+        mode, cands = _candidates(prep, mode, labels, strict, calibration, length_norm, top_labels)
+        scoring = {"calibration": calibration, "length_norm": length_norm}
+        result = _decode_predict(
+            prep, mode, cands, group_by, max_new_tokens, progress_bar, scoring, **options
+        )
+    if inplace:
+        result.write(data)
+        return None
+    return result
+
+
+def _check_options(task, mode, calibration, length_norm, top_labels, batch_size, max_new_tokens):
+    """The options, before the model is loaded: the task answers with a label, a known mode
+    and calibration, and the scoring options only where they apply."""
+    from c2s.model import CALIBRATIONS
+
     if mode not in MODES:
         raise C2SError(f"mode must be one of {MODES}, not {mode!r}.")
-    at_least(batch_size=(batch_size, 1), max_new_tokens=(max_new_tokens, 1), top_k=(top_k, 1))
-    _check_scoring_options(mode, calibration, length_norm, top_k)
-    check_task(m, task, strict)
-    cs, index = read_cells(
-        data, m, n_genes=k, split=split, layer=layer, use_raw=use_raw, var_names=var_names
+    at_least(
+        batch_size=(batch_size, 1), max_new_tokens=(max_new_tokens, 1), top_labels=(top_labels, 1)
     )
-    r = renderer(m, task, k, org)
-    if r.task.answer != "label":
+    if calibration not in CALIBRATIONS:
+        raise C2SError(f"calibration must be one of {CALIBRATIONS}, not {calibration!r}.")
+    if mode == "probe" and (calibration != "none" or length_norm):
+        raise C2SError("calibration and length_norm apply to label scoring, not the probe.")
+    if calibration == "validation" and length_norm:
+        raise C2SError(
+            "The validation calibration was fitted on summed log-likelihoods; use it without "
+            "length_norm."
+        )
+    if task_of(task).answer != "label":
         raise C2SError(f"Task {task!r} does not answer with a label; predict needs one that does.")
-    if mode == "probe":
-        args = (data, m, cs, index, r, labels, key_added, inplace, batch_size, top_k)
-        return _probe_predict(*args)
-    cands = label_set(m, r.task, labels)
+
+
+def _candidates(prep, mode, labels, strict, calibration, length_norm, top_labels):
+    """The mode (``"auto"`` resolved) and the candidate labels, checked against the model."""
+    cands = label_set(prep.model, prep.renderer.task, labels)
     if mode == "auto":
         mode = "score" if cands else "free"
     if mode in ("score", "constrained") and not cands:
         raise C2SError(
-            f"No candidate labels for {r.task.label!r}: the model's c2s_config.json lists none. "
-            "Pass labels= (--labels A B ...) or use mode='free'."
+            f"No candidate labels for {prep.renderer.task.label!r}: the model's c2s_config.json "
+            "lists none. Pass labels= (--labels A B ...) or use mode='free'."
         )
     if mode in ("score", "constrained"):
-        check_labels(m, r, cands, strict)
-    if mode != "score" and (calibration != "none" or length_norm or top_k > 1):
+        check_labels(prep.model, prep.renderer, cands, strict)
+    if mode != "score" and (calibration != "none" or length_norm or top_labels > 1):
         raise C2SError(
-            f"calibration, length_norm and top_k apply to label scoring; mode is {mode!r}."
+            f"calibration, length_norm and top_labels apply to label scoring; mode is {mode!r}."
         )
-    units = units_of(r, cs, group_by)
-    prompts, _, ids = fit_prompts(r, cs, units, m, reserve=max_new_tokens or 16)
-    t0 = time.perf_counter()
-    probs = answers = None
-    kw = {"batch_size": batch_size, "progress_bar": progress_bar, "prompt_ids": ids}
-    if mode == "score":
-        from c2s.model import score_answers, softmax
+    return mode, cands
 
-        answers_text = [r.answer(c) for c in cands]
-        ll = score_answers(m, prompts, answers_text, per_token=length_norm, **kw)
-        ll = _calibrated(m, r, cs, units, cands, answers_text, ll, calibration, length_norm)
-        probs = softmax(ll)
-        pred = [cands[j] for j in ll.argmax(1)]
+
+def _decode_predict(
+    prep, mode, cands, group_by, max_new_tokens, progress_bar, scoring, **options
+) -> PredictionResult:
+    """Score, constrained or free mode: the units' prompts through the model, their labels
+    spread over their cells."""
+    units = prep.units(group_by)
+    fitted = prep.prompts(units, reserve=max_new_tokens or 16)
+    t0 = time.perf_counter()
+    run = {"batch_size": options["batch_size"], "progress_bar": progress_bar}
+    probs = answers = None
+    if mode == "score":
+        pred, probs = _score(prep, units, fitted, cands, scoring, run)
     elif mode == "constrained":
         from c2s.model import decode_constrained
 
-        idx = decode_constrained(m, prompts, [r.answer(c) for c in cands], **kw)
+        answer_texts = [prep.renderer.answer(c) for c in cands]
+        idx = decode_constrained(
+            prep.model, fitted.prompts, answer_texts, prompt_ids=fitted.ids, **run
+        )
         pred = [cands[j] for j in idx]
     else:
-        from c2s.model import generate_free
+        pred, answers = _free(prep, fitted.prompts, cands, max_new_tokens, run)
+    info = {
+        "task": prep.renderer.task.name,
+        "mode": mode,
+        "labels": cands,
+        "n_genes": prep.n_genes,
+        "seconds": time.perf_counter() - t0,
+        "n_prompts": len(fitted.prompts),
+    }
+    if mode == "score":
+        info.update(scoring)
+    return _per_cell(prep, units, pred, probs, answers, cands, info, **options)
 
-        budget = max_new_tokens or (
-            max(len(m.tokenizer(" " + r.answer(c))["input_ids"]) for c in cands) + 4
-            if cands
-            else 32
-        )
-        answers = generate_free(
-            m, prompts, max_new_tokens=budget, batch_size=batch_size, progress_bar=progress_bar
-        )
-        pred = [r.task.parse(a) for a in answers]
-    seconds = time.perf_counter() - t0
-    # unit results -> cells
+
+def _score(prep, units, fitted, cands, scoring, run):
+    """Labels and probabilities per unit from the candidates' (calibrated) log-likelihoods."""
+    from c2s.model import score_answers, softmax
+
+    r, length_norm = prep.renderer, scoring["length_norm"]
+    answer_texts = [r.answer(c) for c in cands]
+    ll = score_answers(
+        prep.model,
+        fitted.prompts,
+        answer_texts,
+        per_token=length_norm,
+        prompt_ids=fitted.ids,
+        **run,
+    )
+    ll = _calibrated(prep, units, cands, answer_texts, ll, **scoring)
+    return [cands[j] for j in ll.argmax(1)], softmax(ll)
+
+
+def _free(prep, prompts, cands, max_new_tokens, run):
+    """Labels and raw answers per unit from plain greedy decoding (a budget of the longest
+    candidate's tokens and 4 more, else 32)."""
+    from c2s.model import generate_free
+
+    m, r = prep.model, prep.renderer
+    budget = max_new_tokens or (
+        max(len(m.tokenizer(" " + r.answer(c))["input_ids"]) for c in cands) + 4 if cands else 32
+    )
+    answers = generate_free(m, prompts, max_new_tokens=budget, **run)
+    return [r.task.parse(a) for a in answers], answers
+
+
+def _per_cell(
+    prep, units, pred, probs, answers, cands, info, *, key_added, top_labels, batch_size
+) -> PredictionResult:
+    """Unit results spread over the units' cells, for every cell of the input (cells with no
+    gene, left out before, get none)."""
+    cs, index = prep.cells, prep.index
     cell_unit = np.full(cs.n_cells, -1)
     for u, cells in enumerate(units):
         cell_unit[list(cells)] = u
@@ -181,47 +251,45 @@ def predict(
         frame[key_added + "_probability"] = np.where(have, probs.max(1)[cell_unit], np.nan)
     if answers is not None:
         frame[key_added + "_answer"] = [answers[u] if u >= 0 else None for u in cell_unit]
-    info = {
-        "task": task,
-        "mode": mode,
-        "labels": cands,
-        "n_genes": k,
-        "seconds": seconds,
-        "n_prompts": len(prompts),
-    }
-    if mode == "score":
-        info.update(calibration=calibration, length_norm=length_norm)
+    frame = frame.reindex(index)  # cells with no gene: missing
     prob_frame = None
     if probs is not None:
         prob_frame = pd.DataFrame(
             probs[np.maximum(cell_unit, 0)], index=cs.obs.index, columns=cands
         )
         prob_frame[~have] = np.nan
-        prob_frame = prob_frame.reindex(index)  # cells with no gene: NaN
-    frame = frame.reindex(index)
-    return _results(data, frame, prob_frame, info, key_added, inplace, top_k)
+        prob_frame = prob_frame.reindex(index)
+    return _result(frame, prob_frame, info, key_added, top_labels)
 
 
-def _check_scoring_options(mode, calibration, length_norm, top_k) -> None:
-    from c2s.model import CALIBRATIONS
+def _result(frame, prob_frame, info, key_added, top_labels) -> PredictionResult:
+    """The result of the per-cell columns (``key_added``, ``_probability``, ``_answer``) and
+    probabilities."""
 
-    if calibration not in CALIBRATIONS:
-        raise C2SError(f"calibration must be one of {CALIBRATIONS}, not {calibration!r}.")
-    if mode == "probe" and (calibration != "none" or length_norm):
-        raise C2SError("calibration and length_norm apply to label scoring, not the probe.")
-    if calibration == "validation" and length_norm:
-        raise C2SError(
-            "The validation calibration was fitted on summed log-likelihoods; use it without "
-            "length_norm."
-        )
+    def column(suffix):
+        c = key_added + suffix
+        return frame[c].to_numpy() if c in frame.columns else None
+
+    return PredictionResult(
+        index=frame.index,
+        labels=column(""),
+        info=info,
+        key_added=key_added,
+        probability=column("_probability"),
+        answers=column("_answer"),
+        probabilities=None if prob_frame is None else prob_frame.to_numpy(),
+        candidates=[] if prob_frame is None else list(prob_frame.columns),
+        top_labels=top_labels,
+    )
 
 
-def _calibrated(m, r, cs, units, cands, answers, ll, calibration, length_norm):
+def _calibrated(prep, units, cands, answers, ll, calibration, length_norm):
     """The label scores after ``calibration`` (see :mod:`c2s.model._calibrate`)."""
+    m, r = prep.model, prep.renderer
     if calibration == "content_free" and units:
         from c2s.model import score_answers
 
-        prompt = r.content_free_prompt(cs, units[0])
+        prompt = r.content_free_prompt(prep.cells, units[0])
         return ll - score_answers(m, [prompt], answers, per_token=length_norm)[0]
     if calibration == "validation":
         from c2s.model import label_bias
@@ -239,44 +307,12 @@ def _calibrated(m, r, cs, units, cands, answers, ll, calibration, length_norm):
     return ll
 
 
-def _top_k(probs: pd.DataFrame, key_added: str, k: int) -> pd.DataFrame:
-    """The ``k`` most probable labels per cell and their probabilities (NaN rows stay empty)."""
-    P = probs.to_numpy()
-    have = ~np.isnan(P).any(1)
-    order = np.argsort(-np.nan_to_num(P, nan=-1.0), axis=1, kind="stable")[:, :k]
-    names = np.asarray(probs.columns, dtype=object)
-    out = {}
-    for i in range(min(k, P.shape[1])):
-        out[f"{key_added}_top{i + 1}"] = np.where(have, names[order[:, i]], None)
-        out[f"{key_added}_top{i + 1}_probability"] = np.where(
-            have, np.take_along_axis(P, order[:, i : i + 1], 1)[:, 0], np.nan
-        )
-    return pd.DataFrame(out, index=probs.index)
-
-
-def _results(data, frame, prob_frame, info, key_added, inplace, top_k=1):
-    """Write into the AnnData (inplace) or return the frame with ``p_`` columns."""
-    if top_k > 1 and prob_frame is not None:
-        frame = pd.concat([frame, _top_k(prob_frame, key_added, top_k)], axis=1)
-    if inplace and is_anndata(data):
-        for c in frame.columns:
-            data.obs[c] = frame[c].to_numpy()
-        if prob_frame is not None:
-            # an array (labels in uns): label names may hold "/", which h5ad keys cannot
-            data.obsm[key_added + "_probabilities"] = prob_frame.to_numpy()
-        data.uns[key_added] = info
-        return None
-    if prob_frame is not None:
-        frame = pd.concat([frame, prob_frame.add_prefix("p_")], axis=1)
-    frame.attrs["c2s"] = info
-    return frame
-
-
-def _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size, top_k):
+def _probe_predict(prep, labels, *, key_added, top_labels, batch_size) -> PredictionResult:
     """Labels from the linear probe on the model's embeddings (``mode="probe"``)."""
     from c2s.model import probe_probabilities
     from c2s.tl._embed import embed_cells
 
+    m, r, cs = prep.model, prep.renderer, prep.cells
     probe = m.config.probe
     if not probe:
         raise C2SError(
@@ -299,10 +335,14 @@ def _probe_predict(data, m, cs, index, r, labels, key_added, inplace, batch_size
     pred = np.asarray(cands, dtype=object)[probs.argmax(1)]
     frame = pd.DataFrame(
         {key_added: pred, key_added + "_probability": probs.max(1)}, index=cs.obs.index
-    ).reindex(index)
-    prob_frame = pd.DataFrame(probs, index=cs.obs.index, columns=cands).reindex(index)
+    ).reindex(prep.index)
+    prob_frame = pd.DataFrame(probs, index=cs.obs.index, columns=cands).reindex(prep.index)
     info = {
-        "task": r.task.name, "mode": "probe", "labels": cands, "n_genes": r.n_genes,
-        "seconds": time.perf_counter() - t0, "n_prompts": cs.n_cells,
-    }  # fmt: skip
-    return _results(data, frame, prob_frame, info, key_added, inplace, top_k)
+        "task": r.task.name,
+        "mode": "probe",
+        "labels": cands,
+        "n_genes": r.n_genes,
+        "seconds": time.perf_counter() - t0,
+        "n_prompts": cs.n_cells,
+    }
+    return _result(frame, prob_frame, info, key_added, top_labels)

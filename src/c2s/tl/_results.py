@@ -10,6 +10,7 @@ For one release a result also answers the DataFrame calls (``result["c2s_predict
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,6 +22,8 @@ from c2s._errors import C2SError
 class _FrameLike:
     """Forward DataFrame calls to ``to_frame()`` (deprecated; ``inplace=False`` returned a
     DataFrame before)."""
+
+    _before = "inplace=False returned a DataFrame before"
 
     def __getattr__(self, name):
         if name.startswith("_") or name in self.__dataclass_fields__:
@@ -37,8 +40,7 @@ class _FrameLike:
     def _deprecated_frame(self) -> pd.DataFrame:
         warnings.warn(
             f"{type(self).__name__} is not a DataFrame: call .to_frame() for the table "
-            "(inplace=False returned a DataFrame before; the DataFrame calls on the result go in "
-            "the next release).",
+            f"({self._before}; the DataFrame calls on the result go in the next release).",
             FutureWarning,
             stacklevel=3,
         )
@@ -64,8 +66,9 @@ def _aligned_rows(adata, index: pd.Index) -> np.ndarray | None:
 class PredictionResult(_FrameLike):
     """A label per cell (or per group of cells, repeated on its cells).
 
-    ``index`` is the cells; ``labels`` the predicted label per cell (None where a cell got no
-    prediction); ``probability`` the predicted label's probability (score and probe modes);
+    ``index`` is the cells; ``labels`` the predicted label per cell (missing, NaN, where a
+    cell got no prediction); ``probability`` the predicted label's probability (score and
+    probe modes);
     ``answers`` the raw answer text (free mode); ``probabilities`` a cells x ``candidates``
     matrix (score and probe modes; NaN rows for cells with no prediction); ``info`` what
     ``uns[key_added]`` holds; ``top_labels`` how many most probable labels the table lists.
@@ -145,6 +148,35 @@ class PredictionResult(_FrameLike):
             probabilities=pick(self.probabilities),
         )
 
+    def expand(self, rows, index: pd.Index) -> PredictionResult:
+        """The result for the cells ``index``: cell ``i`` gets row ``rows[i]`` of this result,
+        or no prediction (NaN) where ``rows[i]`` is -1. By position, so ids may repeat."""
+        rows = np.asarray(rows, dtype=int)
+        return replace(
+            self,
+            index=index,
+            labels=_rows_or_nan(self.labels, rows),
+            probability=_rows_or_nan(self.probability, rows),
+            answers=_rows_or_nan(self.answers, rows),
+            probabilities=_rows_or_nan(self.probabilities, rows),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[PredictionResult]) -> PredictionResult:
+        """The cells of ``parts`` (results of one verb with the same options) one after the
+        other; ``info`` is the first part's."""
+        first = parts[0]
+        if any(p.candidates != first.candidates for p in parts):
+            raise ValueError("the parts have different candidate labels")
+        return replace(
+            first,
+            index=first.index.append([p.index for p in parts[1:]]),
+            labels=np.concatenate([p.labels for p in parts]),
+            probability=_joined([p.probability for p in parts]),
+            answers=_joined([p.answers for p in parts]),
+            probabilities=_joined([p.probabilities for p in parts]),
+        )
+
     def _top(self, key: str) -> pd.DataFrame:
         """The ``top_labels`` most probable labels per cell and their probabilities (rows
         without probabilities stay empty)."""
@@ -193,5 +225,34 @@ class EmbeddingResult(_FrameLike):
         adata.uns[key] = self.info
 
     def take(self, rows) -> EmbeddingResult:
+        """The result for the cells at positions ``rows``."""
         rows = np.asarray(rows, dtype=int)
         return replace(self, index=self.index[rows], X=self.X[rows])
+
+    def expand(self, rows, index: pd.Index) -> EmbeddingResult:
+        """The result for the cells ``index``: cell ``i`` gets row ``rows[i]``, or NaN where
+        ``rows[i]`` is -1. By position, so ids may repeat."""
+        return replace(self, index=index, X=_rows_or_nan(self.X, np.asarray(rows, dtype=int)))
+
+    @classmethod
+    def concat(cls, parts: Sequence[EmbeddingResult]) -> EmbeddingResult:
+        """The cells of ``parts`` one after the other; ``info`` is the first part's."""
+        first = parts[0]
+        index = first.index.append([p.index for p in parts[1:]])
+        return replace(first, index=index, X=np.concatenate([p.X for p in parts]))
+
+
+def _rows_or_nan(a: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """Rows ``rows`` of ``a``, NaN (a float, as pandas marks missing) where a row is -1."""
+    if a is None:
+        return None
+    if a.dtype.kind not in "fO":
+        a = a.astype(object)
+    out = np.full((len(rows), *a.shape[1:]), np.nan, dtype=a.dtype)
+    have = rows >= 0
+    out[have] = a[rows[have]]
+    return out
+
+
+def _joined(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if arrays[0] is None else np.concatenate(arrays)

@@ -5,6 +5,7 @@ split (the effect in the first context minus the second)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,8 @@ from c2s.tl._generate import (
     perturbation_names,
     perturbed_cells,
 )
-from c2s.tl._inputs import at_least, check_task, load_model, read_cells, settings
+from c2s.tl._inputs import at_least, prepare
+from c2s.tl._screen_result import ScreenResult
 
 
 def screen(
@@ -44,7 +46,7 @@ def screen(
     var_names: str | None = None,
     strict: bool = False,
     progress_bar: bool | None = None,
-) -> pd.DataFrame:
+) -> ScreenResult:
     """Rank perturbations by their predicted effect on a gene programme, per context.
 
     Parameters
@@ -73,29 +75,89 @@ def screen(
 
     Returns
     -------
-    A DataFrame, one row per perturbation: ``effect_<ctx>`` (predicted programme score minus
-    the controls'), ``low_<ctx>`` / ``high_<ctx>`` (95% bootstrap interval) and ``rank_<ctx>``
-    (1 = largest effect) for each context, ``split`` (first context's effect minus the
-    second's) and ``rank_split``; sorted by ``split``, largest first. ``attrs["c2s"]`` holds
-    the settings and the controls' programme scores per context.
+    A :class:`~c2s.tl.ScreenResult`: its ``table`` (``.to_frame()``) has one row per
+    perturbation: ``effect_<ctx>`` (predicted programme score minus the controls'),
+    ``low_<ctx>`` / ``high_<ctx>`` (95% bootstrap interval) and ``rank_<ctx>`` (1 = largest
+    effect) for each context, ``split`` (first context's effect minus the second's) and
+    ``rank_split``; sorted by ``split``, largest first; ``attrs["c2s"]`` holds the settings and
+    the controls' programme scores per context. ``.report(top)`` is the Markdown report,
+    ``.plot(ax or path, top=)`` the scatter of the two contexts' effects and
+    ``.write(out)`` writes screen.csv, report.md and screen.png as ``c2s screen`` does.
+    Nothing is written into ``data``.
     """
+    t0 = time.perf_counter()
     perts = perturbation_names(perturbations)
     at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1), n_boot=(n_boot, 1))
     at_least(seed=(seed, 0))
+    program, contexts = _program_names(program), _context_names(contexts)
+    prep = prepare(
+        data,
+        model,
+        task="perturbation_prediction",
+        n_genes=n_genes,
+        strict=strict,
+        checks=[lambda m: check_perturbations(m, perts, strict), lambda m: _program(m, program)],
+        cells={"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names},
+    )
+    cs = prep.cells
+    if context_key not in cs.obs.columns:
+        raise C2SError(f"No obs column {context_key!r} holds the cells' context.")
+    ctrl = _controls(cs.obs, perturbation_key, str(control_value))
+    ctx_of = cs.obs[context_key].astype(str).to_numpy()
+    contexts = _compared(contexts, sorted(set(ctx_of[ctrl])))
+    genes, prog = _program(prep.model, program)
+    base_score = _score(_control_cells(prep, genes, ctrl, inverse).X, prog)
+    pred = perturbed_cells(
+        prep,
+        ctrl,
+        perts,
+        n_samples=n_samples,
+        genes=None,
+        inverse=inverse,
+        batch_size=batch_size,
+        progress_bar=progress_bar,
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        seed=seed,
+    )
+    pred_score = _score(pred.X, prog)
+    predicted = (pred_score, pred.obs[context_key].astype(str).to_numpy(), pred.obs["perturbation"])
+    controls = (base_score, ctx_of[ctrl])
+    table = _effects(perts, contexts, predicted, controls, n_boot, seed)
+    table.attrs["c2s"] = {
+        "contexts": contexts,
+        "program": program,
+        "n_samples": n_samples,
+        "n_genes": prep.n_genes,
+        "control_score": {c: float(base_score[ctx_of[ctrl] == c].mean()) for c in contexts},
+        "n_predicted_cells": int(pred.n_obs),
+    }
+    return ScreenResult(table, seconds=time.perf_counter() - t0)
+
+
+def _program_names(program) -> list[str]:
     program = [str(g) for g in ([program] if isinstance(program, str) else program)]
     if not program:
         raise C2SError("Name the programme's genes (at least one).")
-    if contexts is not None:
-        contexts = [str(c) for c in ([contexts] if isinstance(contexts, str) else contexts)]
-        if len(set(contexts)) < len(contexts):
-            raise C2SError(
-                f"The contexts to compare must differ, got {contexts}: the split of a context "
-                "against itself is 0 for every perturbation."
-            )
-    m = load_model(model)
-    k, org = settings(m, n_genes, None)
-    check_task(m, "perturbation_prediction", strict)
-    check_perturbations(m, perts, strict)
+    return program
+
+
+def _context_names(contexts) -> list[str] | None:
+    if contexts is None:
+        return None
+    contexts = [str(c) for c in ([contexts] if isinstance(contexts, str) else contexts)]
+    if len(set(contexts)) < len(contexts):
+        raise C2SError(
+            f"The contexts to compare must differ, got {contexts}: the split of a context "
+            "against itself is 0 for every perturbation."
+        )
+    return contexts
+
+
+def _program(m, program: list[str]) -> tuple[list[str], np.ndarray]:
+    """The model's genes and the columns of the programme's genes among them (matched
+    without case); a programme gene the model does not know is an error."""
     genes = _genes(m, None)
     upper = {g.upper(): j for j, g in enumerate(genes)}
     unknown = [g for g in program if g.upper() not in upper]
@@ -104,34 +166,36 @@ def screen(
             f"Programme genes the model does not know: {unknown[:10]}"
             f"{' ...' if len(unknown) > 10 else ''}; use gene symbols from its vocabulary."
         )
-    cells = {"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names}
-    cs, _ = read_cells(data, m, n_genes=k, **cells)
-    if context_key not in cs.obs.columns:
-        raise C2SError(f"No obs column {context_key!r} holds the cells' context.")
-    ctrl = _controls(cs.obs, perturbation_key, str(control_value))
-    ctx_of = cs.obs[context_key].astype(str).to_numpy()
-    have = sorted(set(ctx_of[ctrl]))
+    return genes, np.asarray(sorted({upper[g.upper()] for g in program}))
+
+
+def _compared(contexts: list[str] | None, have: list[str]) -> list[str]:
+    """The contexts to compare (default: every context with controls, sorted)."""
     contexts = have if contexts is None else contexts
     if len(contexts) < 2 or set(contexts) - set(have):
         raise C2SError(
             f"A screen compares two or more contexts with control cells; asked for {contexts}, "
             f"controls exist in {have}."
         )
-    prog = np.asarray(sorted({upper[g.upper()] for g in program}))
-    # the controls themselves, in the same form as the predictions
+    return contexts
+
+
+def _control_cells(prep, genes: list[str], ctrl: np.ndarray, inverse):
+    """The controls themselves, in the same form as the predictions: their sentences over
+    the model's genes, expression from the inverse transform."""
+    cs = prep.cells
+    upper = {g.upper(): j for j, g in enumerate(genes)}
     names = cs.vocab.display_names.astype(str)
     sents = [[upper[n] for n in (names[g].upper() for g in cs.cell(i)) if n in upper] for i in ctrl]
-    base = _to_anndata(m, genes, sents, cs.obs.iloc[ctrl][[]], inverse)
-    base_score = _score(base.X, prog)
-    pred = perturbed_cells(
-        m, cs, ctrl, perts, k=k, organism=org, n_samples=n_samples, genes=None,
-        inverse=inverse, batch_size=batch_size, progress_bar=progress_bar, temperature=1.0,
-        top_k=None, top_p=None, seed=seed,
-    )  # fmt: skip
-    pred_score = _score(pred.X, prog)
-    pred_ctx = pred.obs[context_key].astype(str).to_numpy()
-    pred_pert = pred.obs["perturbation"].astype(str).to_numpy()
-    base_ctx = ctx_of[ctrl]
+    return _to_anndata(prep.model, genes, sents, cs.obs.iloc[ctrl][[]], inverse)
+
+
+def _effects(perts, contexts, predicted, controls, n_boot: int, seed: int) -> pd.DataFrame:
+    """Per perturbation and context: the predicted cells' mean programme score minus the
+    controls', its 95% bootstrap interval and rank; the split of the first two contexts."""
+    pred_score, pred_ctx, pred_pert = predicted
+    pred_pert = pred_pert.astype(str).to_numpy()
+    base_score, base_ctx = controls
     rng = np.random.default_rng(seed)
     rows = []
     for p in dict.fromkeys(perts):
@@ -150,16 +214,7 @@ def screen(
         out[f"rank_{c}"] = out[f"effect_{c}"].rank(ascending=False, method="min").astype(int)
     out["split"] = out[f"effect_{contexts[0]}"] - out[f"effect_{contexts[1]}"]
     out["rank_split"] = out["split"].rank(ascending=False, method="min").astype(int)
-    out = out.sort_values("split", ascending=False)
-    out.attrs["c2s"] = {
-        "contexts": contexts,
-        "program": program,
-        "n_samples": n_samples,
-        "n_genes": k,
-        "control_score": {c: float(base_score[base_ctx == c].mean()) for c in contexts},
-        "n_predicted_cells": int(pred.n_obs),
-    }
-    return out
+    return out.sort_values("split", ascending=False)
 
 
 def _score(X, prog: np.ndarray) -> np.ndarray:
