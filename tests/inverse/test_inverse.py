@@ -91,6 +91,16 @@ def test_to_dict_from_dict_round_trip(name, lognorm_sentences):
     np.testing.assert_array_equal(
         back.predict_sentences(lognorm_sentences), m.predict_sentences(lognorm_sentences)
     )
+    # the stored layout (datasets' metadata and c2s_config.json keep it): keys in this order
+    keys = {
+        "linear": ["model", "slope", "intercept", "sample_size", "max_log_rank", "seed"],
+        "rank_mean": [
+            "model", "n_length_bins", "n_rank_bins", "sample_size", "seed", "length_centers",
+            "x", "y",
+        ],
+    }  # fmt: skip
+    assert list(d) == keys[name] and d["model"] == name
+    assert all(type(v) in (int, float, list, type(None)) for k, v in d.items() if k != "model")
 
 
 def test_unknown_model_names():

@@ -60,6 +60,15 @@ def test_scratch_from_dataset_knows_labels_and_inverse(pbmc_dataset):
     assert m.config.inverse == pbmc_dataset.meta.get("inverse")
 
 
+def test_from_scratch_takes_its_old_keyword(pbmc_dataset):
+    """``data=``, from_scratch's old name for ``dataset``: warned, the same model."""
+    with pytest.warns(FutureWarning, match="data= is now called dataset="):
+        old = C2SModel.from_scratch(data=pbmc_dataset, device="cpu", max_length=64)
+    new = C2SModel.from_scratch(pbmc_dataset, device="cpu", max_length=64)
+    assert old.config.genes == new.config.genes and old.config.inverse == new.config.inverse
+    assert old.tokenizer.get_vocab() == new.tokenizer.get_vocab()
+
+
 def test_plain_model_without_pad_token_gets_eos_as_pad(tmp_path):
     m = C2SModel.from_scratch(genes=GENES, architecture="gpt2", max_length=64, device="cpu")
     m.model.config.pad_token_id = None
@@ -138,7 +147,7 @@ def test_remote_config_lookup_says_when_it_could_not_check(monkeypatch, error, w
     import huggingface_hub
     import huggingface_hub.errors as hf_errors
 
-    from c2s.model._model import _read_remote_config
+    from c2s.model._pretrained import _read_remote_config
 
     def fail(*args, **kwargs):
         cls = getattr(hf_errors, error)
@@ -159,7 +168,7 @@ def test_remote_config_lookup_says_when_it_could_not_check(monkeypatch, error, w
 def test_remote_config_lookup_lets_other_errors_through(monkeypatch):
     import huggingface_hub
 
-    from c2s.model._model import _read_remote_config
+    from c2s.model._pretrained import _read_remote_config
 
     def fail(*args, **kwargs):
         raise RuntimeError("a bug, not a missing file")
@@ -184,7 +193,7 @@ def test_from_scratch_knows_both_organisms():
 def test_scratch_dropout_reaches_the_modules(arch):
     """dropout= sets the architecture's dropout fields: training-mode outputs vary between
     calls, eval-mode outputs do not; None keeps the default."""
-    from c2s.model._model import DROPOUT_FIELDS
+    from c2s.model._scratch import DROPOUT_FIELDS
 
     m = C2SModel.from_scratch(genes=GENES, architecture=arch, dropout=0.5, device="cpu")
     for name in DROPOUT_FIELDS[arch]:

@@ -205,7 +205,7 @@ def test_align_refuses_a_bad_reward_before_anything_runs(
 
     before = _digest(trained_model), _digest(pbmc_dataset.path)
     out = tmp_path / "aligned"
-    argv = ["align", trained_model, pbmc_dataset.path, "--out", out, "--steps", "1"]
+    argv = ["align", trained_model, pbmc_dataset.path, "--out", out, "--max-steps", "1"]
     code = main([str(a) for a in [*argv, *(x for r in rewards for x in ("--reward", r))]])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -222,7 +222,7 @@ def test_align_refuses_a_programme_the_model_does_not_know(
     from c2s.cli import main
 
     out = tmp_path / "aligned"
-    argv = ["align", trained_model, pbmc_dataset.path, "--out", out, "--steps", "1",
+    argv = ["align", trained_model, pbmc_dataset.path, "--out", out, "--max-steps", "1",
             "--program", "NOTAGENE,ALSONOT"]  # fmt: skip
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err

@@ -50,7 +50,7 @@ model = C2SModel.from_scratch(dataset, max_length=128, device="cpu", seed=0)
 result = fine_tune(
     model,
     dataset,
-    output_dir=out,
+    out=out,
     epochs=1,
     n_genes=12,
     batch_size=8,

@@ -47,14 +47,14 @@ def test_a_reward_for_one_label_makes_the_policy_choose_it_more_often(pbmc_datas
     m = C2SModel.from_scratch(pbmc_dataset, max_length=256, device="cpu", preset="tiny", seed=0)
     sft = tmp_path / "sft"
     fine_tune(
-        m, pbmc_dataset, output_dir=sft, tasks=["cell_type_prediction"], n_genes=20, epochs=2,
+        m, pbmc_dataset, out=sft, tasks=["cell_type_prediction"], n_genes=20, epochs=2,
         batch_size=16, learning_rate=2e-3, eval_split=None, probe=False, calibrate=False, seed=0,
     )  # fmt: skip
     held = alignment_prompts(pbmc_dataset, "cell_type_prediction", n_genes=20,
                              split="validation", limit=48)["prompt"]  # fmt: skip
     before = _share(sft, held)
     out = tmp_path / "aligned"
-    res = align(sft, pbmc_dataset, out, rewards=[_prefers], n_genes=20, steps=20,
+    res = align(sft, pbmc_dataset, out, rewards=[_prefers], n_genes=20, max_steps=20,
                 learning_rate=5e-4, max_prompts=64, seed=0)  # fmt: skip
     after = _share(out, held)
     assert after > before + 0.05, (before, after)
@@ -75,6 +75,31 @@ def test_bad_rewards_are_refused_before_training(pbmc_dataset, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_old_names_of_align_options_warn_and_work(pbmc_dataset, tmp_path):
+    """align's ``steps`` is ``max_steps`` now and ``output_dir=`` is ``out=``: the old names
+    still work for a release (keyword, YAML key), each with a FutureWarning naming the new
+    one; a later source's new name overrides a file's old one."""
+    from c2s.train import AlignConfig
+
+    with pytest.warns(FutureWarning, match="steps= is now called max_steps="):
+        assert AlignConfig(steps=7).max_steps == 7
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("steps: 5\n")
+    with pytest.warns(FutureWarning, match="steps is now called max_steps"):
+        assert AlignConfig.from_yaml(cfg).max_steps == 5
+    with pytest.warns(FutureWarning):
+        assert AlignConfig.from_yaml(cfg, max_steps=3).max_steps == 3
+    with pytest.raises(C2SError, match="Give max_steps only"):
+        AlignConfig.from_dict({"steps": 1, "max_steps": 2})
+    assert AlignConfig().to_dict()["max_steps"] == 100 and "steps" not in AlignConfig().to_dict()
+    m = C2SModel.from_scratch(pbmc_dataset, max_length=256, device="cpu", seed=0)
+    with pytest.warns(FutureWarning) as seen, pytest.raises(C2SError, match="max_steps must be"):
+        align(m, pbmc_dataset, output_dir=tmp_path / "a", steps=0)  # both reach the checks
+    said = {str(w.message).split(" is ")[0] for w in seen}
+    assert {"output_dir=", "steps"} <= said, said
+    assert not (tmp_path / "a").exists()
+
+
 def test_lora_alignment_leaves_the_base_weights_unchanged(trained_model, pbmc_dataset, tmp_path):
     import hashlib
 
@@ -88,7 +113,7 @@ def test_lora_alignment_leaves_the_base_weights_unchanged(trained_model, pbmc_da
     m = C2SModel.from_pretrained(trained_model, device="cpu")
     before = {k: v.clone() for k, v in m.model.state_dict().items()}
     out = tmp_path / "lora"
-    align(m, pbmc_dataset, out, rewards=[_short], lora=True, lora_r=4, steps=3,
+    align(m, pbmc_dataset, out, rewards=[_short], lora=True, lora_r=4, max_steps=3,
           learning_rate=1e-2, max_prompts=16, n_genes=30, seed=0)  # fmt: skip
     changed_base, lora_b = [], []
     for k, v in m.model.state_dict().items():
@@ -121,7 +146,7 @@ def test_an_interrupted_alignment_resumes(trained_model, pbmc_dataset, tmp_path)
 
     out = tmp_path / "run"
     opts = {
-        "steps": 4,
+        "max_steps": 4,
         "save_steps": 2,
         "max_prompts": 16,
         "n_genes": 30,
@@ -152,7 +177,7 @@ def test_gene_tasks_sample_only_distinct_known_genes_inside_grpo(
 
     genes = set(C2SModel.from_pretrained(trained_model, device="cpu").config.genes)
     res = align(trained_model, pbmc_dataset, tmp_path / "gen", task="cell_type_generation",
-                rewards=[record, "gene_validity"], steps=2, max_prompts=8, n_genes=30,
+                rewards=[record, "gene_validity"], max_steps=2, max_prompts=8, n_genes=30,
                 temperature=1.5, seed=0)  # fmt: skip
     assert len(seen) == 2 * 16
     for text in seen:
@@ -166,20 +191,22 @@ def test_align_cli_with_a_config_file_and_flags(trained_model, pbmc_dataset, tmp
     from c2s.cli import main
 
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("steps: 5\nmax-prompts: 16\nn_genes: 30\nreward: [label]\nlearning_rate: 1e-3\n"
-                   .replace("reward:", "rewards:"))  # fmt: skip
+    cfg.write_text(
+        "max_steps: 5\nmax-prompts: 16\nn_genes: 30\nrewards: [label]\nlearning_rate: 1e-3\n"
+    )
     out = tmp_path / "cli"
     argv = ["align", str(trained_model), str(pbmc_dataset.path), "--out", str(out),
-            "--config", str(cfg), "--steps", "2", "--reward", "label:2", "--json"]  # fmt: skip
+            "--config", str(cfg), "--max-steps", "2", "--reward", "label:2", "--json"]  # fmt: skip
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 2 and summary["tokens_per_second"] > 0
     assert set(summary["rewards"]) == {"label"}
     options = json.loads((out / "train_log.json").read_text())["options"]
-    assert options["rewards"] == ["label:2"] and options["steps"] == 2
+    assert options["rewards"] == ["label:2"] and options["max_steps"] == 2
     assert options["max_prompts"] == 16 and options["learning_rate"] == 1e-3
     assert (out / "alignment.png").stat().st_size > 0
-    assert C2SModel.from_pretrained(out, device="cpu").config.training["alignment"]["steps"] == 2
+    aligned = C2SModel.from_pretrained(out, device="cpu")
+    assert aligned.config.training["alignment"]["max_steps"] == 2
     # bad options: one line, nothing written
     for bad, msg in [
         (["--reward", "labell"], "Unknown reward 'labell'"),

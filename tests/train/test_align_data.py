@@ -19,11 +19,14 @@ def test_label_prompts_carry_each_cells_label(pbmc_dataset):
     rows = pbmc_dataset.split_indices()["train"]
     obs = pbmc_dataset.obs(["cell_type"]).iloc[rows]
     assert data["label"] == obs["cell_type"].astype(str).tolist()
-    cs = pbmc_dataset.sentences(rows=rows[:3], top_k=10, values=False)
-    for i, text in enumerate(cs.to_text(k=10)):  # each prompt holds its own cell
+    cs = pbmc_dataset.sentences(rows=rows[:3], n_genes=10, values=False)
+    for i, text in enumerate(cs.to_text(n_genes=10)):  # each prompt holds its own cell
         assert text in data[i]["prompt"]
     few = alignment_prompts(pbmc_dataset, "cell_type_prediction", n_genes=10, limit=7, seed=1)
     assert len(few) == 7 and set(few["prompt"]) <= set(data["prompt"])
+    with pytest.warns(FutureWarning, match="ds= is now called dataset="):  # the old keyword
+        old = alignment_prompts(ds=pbmc_dataset, task="cell_type_prediction", n_genes=10)
+    assert old["prompt"] == data["prompt"]
 
 
 def test_generation_and_pair_prompts_carry_reference_cells(pbmc_dataset, tmp_path):
@@ -35,9 +38,9 @@ def test_generation_and_pair_prompts_carry_reference_cells(pbmc_dataset, tmp_pat
     ds = c2s.io.convert(adata, tmp_path / "pert", normalize=True, seed=0)
     pairs = alignment_prompts(ds, "perturbation_prediction", n_genes=12, context=["context"])
     rows = ds.split_indices()["train"]
-    sub = ds.sentences(rows=rows, top_k=12, values=False, obs_columns=["perturbation", "context"])
-    ctx = dict(zip(sub.to_text(k=12), sub.obs["context"].astype(str), strict=True))
-    pert = dict(zip(sub.to_text(k=12), sub.obs["perturbation"].astype(str), strict=True))
+    sub = ds.sentences(rows=rows, n_genes=12, values=False, obs_columns=["perturbation", "context"])
+    ctx = dict(zip(sub.to_text(n_genes=12), sub.obs["context"].astype(str), strict=True))
+    pert = dict(zip(sub.to_text(n_genes=12), sub.obs["perturbation"].astype(str), strict=True))
     for c, p, name in zip(pairs["control_cell"], pairs["perturbed_cell"], pairs["perturbation"],
                           strict=True):  # fmt: skip
         assert ctx[c] == ctx[p] and pert[c] == "control" and pert[p] == name != "control"

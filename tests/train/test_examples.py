@@ -22,7 +22,7 @@ def eager(ds, tok, cfg, split, max_length):
     rows = ds.split_indices()[split]
     renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
     cols = needed_columns(ds, [r for r, _ in renderers])
-    cs = ds.sentences(rows=rows, top_k=cfg.n_genes, values=False, obs_columns=cols)
+    cs = ds.sentences(rows=rows, n_genes=cfg.n_genes, values=False, obs_columns=cols)
     rng = np.random.default_rng([cfg.seed, 7, len(split)])
 
     def repeat(items, weight):

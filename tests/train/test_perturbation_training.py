@@ -36,7 +36,7 @@ def pert_model(pert_ds, tmp_path_factory):
     out = tmp_path_factory.mktemp("pert_model") / "model"
     m = C2SModel.from_scratch(pert_ds, max_length=512, device="cpu")
     fine_tune(
-        m, pert_ds, output_dir=out, tasks=["perturbation_prediction"], n_genes=10,
+        m, pert_ds, out=out, tasks=["perturbation_prediction"], n_genes=10,
         context=["context"], max_steps=2, batch_size=4, eval_split=None, probe=False,
         calibrate=False,
     )  # fmt: skip
@@ -140,7 +140,8 @@ def test_screen_effects_are_programme_score_changes(pert_ds, pert_model):
     adata.X = log10_normalize(adata.X)
     prog = list(c2s.datasets.MHC_I)
     kw = {"context_key": "context", "program": prog, "n_samples": 2, "n_genes": 10}
-    res = c2s.tl.screen(adata, m, ["PERT1", "PERT2"], inverse=pert_ds, n_boot=50, **kw)
+    result = c2s.tl.screen(adata, m, ["PERT1", "PERT2"], inverse=pert_ds, n_boot=50, **kw)
+    res = result.to_frame()
     assert list(res.columns[:3]) == ["effect_ifn", "low_ifn", "high_ifn"]
     assert sorted(res.index) == ["PERT1", "PERT2"] and res["split"].is_monotonic_decreasing
     pred = c2s.tl.perturb(adata, m, ["PERT1", "PERT2"], n_samples=2, n_genes=10, inverse=pert_ds)
@@ -214,7 +215,7 @@ def test_screen_ranks_the_planted_context_dependent_perturbation_first(tmp_path)
     ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
     m = C2SModel.from_scratch(ds, max_length=256, device="cpu", preset="tiny", seed=0)
     fine_tune(
-        m, ds, output_dir=tmp_path / "model", tasks=["perturbation_prediction"], n_genes=20,
+        m, ds, out=tmp_path / "model", tasks=["perturbation_prediction"], n_genes=20,
         context=["context"], epochs=40, batch_size=16, learning_rate=2e-3, eval_split=None,
         probe=False, calibrate=False, seed=0,
     )  # fmt: skip
@@ -222,7 +223,7 @@ def test_screen_ranks_the_planted_context_dependent_perturbation_first(tmp_path)
     res = c2s.tl.screen(
         controls, tmp_path / "model", [f"PERT{i}" for i in range(1, 6)], context_key="context",
         program=c2s.datasets.MHC_I, n_samples=3, inverse=ds, seed=0, batch_size=32,
-    )  # fmt: skip
+    ).to_frame()  # fmt: skip
     assert res.index[0] == "PERT1" and res.loc["PERT1", "rank_split"] == 1
     assert res.loc["PERT1", "rank_ifn"] == 1
     assert res.loc["PERT1", "split"] > res["split"].iloc[1]

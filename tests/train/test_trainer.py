@@ -40,7 +40,7 @@ def toy(tmp_path_factory, _pbmc):
     idx = np.flatnonzero(keep)[::9][:24]
     out = tmp_path_factory.mktemp("toy") / "toy"
     return c2s.io.convert(
-        _pbmc[idx].copy(), out, obs_keys=["cell_type", "organism"], split=(1, 0, 0)
+        _pbmc[idx].copy(), out, obs_keys=["cell_type", "organism"], split_fractions=(1, 0, 0)
     )
 
 
@@ -104,7 +104,7 @@ def first_batch(ds, tmp_path, name, seed, monkeypatch):
     _Recorder.batches = []
     monkeypatch.setattr(trainer_mod, "CountingCollator", _Recorder)
     m = tiny(ds)
-    fine_tune(m, ds, output_dir=tmp_path / name, max_steps=1, seed=seed, eval_split=None, **FAST)
+    fine_tune(m, ds, out=tmp_path / name, max_steps=1, seed=seed, eval_split=None, **FAST)
     return _Recorder.batches[0], json.loads((tmp_path / name / "split.json").read_text())
 
 
@@ -125,7 +125,7 @@ def test_lora_trains_only_adapters_and_reloads_exactly(toy, tmp_path):
     r = fine_tune(
         m,
         toy,
-        output_dir=tmp_path / "run",
+        out=tmp_path / "run",
         lora=True,
         lora_r=4,
         max_steps=15,
@@ -161,7 +161,7 @@ def test_lora_trains_only_adapters_and_reloads_exactly(toy, tmp_path):
 
 def test_lora_on_unsaved_base_needs_merge(toy, tmp_path):
     with pytest.raises(C2SError, match="merge"):
-        fine_tune(tiny(toy), toy, output_dir=tmp_path / "r", lora=True, max_steps=1, **FAST)
+        fine_tune(tiny(toy), toy, out=tmp_path / "r", lora=True, max_steps=1, **FAST)
 
 
 class _Interrupt(TrainerCallback):
@@ -177,14 +177,14 @@ def test_resume_restores_exactly(toy, tmp_path, arch):
     an older name), optimizer, schedule and data order all come back."""
     opts = dict(max_steps=4, save_steps=2, eval_split=None, learning_rate=3e-3, **FAST)
     straight = tiny(toy, architecture=arch)
-    fine_tune(straight, toy, output_dir=tmp_path / "a", **opts)
+    fine_tune(straight, toy, out=tmp_path / "a", **opts)
     with pytest.raises(KeyboardInterrupt):
         fine_tune(
-            tiny(toy, architecture=arch), toy, output_dir=tmp_path / "b",
+            tiny(toy, architecture=arch), toy, out=tmp_path / "b",
             callbacks=[_Interrupt()], **opts,
         )  # fmt: skip
     resumed = tiny(toy, architecture=arch)
-    fine_tune(resumed, toy, output_dir=tmp_path / "b", resume="latest", **opts)
+    fine_tune(resumed, toy, out=tmp_path / "b", resume="latest", **opts)
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
     for k in a:
@@ -195,7 +195,7 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit(toy, tmp_path):
     opts = dict(max_steps=4, save_steps=2, eval_split=None, **FAST)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(tiny(toy), toy, output_dir=out, callbacks=[_Interrupt()], **opts)
+        fine_tune(tiny(toy), toy, out=out, callbacks=[_Interrupt()], **opts)
     ckpt = out / "checkpoints" / "checkpoint-2"
     from safetensors.torch import load_file, save_file
 
@@ -203,35 +203,35 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit(toy, tmp_path):
     weights.pop(next(k for k in weights if "layers.1." in k))
     save_file(weights, ckpt / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(C2SError, match="missing"):
-        fine_tune(tiny(toy), toy, output_dir=out, resume="latest", **opts)
+        fine_tune(tiny(toy), toy, out=out, resume="latest", **opts)
 
 
 def test_interrupted_run_resumes(toy, tmp_path):
     out = tmp_path / "run"
     opts = dict(max_steps=4, save_steps=2, eval_split=None, **FAST)
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(tiny(toy), toy, output_dir=out, callbacks=[_Interrupt()], **opts)
+        fine_tune(tiny(toy), toy, out=out, callbacks=[_Interrupt()], **opts)
     assert not (out / CONFIG_FILE).exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
     with pytest.raises(OutputExistsError, match="resume"):
-        fine_tune(tiny(toy), toy, output_dir=out, **opts)
+        fine_tune(tiny(toy), toy, out=out, **opts)
     # A finished model is not a checkpoint to resume from.
     finished = tmp_path / "finished"
     tiny(toy).save(finished)
     with pytest.raises(C2SError, match="not a training checkpoint"):
-        fine_tune(tiny(toy), toy, output_dir=out, resume=str(finished), **opts)
+        fine_tune(tiny(toy), toy, out=out, resume=str(finished), **opts)
     # Another architecture cannot resume this run.
     with pytest.raises(C2SError, match="different architecture"):
-        fine_tune(tiny(toy, architecture="llama"), toy, output_dir=out, resume="latest", **opts)
-    r = fine_tune(tiny(toy), toy, output_dir=out, resume="latest", **opts)
+        fine_tune(tiny(toy, architecture="llama"), toy, out=out, resume="latest", **opts)
+    r = fine_tune(tiny(toy), toy, out=out, resume="latest", **opts)
     assert r.steps == 4 and (out / CONFIG_FILE).exists()
     trained = [h["step"] for h in r.log_history if "loss" in h]
     assert trained[-1] == 4
     assert C2SModel.from_pretrained(out, device="cpu").config.training["steps"] == 4
     with pytest.raises(OutputExistsError, match="overwrite"):
-        fine_tune(tiny(toy), toy, output_dir=out, **opts)
+        fine_tune(tiny(toy), toy, out=out, **opts)
     with pytest.raises(C2SError, match="finished run"):
-        fine_tune(tiny(toy), toy, output_dir=out, resume="latest", **opts)
-    r = fine_tune(tiny(toy), toy, output_dir=out, overwrite=True, **{**opts, "max_steps": 2})
+        fine_tune(tiny(toy), toy, out=out, resume="latest", **opts)
+    r = fine_tune(tiny(toy), toy, out=out, overwrite=True, **{**opts, "max_steps": 2})
     assert json.loads((out / CONFIG_FILE).read_text())["training"]["steps"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".c2s-tmp")] == []
 
@@ -254,7 +254,8 @@ def test_missing_labels_are_dropped_and_counted(pbmc, tmp_path):
     pbmc = pbmc[:60].copy()
     pbmc.obs["cell_type"] = pbmc.obs["cell_type"].astype(object)
     pbmc.obs.iloc[:7, pbmc.obs.columns.get_loc("cell_type")] = np.nan
-    ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=["cell_type", "organism"], split=(1, 0, 0))
+    keys = ["cell_type", "organism"]
+    ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=keys, split_fractions=(1, 0, 0))
     with pytest.warns(UserWarning, match="7 of 60 cells have no value"):
         r = fine_tune(tiny(ds), ds, max_steps=1, eval_split=None, **FAST)
     assert r.n_train_examples == 53
@@ -263,7 +264,8 @@ def test_missing_labels_are_dropped_and_counted(pbmc, tmp_path):
 def test_dataset_without_usable_cells_is_refused(pbmc, tmp_path):
     pbmc = pbmc[:20].copy()
     pbmc.obs["cell_type"] = pd.Series([None] * 20, index=pbmc.obs_names, dtype=object)
-    ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=["cell_type", "organism"], split=(1, 0, 0))
+    keys = ["cell_type", "organism"]
+    ds = c2s.io.convert(pbmc, tmp_path / "d", obs_keys=keys, split_fractions=(1, 0, 0))
     with (
         pytest.warns(UserWarning, match="20 of 20"),
         pytest.raises(C2SError, match="No cell has a value"),
@@ -360,6 +362,77 @@ def test_validation_calibration_reads_validation_cells_only(pbmc_dataset, monkey
     assert m.config.calibration is None  # no validation cells, no calibration
 
 
+def test_label_heads_build_each_cells_prompt_once(pbmc_dataset, monkeypatch):
+    """Selection (keep_best="label_accuracy"), the linear probe and the validation
+    calibration read one set of label prompts: no cell's prompt is built twice, and the
+    calibration scores the very prompts selection scored, for the cells both read."""
+    from c2s.train import _heads
+
+    built, scored = [], []
+    build_cells, build_scorer = _heads.LabelPrompts._build, _heads.LabelAccuracy.build.__func__
+
+    def spy_cells(self, rows):
+        built.extend(rows)
+        return build_cells(self, rows)
+
+    def spy_scorer(cls, prompts, labels, batch_size, limit=None):
+        scorer = build_scorer(cls, prompts, labels, batch_size, limit)
+        scored.append(list(scorer.prompts))
+        return scorer
+
+    monkeypatch.setattr(_heads.LabelPrompts, "_build", spy_cells)
+    monkeypatch.setattr(_heads.LabelAccuracy, "build", classmethod(spy_scorer))
+    m = tiny(pbmc_dataset)
+    opts = {**FAST, "max_steps": 2, "eval_steps": 1}
+    fine_tune(m, pbmc_dataset, tasks=["cell_type_prediction"], keep_best="label_accuracy", **opts)
+    idx = pbmc_dataset.split_indices()
+    assert len(built) == len(set(built))  # each cell once
+    assert set(built) == {*idx["train"].tolist(), *idx["validation"].tolist()}
+    selection, calibration = scored
+    assert len(selection) == FAST["max_eval_examples"]
+    assert len(calibration) == len(idx["validation"]) and set(selection) <= set(calibration)
+    assert m.config.probe is not None and m.config.calibration is not None
+
+
+def test_label_prompts_built_in_parts_equal_those_built_at_once(pbmc_dataset):
+    """The shared prompts do not depend on what was asked for before: a draw of a few
+    validation cells, then all of them, gives what one fresh build of all of them gives
+    (prompts shortened to fit the context included)."""
+    from c2s.train._heads import LabelPrompts
+
+    m = tiny(pbmc_dataset)
+    cfg = TrainConfig(tasks=["cell_type_prediction"], n_genes=40)
+    shared = LabelPrompts(m, pbmc_dataset, cfg, 64)
+    _, few, _, _ = shared.of("validation", 10)
+    task, prompts, spans, y = shared.of("validation")
+    fresh = LabelPrompts(m, pbmc_dataset, cfg, 64).of("validation")
+    assert task is fresh[0] and prompts == fresh[1] and spans == fresh[2]
+    assert y.tolist() == fresh[3].tolist() and len(few) == 10 and set(few) <= set(prompts)
+    assert any("40 gene" not in p for p in prompts)  # some lost genes to fit 64 tokens
+    for p, (a, b) in zip(prompts, spans, strict=True):
+        assert len(m.tokenizer(p)["input_ids"]) <= 64 and p[a:b] and p[b] == "."
+
+
+def test_old_keyword_names_warn_and_work(toy, tmp_path):
+    """fine_tune's output_dir= and data=, build_examples' ds=: a FutureWarning naming the new
+    keyword, the same run; both names at once are refused."""
+    m = tiny(toy)
+    opts = {**FAST, "max_steps": 1, "eval_split": None, "probe": False}
+    with pytest.warns(FutureWarning, match="output_dir= is now called out="):
+        r = fine_tune(m, toy, output_dir=tmp_path / "r", **opts)
+    assert r.output_dir == str(tmp_path / "r") and (tmp_path / "r" / CONFIG_FILE).exists()
+    with pytest.warns(FutureWarning, match="data= is now called dataset="):
+        assert fine_tune(tiny(toy), data=toy, **opts).steps == 1
+    with pytest.raises(C2SError, match="Give out= only"):
+        fine_tune(m, toy, out=tmp_path / "a", output_dir=tmp_path / "b", **opts)
+    kw = {"split": "train", "max_length": 128, "limit": None, "weighted": False}
+    cfg = TrainConfig(n_genes=8)
+    with pytest.warns(FutureWarning, match="ds= is now called dataset="):
+        old, _, _ = build_examples(ds=toy, tokenizer=m.tokenizer, cfg=cfg, **kw)
+    new, _, _ = build_examples(toy, m.tokenizer, cfg, **kw)
+    assert [e["input_ids"] for e in old] == [e["input_ids"] for e in new]
+
+
 def test_augmented_copies_are_rendered_with_other_tie_orders(pbmc_dataset):
     m = C2SModel.from_scratch(pbmc_dataset, max_length=256, device="cpu")
     kw = {"split": "train", "max_length": 256, "limit": None, "weighted": True}
@@ -385,12 +458,12 @@ def test_keep_best_restores_the_best_evaluation(pbmc_dataset, keep, tmp_path):
     """With keep_best, the weights at the end are exactly those of the best checkpoint (every
     layer, GPT-NeoX's renamed output layer too), and scoring the validation cells again gives
     the best evaluation's number."""
-    from c2s.train._select import LabelAccuracy
+    from c2s.train._heads import LabelAccuracy, LabelPrompts
 
     m = tiny(pbmc_dataset)
     opts = {**FAST, "learning_rate": 3e-3, "max_steps": 8, "eval_steps": 2, "probe": False}
     r = fine_tune(
-        m, pbmc_dataset, tasks=["cell_type_prediction"], keep_best=keep, output_dir=tmp_path / "r",
+        m, pbmc_dataset, tasks=["cell_type_prediction"], keep_best=keep, out=tmp_path / "r",
         save_total_limit=10, **opts,
     )  # fmt: skip
     state = json.loads(
@@ -407,7 +480,8 @@ def test_keep_best_restores_the_best_evaluation(pbmc_dataset, keep, tmp_path):
     cfg = TrainConfig(**{**opts, "tasks": ["cell_type_prediction"]})
     m.model.eval()
     if keep == "label_accuracy":
-        score = LabelAccuracy.build(m, pbmc_dataset, cfg, m.config.labels["cell_type"], 128, 8)
+        prompts = LabelPrompts(m, pbmc_dataset, cfg, 128)
+        score = LabelAccuracy.build(prompts, m.config.labels["cell_type"], 8)
         assert score() == pytest.approx(best)
     else:
         assert r.eval_loss == pytest.approx(best, rel=1e-5)

@@ -86,30 +86,6 @@ def token_ids(tokenizer, prompts: Sequence[str], responses: Sequence[str]) -> li
     return out
 
 
-def encode_examples(
-    renderer,
-    sentences,
-    tokenizer,
-    *,
-    max_length: int,
-    loss_on_response_only: bool = True,
-    rows: Sequence[int] | None = None,
-) -> tuple[list[dict], EncodeStats]:
-    """Render and encode every example of ``renderer`` over ``sentences``.
-
-    Returns the encoded examples (dicts of lists, plus ``n_genes`` and ``cells``) and counts
-    of examples shortened to fit ``max_length`` and dropped because even one gene per cell
-    does not fit. :func:`encode_flat` gives the same examples as compact arrays.
-    """
-    from c2s.encoding._flat import encode_flat
-
-    flat, stats = encode_flat(
-        renderer, sentences, tokenizer, max_length=max_length,
-        loss_on_response_only=loss_on_response_only, rows=rows,
-    )  # fmt: skip
-    return [flat.item(i) for i in range(len(flat))], stats
-
-
 def shorten(renderer, cs, cells, template, tokenizer, max_length, k_max):
     """The largest gene count whose example fits in ``max_length`` tokens, as
     ``((ids, boundary), k)`` (binary search: the length grows with k); ``(None, 0)`` when not

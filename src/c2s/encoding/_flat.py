@@ -176,9 +176,9 @@ def encode_flat(
         cells.append(np.asarray(chunk_cells, dtype=np.int64))
     if stats.n_shortened or stats.n_dropped:
         warnings.warn(
-            f"{stats.n_shortened} examples were longer than {max_length} tokens and were shortened "
-            f"by dropping genes from the end of their cell sentences; {stats.n_dropped} did not fit "
-            "even with one gene and were left out.",
+            f"{stats.n_shortened} examples were longer than {max_length} tokens and were "
+            "shortened by dropping genes from the end of their cell sentences; "
+            f"{stats.n_dropped} did not fit even with one gene and were left out.",
             stacklevel=3,
         )
     if sink is not None:
@@ -197,4 +197,19 @@ def encode_flat(
     return flat, stats
 
 
-__all__ = ["FlatExamples", "encode_flat"]
+def encode_examples(
+    renderer, sentences, tokenizer, *, max_length: int, **options
+) -> tuple[list[dict], EncodeStats]:
+    """Render and encode every example of ``renderer`` over ``sentences``, as
+    :func:`encode_flat` does (``options``: its ``loss_on_response_only`` and ``rows``), as
+    lists.
+
+    Returns the encoded examples (dicts of lists, plus ``n_genes`` and ``cells``) and counts
+    of examples shortened to fit ``max_length`` and dropped because even one gene per cell
+    does not fit.
+    """
+    flat, stats = encode_flat(renderer, sentences, tokenizer, max_length=max_length, **options)
+    return [flat.item(i) for i in range(len(flat))], stats
+
+
+__all__ = ["FlatExamples", "encode_examples", "encode_flat"]

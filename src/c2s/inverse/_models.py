@@ -40,6 +40,7 @@ class InverseModel:
 
     name: ClassVar[str] = ""
     registry: ClassVar[dict[str, type[InverseModel]]] = {}
+    saved: ClassVar[tuple[str, ...]] = ()  # the attributes ``to_dict`` keeps, in this order
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -54,7 +55,11 @@ class InverseModel:
         raise NotImplementedError
 
     def to_dict(self) -> dict:
-        raise NotImplementedError
+        """The model as plain values (``model``: its name, then :attr:`saved`; arrays as
+        lists), which :meth:`from_dict` reads back."""
+        values = {k: getattr(self, k) for k in self.saved}
+        plain = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in values.items()}
+        return {"model": self.name, **plain}
 
     @staticmethod
     def from_dict(d: dict) -> InverseModel:
@@ -108,6 +113,7 @@ class LinearInverse(InverseModel):
     """
 
     name = "linear"
+    saved = ("slope", "intercept", "sample_size", "max_log_rank", "seed")
 
     def __init__(self, *, sample_size: int | None = 1024, max_log_rank: float = 3.0, seed: int = 0):
         self.sample_size = sample_size
@@ -132,16 +138,6 @@ class LinearInverse(InverseModel):
         x = np.log10(1.0 + np.asarray(positions, dtype=np.float64))
         return (self.intercept + self.slope * x).astype(np.float32)
 
-    def to_dict(self) -> dict:
-        return {
-            "model": self.name,
-            "slope": self.slope,
-            "intercept": self.intercept,
-            "sample_size": self.sample_size,
-            "max_log_rank": self.max_log_rank,
-            "seed": self.seed,
-        }
-
     @classmethod
     def _from_dict(cls, d: dict) -> LinearInverse:
         m = cls(
@@ -165,6 +161,7 @@ class RankMeanInverse(InverseModel):
     """
 
     name = "rank_mean"
+    saved = ("n_length_bins", "n_rank_bins", "sample_size", "seed", "length_centers", "x", "y")
 
     def __init__(
         self,
@@ -250,18 +247,6 @@ class RankMeanInverse(InverseModel):
         x = np.log10(1.0 + np.arange(max(n_positions, 1), dtype=np.float64))
         tabs = np.stack([self._curve(g, x) for g in range(len(self.length_centers))])
         return tabs.astype(np.float32), self.length_centers
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.name,
-            "n_length_bins": self.n_length_bins,
-            "n_rank_bins": self.n_rank_bins,
-            "sample_size": self.sample_size,
-            "seed": self.seed,
-            "length_centers": self.length_centers.tolist(),
-            "x": self.x.tolist(),
-            "y": self.y.tolist(),
-        }
 
     @classmethod
     def _from_dict(cls, d: dict) -> RankMeanInverse:

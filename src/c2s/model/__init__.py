@@ -4,9 +4,10 @@ inference kernels the :mod:`c2s.tl` verbs run on prompts.
 Kernels (prompts in, arrays out; batched by length, left-padded, under
 ``torch.inference_mode``): :func:`score_answers` (the log-likelihood of every candidate
 answer; :func:`fit_label_bias` calibrates it), :func:`decode_constrained` (greedy decoding
-among candidates), :func:`generate_free` (plain decoding), :func:`embed_prompts` (pooled hidden states), :func:`gene_attention`, and
-gene-constrained generation (:class:`GeneTrie`, :func:`cell_layout`, :func:`generate_cells`). Inside
-:func:`across_ranks`, under torchrun, every kernel splits its batches across the processes.
+among candidates), :func:`generate_free` (plain decoding), :func:`embed_prompts` (pooled
+hidden states), :func:`gene_attention`, and gene-constrained generation (:class:`GeneTrie`,
+:func:`cell_layout`, :func:`generate_cells`). Inside :func:`across_ranks`, under torchrun,
+every kernel splits its batches across the processes.
 Heavy imports (torch, transformers, peft) happen inside functions.
 """
 
@@ -16,20 +17,15 @@ from c2s.model._config import CONFIG_FILE, C2SConfig, vocab_hash
 from c2s.model._decode import decode_constrained, generate_free
 from c2s.model._device import check_dtype, resolve_device, resolve_dtype
 from c2s.model._embed import POOLING, embed_prompts, gene_attention
-from c2s.model._generate import CellLayout, GeneTrie, cell_layout, generate_cells, generate_genes
+from c2s.model._generate import generate_cells, generate_genes
+from c2s.model._layout import CellLayout, GeneTrie, cell_layout
 from c2s.model._loading import check_torch_file
-from c2s.model._model import (
-    ARCHITECTURES,
-    LORA_TARGETS,
-    PRESETS,
-    C2SModel,
-    check_adapter_base,
-    fix_pad_token,
-    lora_targets,
-)
+from c2s.model._lora import LORA_TARGETS, lora_targets
+from c2s.model._model import C2SModel, check_adapter_base, fix_pad_token
 from c2s.model._probe import fit_probe, probe_probabilities
 from c2s.model._ranks import across_ranks, launched_world_size
 from c2s.model._score import score_answers
+from c2s.model._scratch import ARCHITECTURES, PRESETS
 from c2s.model._tokenizer import build_gene_tokenizer, pieces
 
 __all__ = [

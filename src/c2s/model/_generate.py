@@ -2,260 +2,23 @@
 
 Every sampled token must continue a gene of the model's vocabulary that the current cell has
 not used yet, so generated cells hold valid genes without repeats by construction, and each
-stops at exactly ``n_genes`` genes. Multi-cell answers (``Cell 1:\\n...\\nCell 2:\\n...``)
-interleave forced text with the genes: :func:`cell_layout` reads that text's tokens, and
-which trie each gene comes from, off the tokenization of a sample answer, so the generated
-tokens are exactly those of the training format.
+stops at exactly ``n_genes`` genes. Where the genes and the forced text between cells go is
+the :class:`~c2s.model.CellLayout` (``_layout.py``).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
 from c2s._errors import C2SError
 from c2s._logging import progress
 from c2s.model._batching import left_pad, length_batches, returned_cache, with_cache
+from c2s.model._layout import CellLayout, GeneTrie
 from c2s.model._ranks import gather, share
 from c2s.model._sampling import row_keys, sample
-
-
-class GeneTrie:
-    """Token sequences of every gene as it follows ``anchor + sep``, as a trie.
-
-    With the default ``sep=" "`` these are the tokens of ``" " + gene`` (a gene after another
-    gene); ``sep="\\n"`` gives the first gene of a multi-cell ``Cell i:`` block. Works for
-    one-token-per-gene tokenizers (every gene a child of the root) and for pretrained
-    tokenizers where a gene spans several tokens.
-    """
-
-    def __init__(
-        self, tokenizer, genes: Sequence[str], anchor: str = "Cell sentence:", sep: str = " "
-    ):
-        enc = tokenizer(
-            [f"{anchor}{sep}{g}" for g in genes],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-        )
-        cut = len(anchor)
-        self.children: list[dict[int, int]] = [{}]
-        self.parent = [-1]
-        self.token = [-1]
-        terminal = [-1]
-        node_of = np.full(len(genes), -1, dtype=np.int64)
-        clashes = 0
-        for gi, (ids, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], strict=True)):
-            seq = [t for t, (_, end) in zip(ids, offs, strict=True) if end > cut]
-            if not seq:
-                continue
-            node = 0
-            for t in seq:
-                nxt = self.children[node].get(t)
-                if nxt is None:
-                    nxt = len(self.children)
-                    self.children[node][t] = nxt
-                    self.children.append({})
-                    self.parent.append(node)
-                    self.token.append(t)
-                    terminal.append(-1)
-                node = nxt
-            if terminal[node] >= 0:
-                clashes += 1
-                continue
-            terminal[node] = gi
-            node_of[gi] = node
-        if clashes:
-            warnings.warn(
-                f"{clashes} genes tokenize exactly like another gene and cannot be generated "
-                "(unknown tokens?).",
-                stacklevel=3,
-            )
-        self.terminal = np.asarray(terminal, dtype=np.int64)
-        self.node_of = node_of  # gene index -> its terminal node (-1: cannot be generated)
-        self.n_nodes = len(self.children)
-        total = (self.terminal >= 0).astype(np.int64)
-        for node in range(self.n_nodes - 1, 0, -1):  # children are numbered after parents
-            total[self.parent[node]] += total[node]
-        self.total = total
-        self.n_genes = int((self.terminal >= 0).sum())
-        self.depth = max((len(self.path(int(n))) for n in node_of if n >= 0), default=0)
-        self.root_tokens = np.fromiter(self.children[0].keys(), dtype=np.int64)
-        self.root_nodes = np.fromiter(self.children[0].values(), dtype=np.int64)
-        self.single_token = all(not self.children[n] for n in self.root_nodes)
-
-    def path(self, node: int) -> list[int]:
-        """Nodes from ``node`` up to (not including) the root."""
-        out = []
-        while node > 0:
-            out.append(node)
-            node = self.parent[node]
-        return out
-
-    def tokens_of(self, gene: int) -> list[int]:
-        """The token sequence of gene index ``gene`` (empty if it cannot be generated)."""
-        node = int(self.node_of[gene])
-        return [self.token[x] for x in reversed(self.path(node))] if node >= 0 else []
-
-
-@dataclass
-class CellLayout:
-    """How the generated tokens of each prompt are laid out.
-
-    ``heads[i]`` is fed before prompt ``i``'s first gene (the prompt and any forced answer
-    opening such as ``Cell 1:``); ``seps[c]`` is forced between cell ``c`` and ``c + 1``;
-    ``end`` is the token that follows the last gene (it closes a multi-token gene, and is
-    not generated). A cell's first gene comes from ``first``, the others from ``rest``.
-    """
-
-    heads: list[list[int]]
-    seps: list[list[int]]
-    end: int
-    first: GeneTrie
-    rest: GeneTrie
-
-    @classmethod
-    def plain(cls, tokenizer, prompts: Sequence[str], trie: GeneTrie) -> CellLayout:
-        """One cell right after each prompt's own tokens, every gene from ``trie``, EOS
-        closing the last gene."""
-        heads = [tokenizer(p)["input_ids"] for p in prompts]
-        return cls(heads, [], tokenizer.eos_token_id, trie, trie)
-
-    @property
-    def n_cells(self) -> int:
-        return len(self.seps) + 1
-
-    def after(self, cell: int) -> int:
-        """The token that may follow the last gene of cell ``cell``."""
-        return self.seps[cell][0] if cell < len(self.seps) else self.end
-
-
-def _sample_spans(text: str, start: int, sentence: list[str], n_cells: int):
-    """Character spans of every gene of ``n_cells`` copies of ``sentence`` in ``text`` after
-    ``start``, cell by cell: ``[(cell, a, b), ...]``."""
-    joined = " ".join(sentence)
-    spans, at = [], start
-    for c in range(n_cells):
-        q = text.find(joined, at)
-        if q < 0:
-            raise C2SError("The answer template does not hold its cell sentences verbatim.")
-        for g in sentence:
-            spans.append((c, q, q + len(g)))
-            q += len(g) + 1
-        at = q
-    return spans
-
-
-def _read_layout(tokenizer, text: str, start: int, sentence, n_cells, genes_idx, trie_for):
-    """Tokenize one sample answer and split its tokens into head, gene runs and literals.
-
-    Each gene owns the tokens that overlap it or the whitespace character before it; a token
-    reaching into other text means the tokenizer merges genes with their surroundings, and
-    then no constrained layout exists.
-    """
-    spans = _sample_spans(text, start, sentence, n_cells)
-    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-    ids, offs = enc["input_ids"], enc["offset_mapping"]
-    owner = [-1] * len(ids)
-    for j, (_, a, b) in enumerate(spans):
-        sep = text[a - 1] if a > 0 else ""
-        if not sep.isspace():
-            raise C2SError("A cell sentence in the answer template does not follow whitespace.")
-        for t, (s, e) in enumerate(offs):
-            if e > s and e > a - 1 and s < b:
-                if owner[t] >= 0 or s < a - 1 or e > b:
-                    raise C2SError(
-                        "This tokenizer merges gene names with the text around them in this "
-                        "task's answer, so its generation cannot be constrained token by token."
-                    )
-                owner[t] = j
-    first_gene = next((t for t, o in enumerate(owner) if o >= 0), None)
-    if first_gene is None or first_gene == 0:
-        raise C2SError("The answer's genes produced no tokens of their own.")
-    head = ids[:first_gene]
-    runs: list[list[int]] = [[] for _ in spans]
-    literal: list[list[int]] = [[] for _ in spans]  # tokens after gene j, before gene j + 1
-    last = 0
-    for t in range(first_gene, len(ids)):
-        if owner[t] >= 0:
-            if literal[last] and owner[t] == last:
-                raise C2SError("Text splits a gene's tokens in this task's answer.")
-            last = owner[t]
-            runs[last].append(ids[t])
-        else:
-            literal[last].append(ids[t])
-    literal[-1].append(tokenizer.eos_token_id)
-    per_cell = len(sentence)
-    seps: list[list[int]] = []
-    keys: dict[str, tuple[str, str]] = {}  # trie (anchor, sep) of a cell's first / other genes
-    for j, (c, a, _) in enumerate(spans):
-        pos = j % per_cell
-        if pos < per_cell - 1 and literal[j]:
-            raise C2SError("Tokens between two genes of one cell are not whitespace.")
-        if pos == per_cell - 1 and c < n_cells - 1:
-            if not literal[j]:
-                raise C2SError("Nothing separates the cells of this task's answer.")
-            seps.append(literal[j])
-        sep = text[a - 1]
-        key = ("Cell sentence:", " ") if sep == " " else (text[max(start, a - 33) : a - 1], sep)
-        role = keys.setdefault("first" if pos == 0 else "rest", key)
-        if runs[j] != trie_for(*role).tokens_of(genes_idx[pos]):
-            raise C2SError(
-                "A gene's tokens in this task's answer differ from its tokens in isolation; "
-                "generation cannot be constrained with this tokenizer."
-            )
-    return head, seps, literal[-1][0], keys
-
-
-def cell_layout(
-    tokenizer,
-    prompts: Sequence[str],
-    answer: Callable[[list[str]], str],
-    genes: Sequence[str],
-    n_cells: int,
-    trie_for: Callable[[str, str], GeneTrie],
-) -> CellLayout:
-    """The :class:`CellLayout` of ``prompts`` whose answers ``answer(sentences)`` renders.
-
-    Two sample answers with different genes are tokenized exactly as in training (``prompt +
-    " " + answer`` and EOS); they must agree on every forced token. ``trie_for(anchor, sep)``
-    returns the gene trie for genes after that text (cached by the caller).
-    """
-    if n_cells < 1:
-        raise C2SError("n_cells must be at least 1.")
-    base = trie_for("Cell sentence:", " ")
-    usable = [g for g in range(len(genes)) if base.node_of[g] >= 0]
-    if len(usable) < 4:
-        raise C2SError("The model's vocabulary has fewer than 4 genes it can generate.")
-    samples = [usable[:2], usable[2:4]]
-    found = []
-    for p, pair in ((prompts[0], samples[0]), (prompts[-1], samples[1])):
-        sentence = [genes[g] for g in pair]
-        text = f"{p} {answer([' '.join(sentence)] * n_cells)}"
-        found.append(_read_layout(tokenizer, text, len(p) + 1, sentence, n_cells, pair, trie_for))
-    if found[0][1:] != found[1][1:]:
-        raise C2SError(
-            "The text between generated cells tokenizes differently depending on the genes; "
-            "generation cannot be constrained with this tokenizer."
-        )
-    head0, seps, end, keys = found[0]
-    # Every prompt's own head: its tokens before the first gene of a sample answer (and the
-    # whitespace that gene owns), from one batched tokenizer call.
-    sample = " ".join(genes[g] for g in samples[0])
-    texts = [f"{p} {answer([sample] * n_cells)}" for p in prompts]
-    enc = tokenizer(texts, add_special_tokens=True, return_offsets_mapping=True)
-    heads = []
-    for p, text, ids, offs in zip(
-        prompts, texts, enc["input_ids"], enc["offset_mapping"], strict=True
-    ):
-        a = text.find(sample, len(p) + 1) - 1  # the whitespace before the first gene
-        n = next(t for t, (s, e) in enumerate(offs) if e > s and e > a)
-        heads.append(ids[:n])
-    if heads[0] != head0:
-        raise C2SError("The prompt's tokens before the answer are not stable; cannot generate.")
-    return CellLayout(heads, seps, end, trie_for(*keys["first"]), trie_for(*keys["rest"]))
 
 
 class _Row:
@@ -338,6 +101,28 @@ def generate_cells(
     """
     import torch
 
+    _check_lengths(model.model, layout, n_genes)
+    rules = _Rules(model, layout, n_genes)
+    sampling = (temperature, top_k, top_p, seed)
+    out: list[list[list[int]]] = [[] for _ in layout.heads]
+    if tokens is not None:
+        tokens[:] = [[] for _ in layout.heads]
+    with torch.inference_mode():
+        batches = share(length_batches([len(h) for h in layout.heads], batch_size))
+        for rows in progress(batches, desc="generating cells", unit="batch", enabled=progress_bar):
+            cells, fed = _generate_batch(model, rules, rows, sampling)
+            for b, i in enumerate(rows):
+                out[i] = cells[b]
+                if tokens is not None:
+                    tokens[i] = fed[b]
+    if tokens is not None:
+        tokens[:] = gather(tokens, batches)
+    return gather(out, batches)
+
+
+def _check_lengths(lm, layout: CellLayout, n_genes: int) -> None:
+    """Refuse a gene count the vocabulary or the model's context cannot hold; warn when the
+    longest genes could pass the context."""
     first, rest = layout.first, layout.rest
     if n_genes < 1:
         raise C2SError("n_genes must be at least 1.")
@@ -345,7 +130,6 @@ def generate_cells(
         raise C2SError(
             f"Cannot generate {n_genes} distinct genes from a vocabulary of {rest.n_genes}."
         )
-    tok, lm, dev = model.tokenizer, model.model, model.device
     fixed = max(len(h) for h in layout.heads) + sum(len(s) for s in layout.seps)
     least = fixed + layout.n_cells * n_genes
     most = fixed + layout.n_cells * n_genes * max(first.depth, rest.depth)
@@ -359,120 +143,129 @@ def generate_cells(
         warnings.warn(
             f"{layout.n_cells} cell(s) of {n_genes} genes may need up to {most} tokens, more "
             f"than the model's context of {context}, if the longest genes are drawn.",
-            stacklevel=2,
+            stacklevel=3,
         )
-    V = lm.get_output_embeddings().weight.shape[0]
-    pad = tok.pad_token_id
-    out: list[list[list[int]]] = [[] for _ in layout.heads]
-    if tokens is not None:
-        tokens[:] = [[] for _ in layout.heads]
-    rest_root = torch.zeros(V, dtype=torch.bool, device=dev)
-    rest_root[torch.as_tensor(rest.root_tokens, device=dev)] = True
-    first_root = torch.zeros(V, dtype=torch.bool, device=dev)
-    first_root[torch.as_tensor(first.root_tokens, device=dev)] = True
-    with torch.inference_mode():
-        batches = share(length_batches([len(h) for h in layout.heads], batch_size))
-        for rows in progress(batches, desc="generating cells", unit="batch", enabled=progress_bar):
-            B = len(rows)
-            enc = left_pad([layout.heads[i] for i in rows], pad, dev)
-            res = lm(**enc, use_cache=True, logits_to_keep=1)
-            cache, logits = returned_cache(res), res.logits[:, -1]
-            mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
-            root_ok = rest_root.repeat(B, 1)
-            state = [_Row(rest.n_nodes) for _ in rows]
-            fed: list[list[int]] = [list(layout.heads[i]) for i in rows]
-            step = 0
-            while True:
-                allowed = torch.zeros((B, V), dtype=torch.bool, device=dev)
-                for b, st in enumerate(state):
-                    if st.done:
-                        allowed[b, pad] = True
-                    elif st.force:
-                        allowed[b, st.force[0]] = True
-                    elif st.node == 0:
-                        allowed[b] = first_root if st.first else root_ok[b]
+
+
+class _Rules:
+    """What each row of a batch may sample next (:meth:`allowed`), and what a sampled token
+    does to its state (:meth:`advance`): genes from the layout's tries, none repeated, the
+    forced text between cells, padding once a row is done."""
+
+    def __init__(self, model, layout: CellLayout, n_genes: int):
+        import torch
+
+        self.layout, self.n_genes = layout, n_genes
+        self.first, self.rest = layout.first, layout.rest
+        self.pad, dev = model.tokenizer.pad_token_id, model.device
+        self.vocab = model.model.get_output_embeddings().weight.shape[0]
+        self.rest_root = torch.zeros(self.vocab, dtype=torch.bool, device=dev)
+        self.rest_root[torch.as_tensor(self.rest.root_tokens, device=dev)] = True
+        self.first_root = torch.zeros(self.vocab, dtype=torch.bool, device=dev)
+        self.first_root[torch.as_tensor(self.first.root_tokens, device=dev)] = True
+
+    def allowed(self, state: list[_Row], root_ok):
+        """(rows x vocabulary) mask of the tokens each row may take next."""
+        import torch
+
+        allowed = torch.zeros((len(state), self.vocab), dtype=torch.bool, device=root_ok.device)
+        for b, st in enumerate(state):
+            if st.done:
+                allowed[b, self.pad] = True
+            elif st.force:
+                allowed[b, st.force[0]] = True
+            elif st.node == 0:
+                allowed[b] = self.first_root if st.first else root_ok[b]
+            else:
+                trie = self.first if st.first else self.rest
+                for t, _ in st.open_children(trie, st.node):
+                    allowed[b, t] = True
+                g = int(trie.terminal[st.node])
+                if g >= 0 and g not in st.seen:  # may end this gene here
+                    if len(st.genes) + 1 >= self.n_genes:
+                        allowed[b, self.layout.after(len(st.cells))] = True
                     else:
-                        trie = first if st.first else rest
-                        for t, _ in st.open_children(trie, st.node):
-                            allowed[b, t] = True
-                        g = int(trie.terminal[st.node])
-                        if g >= 0 and g not in st.seen:  # may end this gene here
-                            if len(st.genes) + 1 >= n_genes:
-                                allowed[b, layout.after(len(st.cells))] = True
-                            else:
-                                allowed[b] |= root_ok[b]
-                keys = row_keys(seed, rows, step) if temperature > 0 else []
-                choice = sample(
-                    logits.masked_fill(~allowed, float("-inf")), temperature, top_k, top_p, keys
-                )
-                step += 1
-                feed = []
-                for b, st in enumerate(state):
-                    t = int(choice[b])
-                    if st.done:
-                        feed.append(pad)
-                        continue
-                    feed.append(t)
-                    fed[b].append(t)
-                    if st.force:
-                        if st.feed_forced():
-                            root_ok[b] = rest_root
-                        continue
-                    trie = first if st.first else rest
-                    if st.node != 0 and t not in trie.children[st.node]:
-                        # the gene ended here; t starts the next gene, or is the text after it
-                        if st.complete(
-                            int(trie.terminal[st.node]), rest, root_ok, b, n_genes, layout
-                        ):
-                            if st.force and st.feed_forced():  # t began the separator
-                                root_ok[b] = rest_root
-                            continue
-                        trie = rest
-                    st.node = node = trie.children[st.node][t]
-                    g = int(trie.terminal[node])
-                    if g >= 0 and g not in st.seen and not st.open_children(trie, node):
-                        st.complete(g, rest, root_ok, b, n_genes, layout)
-                if all(s.done for s in state):
-                    break
-                mask = torch.cat([mask, mask.new_ones((B, 1))], 1)
-                pos = pos + 1
-                res = lm(
-                    input_ids=torch.as_tensor(feed, device=dev)[:, None],
-                    attention_mask=mask,
-                    position_ids=pos,
-                    **with_cache(lm, cache),
-                    use_cache=True,
-                )
-                cache, logits = returned_cache(res), res.logits[:, -1]
-            for b, i in enumerate(rows):
-                out[i] = state[b].cells
-                if tokens is not None:
-                    tokens[i] = fed[b]
-    if tokens is not None:
-        tokens[:] = gather(tokens, batches)
-    return gather(out, batches)
+                        allowed[b] |= root_ok[b]
+        return allowed
+
+    def advance(self, state: list[_Row], choice, root_ok, fed: list[list[int]]) -> list[int]:
+        """Feed each row its sampled token (``fed`` records them); returns the tokens to
+        feed the model next (padding for finished rows)."""
+        rest, n_genes, layout = self.rest, self.n_genes, self.layout
+        feed = []
+        for b, st in enumerate(state):
+            t = int(choice[b])
+            if st.done:
+                feed.append(self.pad)
+                continue
+            feed.append(t)
+            fed[b].append(t)
+            if st.force:
+                if st.feed_forced():
+                    root_ok[b] = self.rest_root
+                continue
+            trie = self.first if st.first else rest
+            if st.node != 0 and t not in trie.children[st.node]:
+                # the gene ended here; t starts the next gene, or is the text after it
+                if st.complete(int(trie.terminal[st.node]), rest, root_ok, b, n_genes, layout):
+                    if st.force and st.feed_forced():  # t began the separator
+                        root_ok[b] = self.rest_root
+                    continue
+                trie = rest
+            st.node = node = trie.children[st.node][t]
+            g = int(trie.terminal[node])
+            if g >= 0 and g not in st.seen and not st.open_children(trie, node):
+                st.complete(g, rest, root_ok, b, n_genes, layout)
+        return feed
+
+
+def _generate_batch(model, rules: _Rules, rows: list[int], sampling: tuple):
+    """Decode the heads ``rows`` of the layout together to their last cell; returns each
+    row's cells and the tokens fed."""
+    import torch
+
+    lm, dev, heads = model.model, model.device, rules.layout.heads
+    temperature, top_k, top_p, seed = sampling
+    enc = left_pad([heads[i] for i in rows], rules.pad, dev)
+    res = lm(**enc, use_cache=True, logits_to_keep=1)
+    cache, logits = returned_cache(res), res.logits[:, -1]
+    mask, pos = enc["attention_mask"], enc["position_ids"][:, -1:]
+    root_ok = rules.rest_root.repeat(len(rows), 1)
+    state = [_Row(rules.rest.n_nodes) for _ in rows]
+    fed: list[list[int]] = [list(heads[i]) for i in rows]
+    step = 0
+    while True:
+        allowed = rules.allowed(state, root_ok)
+        keys = row_keys(seed, rows, step) if temperature > 0 else []
+        choice = sample(
+            logits.masked_fill(~allowed, float("-inf")), temperature, top_k, top_p, keys
+        )
+        step += 1
+        feed = rules.advance(state, choice, root_ok, fed)
+        if all(s.done for s in state):
+            break
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], 1)
+        pos = pos + 1
+        res = lm(
+            input_ids=torch.as_tensor(feed, device=dev)[:, None],
+            attention_mask=mask,
+            position_ids=pos,
+            **with_cache(lm, cache),
+            use_cache=True,
+        )
+        cache, logits = returned_cache(res), res.logits[:, -1]
+    return [st.cells for st in state], fed
 
 
 def generate_genes(
-    model,
-    prompts: Sequence[str],
-    trie: GeneTrie,
-    n_genes: int,
-    *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int = 0,
-    batch_size: int = 8,
-    progress_bar: bool | None = None,
+    model, prompts: Sequence[str], trie: GeneTrie, n_genes: int, **options
 ) -> list[list[int]]:
     """Sample exactly ``n_genes`` distinct, valid genes right after each prompt's tokens
-    (one cell per prompt, every gene from ``trie``; EOS closes the last gene).
+    (one cell per prompt, every gene from ``trie``; EOS closes the last gene). ``options``:
+    the sampling and batching keywords of :func:`generate_cells` (``temperature``,
+    ``top_k``, ``top_p``, ``seed``, ``batch_size``, ``progress_bar``).
 
     Returns, per prompt, indices into the gene list the trie was built from.
     """
-    cells = generate_cells(
-        model, CellLayout.plain(model.tokenizer, prompts, trie), n_genes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-        batch_size=batch_size, progress_bar=progress_bar,
-    )  # fmt: skip
-    return [c[0] for c in cells]
+    layout = CellLayout.plain(model.tokenizer, prompts, trie)
+    return [c[0] for c in generate_cells(model, layout, n_genes, **options)]

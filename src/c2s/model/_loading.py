@@ -107,10 +107,8 @@ def loading_error(name: str, error: Exception, held=()) -> C2SError | None:
 
     text = " ".join(str(error).split())
     if "Weights only load failed" in text:
-        return unsafe_pickle(
-            f"The weights of {name!r} are", error,
-            "Re-save them as safetensors (save_pretrained) where you trust their source.",
-        )  # fmt: skip
+        fix = "Re-save them as safetensors (save_pretrained) where you trust their source."
+        return unsafe_pickle(f"The weights of {name!r} are", error, fix)
     if _mismatch(error):
         first = _first_mismatch(held) or text[:200]
         return C2SError(

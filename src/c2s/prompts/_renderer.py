@@ -30,8 +30,8 @@ def _check_fields(task: Task, profile: str, obs: pd.DataFrame, constants: dict) 
     if missing:
         have = ", ".join(map(str, obs.columns)) or "none"
         raise C2SError(
-            f"Task {task.name!r} needs {missing} for its {profile!r} templates, but the data has no "
-            f"such obs column (columns: {have}). Add the column, or pass it as a constant "
+            f"Task {task.name!r} needs {missing} for its {profile!r} templates, but the data has "
+            f"no such obs column (columns: {have}). Add the column, or pass it as a constant "
             f"(e.g. organism='Homo sapiens' / --organism)."
         )
 

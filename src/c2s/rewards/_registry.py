@@ -106,12 +106,15 @@ def _weight(spec: str, part: str) -> float:
     except ValueError:
         raise C2SError(f"Reward {spec!r}: {part!r} is neither a weight nor key=value.") from None
     if not (math.isfinite(weight) and weight > 0):
-        why = (
-            "a weight of 0 trains nothing: leave the reward out" if weight == 0
-            else "every c2s reward scores a better answer higher, so a negative weight would "
-            "train toward worse ones" if weight < 0
-            else "it is not a finite number"
-        )  # fmt: skip
+        if weight == 0:
+            why = "a weight of 0 trains nothing: leave the reward out"
+        elif weight < 0:
+            why = (
+                "every c2s reward scores a better answer higher, so a negative weight would "
+                "train toward worse ones"
+            )
+        else:
+            why = "it is not a finite number"
         raise C2SError(
             f"Reward {spec!r}: the weight must be a positive number, got {part!r} ({why})."
         )

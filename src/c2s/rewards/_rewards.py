@@ -115,9 +115,9 @@ def expression_similarity(
 
     method = _method(method, ("pearson", "spearman"))
     inv = load_inverse(inverse)
+    refs = _pairs(completions, reference_cell, "reference_cell")
     out = []
-    for c, ref in zip(completions, _pairs(completions, reference_cell, "reference_cell"),
-                      strict=True):  # fmt: skip
+    for c, ref in zip(completions, refs, strict=True):
         a, b = _expression(c, inv), _expression(ref, inv)
         genes = sorted(set(a) | set(b))
         out.append(_score(_vector(a, genes), _vector(b, genes), method) if genes else 0.0)
@@ -125,9 +125,15 @@ def expression_similarity(
 
 
 def perturbation_program(
-    completions, control_cell=None, perturbed_cell=None, *, inverse,
-    program=None, method: str = "kendall", **_,
-) -> list[float]:  # fmt: skip
+    completions,
+    control_cell=None,
+    perturbed_cell=None,
+    *,
+    inverse,
+    program=None,
+    method: str = "kendall",
+    **_,
+) -> list[float]:
     """Kendall's tau (``method="kendall"``) or Pearson between the predicted change of a gene
     programme from the control (completion minus ``control_cell``) and the observed change
     (``perturbed_cell`` minus ``control_cell``), over the programme's genes, as C2S-Scale's
@@ -140,8 +146,9 @@ def perturbation_program(
     ctrl = _pairs(completions, control_cell, "control_cell")
     pert = _pairs(completions, perturbed_cell, "perturbed_cell")
     if not program:
-        raise C2SError("perturbation_program needs the programme: program=[genes] or a "
-                       "'program' column.")  # fmt: skip
+        raise C2SError(
+            "perturbation_program needs the programme: program=[genes] or a 'program' column."
+        )
     program = [program] if isinstance(program, str) else program
     per_example = not isinstance(program[0], str)
     progs = _pairs(completions, program, "program") if per_example else [program] * len(ctrl)

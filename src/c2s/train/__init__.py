@@ -1,5 +1,7 @@
 """Training: fine-tuning with the Hugging Face Trainer (tasks mixed by weight, LoRA, resume,
-DDP), its options, the examples it trains on and the collator that batches them.
+DDP), its options, the examples it trains on and the collator that batches them; the label
+heads fitted around it (checkpoint selection, linear probe, validation calibration:
+``_heads.py``, one set of label prompts for all three); alignment with GRPO (``align``).
 
 Token encoding (prompt + response with response-only labels) is in :mod:`c2s.encoding`,
 which inference shares.

@@ -12,23 +12,15 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s._logging import get_logger
 from c2s.train._align_config import AlignConfig
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._callbacks import own_progress
 from c2s.train._precision import autocast_flags, fp32_master_weights, low_precision
-from c2s.train._resume import check_checkpoint
-from c2s.train._rundir import (
-    CHECKPOINTS,
-    check_resume,
-    is_main_process,
-    latest_checkpoint,
-    make_run_dir,
-    run_dir,
-    save_into,
-    write_json,
-)
+from c2s.train._resume import resume_point, resumed_step
+from c2s.train._rundir import CHECKPOINTS, is_main_process, make_run_dir, run_dir, save_run
 
 log = get_logger(__name__)
 
@@ -73,18 +65,24 @@ class AlignResult:
         trained = self.steps - self.start_step
         per_step = self.seconds / trained if self.seconds and trained else None
         return {
-            "output_dir": str(self.output_dir), "steps": self.steps, "seconds": self.seconds,
-            "seconds_per_step": per_step, "tokens_per_second": self.tokens_per_second,
-            "first_reward": first, "last_reward": last,
+            "output_dir": str(self.output_dir),
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "seconds_per_step": per_step,
+            "tokens_per_second": self.tokens_per_second,
+            "first_reward": first,
+            "last_reward": last,
             "rewards": {k: {"first": v[0], "last": v[-1]} for k, v in self.rewards().items()},
-        }  # fmt: skip
+        }
 
 
 def _model_genes(m) -> list[str]:
     genes = m.config.genes
     if not genes:
-        raise C2SError("The model's c2s_config.json lists no genes; gene rewards and decoding "
-                       "need them (train with c2s first, or set config.genes).")  # fmt: skip
+        raise C2SError(
+            "The model's c2s_config.json lists no genes; gene rewards and decoding need them "
+            "(train with c2s first, or set config.genes)."
+        )
     return [str(g) for g in genes]
 
 
@@ -103,8 +101,9 @@ def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[l
         check([name], columns, program="program" in opts)  # unknown name, missing columns
         if "program" in opts:
             if cfg.program:
-                raise C2SError(f"The programme is given twice, by --program and in {spec!r}; "
-                               "give it once.")  # fmt: skip
+                raise C2SError(
+                    f"The programme is given twice, by --program and in {spec!r}; give it once."
+                )
             check_program(m, opts["program"], repr(spec))
         needs = REWARDS[name][2]
         if "genes" in needs:
@@ -113,8 +112,10 @@ def _reward_functions(m, ds, cfg: AlignConfig, n_genes: int, columns) -> tuple[l
         if "inverse" in needs:
             inv = ds.meta.get("inverse") or m.config.inverse
             if inv is None:
-                raise C2SError(f"Reward {name!r} compares expression: fit an inverse transform "
-                               "first (c2s inverse fit DATASET).")  # fmt: skip
+                raise C2SError(
+                    f"Reward {name!r} compares expression: fit an inverse transform first "
+                    "(c2s inverse fit DATASET)."
+                )
             opts["inverse"] = inv
         fn = get(name, **opts)
         if fn is None:  # text similarity without its model: skipped, already warned
@@ -148,19 +149,31 @@ def _grpo_config(GRPOConfig, work: Path, cfg: AlignConfig, max_len, weights, gen
     # bf16 / fp16 explicit: TRL turns bf16 autocast on by default, also for a float32 model
     return GRPOConfig(
         **autocast_flags(low, on_gpu=m.device.type == "cuda"),
-        output_dir=str(work / CHECKPOINTS), per_device_train_batch_size=cfg.batch_size,
-        num_generations=cfg.group_size, max_completion_length=max_len, max_steps=cfg.steps,
-        learning_rate=cfg.learning_rate, beta=cfg.kl, temperature=cfg.temperature,
-        reward_weights=weights, seed=cfg.seed, save_steps=cfg.save_steps,
-        save_strategy="steps", logging_steps=1, report_to=[], generation_kwargs=gen_kw,
-        use_cpu=m.device.type == "cpu", disable_tqdm=not is_main_process(),
-    )  # fmt: skip
+        output_dir=str(work / CHECKPOINTS),
+        per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.group_size,
+        max_completion_length=max_len,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        beta=cfg.kl,
+        temperature=cfg.temperature,
+        reward_weights=weights,
+        seed=cfg.seed,
+        save_steps=cfg.save_steps,
+        save_strategy="steps",
+        logging_steps=1,
+        report_to=[],
+        generation_kwargs=gen_kw,
+        use_cpu=m.device.type == "cpu",
+        disable_tqdm=not is_main_process(),
+    )
 
 
+@renamed(output_dir="out")
 def align(
     model,
     dataset,
-    output_dir: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     config: AlignConfig | None = None,
     overwrite: bool = False,
@@ -172,55 +185,36 @@ def align(
     optional weight and options, ``"label"``, ``"gene_validity:0.5"``,
     ``"perturbation_program:1:method=pearson"``, or your own functions
     ``(completions, **columns) -> list[float]``). Keyword ``options`` override the config's
-    fields. Every option, reward and the columns it reads are checked before any training.
+    fields (``steps=``, the old name of ``max_steps``, still works for one release, with a
+    warning). Every option, reward and the columns it reads are checked before any training.
 
     Gene tasks sample only distinct genes the model knows (:func:`gene_generation_kwargs`)
     where the tokenizer has one token per gene. With ``lora`` only adapters train (the base
     weights stay as they are) and the run saves the adapter, or, with ``merge``, a plain
-    model. The result in ``output_dir`` is a C2S model directory like any other, with
+    model. The result in ``out`` (``output_dir=``, its old name, still works for one
+    release, with a warning) is a C2S model directory like any other, with
     ``train_log.json`` (mean reward per function, KL, completion length per logged step),
     ``alignment.png`` (the same as curves, when matplotlib is installed) and ``checkpoints/``.
     """
     from trl import GRPOConfig, GRPOTrainer
 
-    from c2s.io import C2SDataset
-    from c2s.model import C2SModel
+    from c2s.io import C2SDataset, read_dataset
+    from c2s.model import as_model
     from c2s.prompts import get_task
 
     given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)} if config else {}
-    cfg = AlignConfig.from_dict({**given, **options})
-    m = model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model)
-    ds = dataset if isinstance(dataset, C2SDataset) else C2SDataset(dataset)
+    cfg = AlignConfig.from_dict({**given, **AlignConfig.upgrade_names(options)})
+    m = as_model(model)
+    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
     _check_lora(m, cfg)
     task = get_task(cfg.task)
     n_genes = int(cfg.n_genes or m.config.n_genes or 200)
-    data = alignment_prompts(
-        ds, cfg.task, n_genes=n_genes, split=cfg.split, limit=cfg.max_prompts, seed=cfg.seed,
-        organism=cfg.organism, context=cfg.context, program=cfg.program,
-    )  # fmt: skip
+    data = _prompts(ds, cfg, n_genes)
     funcs, weights = _reward_functions(m, ds, cfg, n_genes, data.column_names)
-    tok = m.tokenizer
-    gen_kw = None
-    if task.answer == "cells":
-        gen_kw = gene_generation_kwargs(tok, _model_genes(m))
-        if gen_kw is None:
-            warnings.warn(
-                "This tokenizer splits genes into pieces, so decoding cannot be held to valid "
-                "genes during alignment; add the gene_validity reward.",
-                stacklevel=2,
-            )
-    max_len = cfg.max_completion_length or (
-        n_genes + 4 if task.answer == "cells" and gen_kw else 16 if task.answer == "label" else 4 * n_genes
-    )  # fmt: skip
-    out = Path(output_dir)
-    peft_config = None
-    if cfg.lora and not m.is_peft:
-        from peft import LoraConfig
-
-        from c2s.model import lora_targets
-
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
-                                 target_modules=lora_targets(m.model, cfg.lora_targets))  # fmt: skip
+    gen_kw = _gene_constraints(m, task)
+    max_len = cfg.max_completion_length or _completion_length(task, n_genes, gen_kw)
+    out = Path(out)
+    peft_config = _new_adapters(m, cfg)
     low = low_precision(m.model)  # bf16 / fp16 weights
     inputs = [ds.path, m.name_or_path]
     with (
@@ -234,35 +228,98 @@ def align(
         # trained weights in float32 (a LoRA base stays as loaded; new adapters are float32)
         if not (cfg.lora and not m.is_peft):
             fp32_master_weights(m.model)
-        ckpt = latest_checkpoint(work / CHECKPOINTS) if cfg.resume == "latest" else cfg.resume
-        if cfg.resume and ckpt is None:
-            raise C2SError(f"No checkpoint to resume under {work / CHECKPOINTS}.")
+        ckpt = resume_point(work / CHECKPOINTS, cfg.resume)
         args = _grpo_config(GRPOConfig, work, cfg, max_len, weights, gen_kw, m, low)
         trainer = GRPOTrainer(
-            model=m.model, reward_funcs=funcs, args=args, train_dataset=data,
-            processing_class=tok, peft_config=peft_config, callbacks=callbacks,
-        )  # fmt: skip
-        own_progress(trainer, desc="aligning")
-        m.model = trainer.model  # LoRA-wrapped by now
-        start = 0
-        if ckpt:
-            state = check_checkpoint(Path(ckpt))
-            check_resume(m, Path(ckpt))
-            start = int(state.get("global_step", 0))
-        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-        m.model = trainer.model
-        if low is not None and not cfg.lora:  # back to the precision it was loaded in
-            m.model.to(low)
-        if m.is_peft and m.name_or_path:
-            m.model.peft_config["default"].base_model_name_or_path = m.name_or_path
+            model=m.model,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=data,
+            processing_class=m.tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+        start = _train(m, trainer, ckpt, low if not cfg.lora else None)
         if is_main_process():
-            history = trainer.state.log_history
-            write_json(work / "train_log.json", {"options": cfg.to_dict(), "log": history})
-            _plot(history, work / "alignment.png")
-            m.config.training = {**(m.config.training or {}), "alignment": cfg.to_dict()}
-            save_into(m, work, merge=cfg.merge)
+            _save(m, work, cfg, trainer.state.log_history)
     state = trainer.state
     return AlignResult(out, int(state.global_step), list(state.log_history), start_step=start)
+
+
+def _prompts(ds, cfg: AlignConfig, n_genes: int):
+    """The prompts of ``cfg.task`` with the columns the rewards read."""
+    return alignment_prompts(
+        ds,
+        cfg.task,
+        n_genes=n_genes,
+        split=cfg.split,
+        limit=cfg.max_prompts,
+        seed=cfg.seed,
+        organism=cfg.organism,
+        context=cfg.context,
+        program=cfg.program,
+    )
+
+
+def _gene_constraints(m, task) -> dict | None:
+    """Generation settings that keep a gene task's completions to distinct genes of the
+    model (None for other tasks, and, warned, for a tokenizer that splits genes)."""
+    if task.answer != "cells":
+        return None
+    gen_kw = gene_generation_kwargs(m.tokenizer, _model_genes(m))
+    if gen_kw is None:
+        warnings.warn(
+            "This tokenizer splits genes into pieces, so decoding cannot be held to valid "
+            "genes during alignment; add the gene_validity reward.",
+            stacklevel=4,  # the caller of align (through its renamed-keyword wrapper)
+        )
+    return gen_kw
+
+
+def _completion_length(task, n_genes: int, gen_kw: dict | None) -> int:
+    """Tokens per completion when not given: a label's few, a constrained cell's genes and
+    its end, else 4 per gene."""
+    if task.answer == "cells" and gen_kw:
+        return n_genes + 4
+    return 16 if task.answer == "label" else 4 * n_genes
+
+
+def _new_adapters(m, cfg: AlignConfig):
+    """The peft ``LoraConfig`` of new adapters (``cfg.lora`` on a model without any), their
+    targets checked; None otherwise."""
+    if not cfg.lora or m.is_peft:
+        return None
+    from peft import LoraConfig
+
+    from c2s.model import lora_targets
+
+    targets = lora_targets(m.model, cfg.lora_targets)
+    return LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM", target_modules=targets
+    )
+
+
+def _train(m, trainer, ckpt: Path | None, low) -> int:
+    """Run the GRPO trainer (from ``ckpt`` when it resumes) and take its model back (in the
+    precision ``low`` it was loaded in, unless None); returns the step it started from."""
+    own_progress(trainer, desc="aligning")
+    m.model = trainer.model  # LoRA-wrapped by now
+    start = resumed_step(m, ckpt)
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    m.model = trainer.model
+    if low is not None:  # back to the precision it was loaded in
+        m.model.to(low)
+    if m.is_peft and m.name_or_path:
+        m.model.peft_config["default"].base_model_name_or_path = m.name_or_path
+    return start
+
+
+def _save(m, work: Path, cfg: AlignConfig, history: list) -> None:
+    """The finished run: ``alignment.png``, ``train_log.json`` (the options and TRL's log)
+    and the model, with the alignment options in its config's training summary."""
+    _plot(history, work / "alignment.png")
+    m.config.training = {**(m.config.training or {}), "alignment": cfg.to_dict()}
+    save_run(m, work, {"options": cfg.to_dict(), "log": history}, merge=cfg.merge)
 
 
 def _check_lora(m, cfg: AlignConfig) -> None:

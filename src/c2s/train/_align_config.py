@@ -8,9 +8,11 @@ import math
 from dataclasses import dataclass, field
 
 from c2s._errors import C2SError
-from c2s.train._config import SPLITS, OptionsFile, _help, check_field_types
+from c2s.io import SPLITS
+from c2s.train._config import OptionsFile, _help, accept_old_names, check_field_types
 
 
+@accept_old_names
 @dataclass
 class AlignConfig(OptionsFile):
     """Options of :func:`c2s.train.align` and ``c2s align`` (one flag per field)."""
@@ -46,7 +48,7 @@ class AlignConfig(OptionsFile):
         default=0.0, metadata=_help("KL penalty toward the starting model (TRL's beta)")
     )
     learning_rate: float = field(default=5e-5, metadata=_help("peak learning rate"))
-    steps: int = field(default=100, metadata=_help("optimizer steps"))
+    max_steps: int = field(default=100, metadata=_help("optimizer steps", old_names=("steps",)))
     temperature: float = field(default=1.0, metadata=_help("sampling temperature"))
     max_completion_length: int | None = field(
         default=None,
@@ -93,7 +95,7 @@ class AlignConfig(OptionsFile):
             if not self.program:
                 raise C2SError("program names no genes.")
         at_least = {
-            "n_genes": 1, "max_prompts": 1, "group_size": 2, "batch_size": 2, "steps": 1,
+            "n_genes": 1, "max_prompts": 1, "group_size": 2, "batch_size": 2, "max_steps": 1,
             "max_completion_length": 1, "lora_r": 1, "lora_alpha": 1, "save_steps": 1, "seed": 0,
         }  # fmt: skip
         for name, low in at_least.items():
@@ -121,8 +123,7 @@ class AlignConfig(OptionsFile):
     def to_dict(self) -> dict:
         """The options as plain values (a reward function by its name)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["rewards"] = [r if isinstance(r, str) else getattr(r, "__name__", "custom")
-                        for r in self.rewards]  # fmt: skip
+        d["rewards"] = [r if isinstance(r, str) else _reward_name(r) for r in self.rewards]
         return d
 
 
@@ -131,11 +132,15 @@ def check_reward_names(rewards: list) -> None:
     is given twice: TRL logs each under its name, so two would share one curve."""
     from c2s.rewards import parse_spec
 
-    names = [parse_spec(r)[0] if isinstance(r, str) else getattr(r, "__name__", "custom")
-             for r in rewards]  # fmt: skip
+    names = [parse_spec(r)[0] if isinstance(r, str) else _reward_name(r) for r in rewards]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise C2SError(
             f"Reward(s) {twice} given more than once; give each reward once (raise its weight "
             "instead: label:2), and reward functions distinct __name__s."
         )
+
+
+def _reward_name(fn) -> str:
+    """A reward function's name in logs and options."""
+    return getattr(fn, "__name__", "custom")

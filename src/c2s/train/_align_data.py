@@ -8,11 +8,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 
 
+@renamed(ds="dataset")
 def alignment_prompts(
-    ds,
+    dataset,
     task: str,
     *,
     n_genes: int,
@@ -26,7 +28,9 @@ def alignment_prompts(
     context: Sequence[str] | None = None,
     program: Sequence[str] | None = None,
 ):
-    """A Hugging Face ``datasets.Dataset`` of prompts for ``task`` over ``split`` of ``ds``.
+    """A Hugging Face ``datasets.Dataset`` of prompts for ``task`` over ``split`` of
+    ``dataset`` (a :class:`~c2s.io.C2SDataset`; ``ds=``, its old name, still works for one
+    release, with a warning).
 
     Columns: ``prompt``, ``task``, and what a reward compares the completion with:
     ``label`` (label tasks: the obs value), ``reference_cell`` (cell generation: the cell the
@@ -40,17 +44,21 @@ def alignment_prompts(
     from c2s.prompts import Renderer, sentence_texts
     from c2s.train._examples import needed_columns
 
-    rows = ds.split_indices().get(split)
+    rows = dataset.split_indices().get(split)
     if rows is None or len(rows) == 0:
         raise C2SError(f"The dataset has no {split!r} cells to build prompts from.")
     r = Renderer(
-        task, profile=profile, n_genes=n_genes, seed=seed,
+        task,
+        profile=profile,
+        n_genes=n_genes,
+        seed=seed,
         constants={"organism": organism} if organism else None,
-        perturbation_key=perturbation_key, control_value=control_value,
+        perturbation_key=perturbation_key,
+        control_value=control_value,
         context_keys=context or ("cell_type",),
-    )  # fmt: skip
-    cs = ds.sentences(rows=rows, top_k=n_genes, values=False,
-                      obs_columns=needed_columns(ds, [r]))  # fmt: skip
+    )
+    cols = needed_columns(dataset, [r])
+    cs = dataset.sentences(rows=rows, n_genes=n_genes, values=False, obs_columns=cols)
     plan = r.plan(cs, None)
     if limit is not None and limit < len(plan):
         keep = np.sort(np.random.default_rng([seed, 11]).choice(len(plan), limit, replace=False))

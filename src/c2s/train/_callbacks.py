@@ -179,6 +179,11 @@ def load_checkpoint_strictly(model, ckpt: Path) -> None:
     del loaded
 
 
+def _shown(key: str) -> bool:
+    """A logged value the progress bar shows: the losses and the mean reward."""
+    return key in ("loss", "reward") or key.endswith("_loss")
+
+
 def own_progress(trainer, desc: str = "training") -> None:
     """Replace the Trainer's printing (to stdout) with a bar and log lines on stderr, so that
     stdout stays free for ``--json``."""
@@ -202,8 +207,7 @@ def own_progress(trainer, desc: str = "training") -> None:
         def on_log(self, args, state, control, logs=None, **kw):
             if self.bar is None or not logs:
                 return
-            shown = {k: round(v, 4) for k, v in logs.items()
-                     if k in ("loss", "reward") or k.endswith("_loss")}  # fmt: skip
+            shown = {k: round(v, 4) for k, v in logs.items() if _shown(k)}
             if shown:
                 self.bar.set_postfix(shown)
             log.info("step %d: %s", state.global_step, logs)

@@ -292,9 +292,8 @@ class TrainConfig(OptionsFile):
         choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(self)}
         for name in ("scheduler", "sampling", "keep_best"):
             if getattr(self, name) not in choices[name]:
-                raise C2SError(
-                    f"{name} must be one of {', '.join(choices[name])}, not {getattr(self, name)!r}."
-                )
+                value = getattr(self, name)
+                raise C2SError(f"{name} must be one of {', '.join(choices[name])}, not {value!r}.")
         if self.train_split not in SPLITS or self.eval_split not in (*SPLITS, None):
             raise C2SError(
                 f"train_split and eval_split must be one of {', '.join(SPLITS)} "

@@ -3,8 +3,11 @@ task weight, and the evaluation sets (one per task)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from c2s._deprecate import renamed
 from c2s.encoding import FlatExamples, encode_flat
 from c2s.train._config import TrainConfig, task_weights
 
@@ -67,8 +70,9 @@ def needed_columns(ds, renderers) -> list[str]:
     return [c for c in ds.obs_columns if c in cols]
 
 
+@renamed(ds="dataset")
 def build_examples(
-    ds,
+    dataset,
     tokenizer,
     cfg: TrainConfig,
     *,
@@ -79,7 +83,9 @@ def build_examples(
     part: tuple[int, int] | None = None,
     spill=None,
 ) -> tuple[ExampleSet, dict, dict]:
-    """Encode every task's examples over ``split`` of ``ds``; mix them by weight.
+    """Encode every task's examples over ``split`` of ``dataset`` (a
+    :class:`~c2s.io.C2SDataset`; ``ds=``, its old name, still works for one release, with a
+    warning); mix them by weight.
     ``part=(rank, world)``: only this process's contiguous share of the cells (and of
     ``limit``). ``spill``: a directory for the tokens (memory-mapped back; see
     :func:`~c2s.encoding.encode_flat`).
@@ -87,60 +93,42 @@ def build_examples(
     Returns (examples, stats, labels seen per column); ``stats["perturbations"]`` names the
     perturbations of the pairs, when a task pairs cells.
     """
-    rows = ds.split_indices()[split]
+    rows = dataset.split_indices()[split]
     renderers = [(renderer_for(t, cfg), w) for t, w in task_weights(cfg.tasks)]
     plan_rows = None  # the cells of ``cs`` that examples are built around (None: all)
     if part is not None:
-        from c2s.train._rank_data import local_rows
-
-        limit = None if limit is None else -(-limit // part[1])
-        if any(r.task.kind == "pair" for r, _ in renderers):
-            # a perturbed cell draws its control from every control of its context, so all
-            # cells are read; this process builds the examples of its own share
-            plan_rows = local_rows(np.arange(len(rows)), *part)
-        else:
-            rows = local_rows(rows, *part)
+        rows, plan_rows, limit = _own_share(rows, renderers, part, limit)
     if len(rows) == 0:
         return ExampleSet(FlatExamples.concat([])), {}, {}
-    cols = needed_columns(ds, [r for r, _ in renderers])
-    cs = ds.sentences(rows=rows, top_k=cfg.n_genes, values=False, obs_columns=cols)
+    cols = needed_columns(dataset, [r for r, _ in renderers])
+    cs = dataset.sentences(rows=rows, n_genes=cfg.n_genes, values=False, obs_columns=cols)
     variants = [cs]
     if weighted and cfg.augment:
-        variants += augmented(ds, rows, cols, cfg)
+        variants += augmented(dataset, rows, cols, cfg)
     rng = np.random.default_rng([cfg.seed, 7, len(split)])
-    parts: list[FlatExamples] = []
-    index: list[np.ndarray] = []
-    n = 0
     stats: dict = {"n_shortened": 0, "n_dropped": 0}
     if "organism" in cs.obs.columns:
         stats["organisms"] = sorted(cs.obs["organism"].dropna().astype(str).unique())
     labels: dict[str, set] = {}
+    parts: list[FlatExamples] = []
+    index: list[np.ndarray] = []
+    n = 0
     for ti, (renderer, weight) in enumerate(renderers):
-        flats = []
-        for v in variants:
-            f, st = encode_flat(
-                renderer, v, tokenizer, max_length=max_length,
-                loss_on_response_only=cfg.loss_on_response_only, task=ti, spill=spill,
-                rows=plan_rows,
-            )  # fmt: skip
-            flats.append(f)
-            stats["n_shortened"] += st.n_shortened
-            stats["n_dropped"] += st.n_dropped
-        flat = FlatExamples.concat(flats)
-        if renderer.task.kind == "pair" and len(flat):  # the perturbed cell ends each pair
-            perturbed = flat.cells[flat.cell_offsets[1:] - 1]
-            names = cs.obs[renderer.perturbation_key].astype(str).to_numpy()[perturbed]
-            stats["perturbations"] = sorted({*stats.get("perturbations", []), *names})
-        col = renderer.task.label
-        if col and col in cs.obs.columns:
-            labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())
+        encode = functools.partial(
+            encode_flat,
+            renderer,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            loss_on_response_only=cfg.loss_on_response_only,
+            task=ti,
+            spill=spill,
+            rows=plan_rows,
+        )
+        flat = _encoded(encode, variants, stats)
+        _seen(renderer, flat, cs, stats, labels)
         items = np.arange(len(flat))
-        if weighted and (cfg.class_balance or 0) > 0 and renderer.task.answer == "label" and col:
-            first = flat.cells[flat.cell_offsets[:-1]]
-            per = cs.obs[col].astype(str).to_numpy()[first]
-            items = _balance(items, per, cfg.class_balance, rng)
-        if weighted and weight != 1.0:
-            items = _repeat(items, weight, rng)
+        if weighted:
+            items = _mixed(items, renderer, flat, cs, weight, cfg, rng)
         parts.append(flat)
         index.append(items + n)
         n += len(flat)
@@ -150,6 +138,57 @@ def build_examples(
             out.flat, out.index[np.sort(rng.choice(len(out), size=limit, replace=False))]
         )
     return out, stats, {k: sorted(v) for k, v in labels.items()}
+
+
+def _own_share(rows, renderers, part: tuple[int, int], limit: int | None):
+    """``(rows, plan_rows, limit)`` of process ``part = (rank, world)``: its contiguous share
+    of the cells (all cells are read for paired tasks, where it plans the examples of its
+    share) and of ``limit``."""
+    from c2s.train._rank_data import local_rows
+
+    limit = None if limit is None else -(-limit // part[1])
+    if any(r.task.kind == "pair" for r, _ in renderers):
+        # a perturbed cell draws its control from every control of its context, so all
+        # cells are read; this process builds the examples of its own share
+        return rows, local_rows(np.arange(len(rows)), *part), limit
+    return local_rows(rows, *part), None, limit
+
+
+def _encoded(encode, variants: list, stats: dict) -> FlatExamples:
+    """One task's examples over every variant of the cells (the cells, then augmented
+    copies), the shortened and dropped ones counted into ``stats``."""
+    flats = []
+    for v in variants:
+        f, st = encode(v)
+        flats.append(f)
+        stats["n_shortened"] += st.n_shortened
+        stats["n_dropped"] += st.n_dropped
+    return FlatExamples.concat(flats)
+
+
+def _seen(renderer, flat: FlatExamples, cs, stats: dict, labels: dict) -> None:
+    """What a task's examples show the model: the perturbations of its pairs (into
+    ``stats``) and the values of its label column (into ``labels``)."""
+    if renderer.task.kind == "pair" and len(flat):  # the perturbed cell ends each pair
+        perturbed = flat.cells[flat.cell_offsets[1:] - 1]
+        names = cs.obs[renderer.perturbation_key].astype(str).to_numpy()[perturbed]
+        stats["perturbations"] = sorted({*stats.get("perturbations", []), *names})
+    col = renderer.task.label
+    if col and col in cs.obs.columns:
+        labels.setdefault(col, set()).update(cs.obs[col].dropna().astype(str).unique())
+
+
+def _mixed(items, renderer, flat: FlatExamples, cs, weight: float, cfg: TrainConfig, rng):
+    """A training task's examples as they are mixed in: rarer labels repeated
+    (``cfg.class_balance``), then the whole set ``weight`` times."""
+    col = renderer.task.label
+    if (cfg.class_balance or 0) > 0 and renderer.task.answer == "label" and col:
+        first = flat.cells[flat.cell_offsets[:-1]]
+        per = cs.obs[col].astype(str).to_numpy()[first]
+        items = _balance(items, per, cfg.class_balance, rng)
+    if weight != 1.0:
+        items = _repeat(items, weight, rng)
+    return items
 
 
 def augmented(ds, rows, cols, cfg: TrainConfig) -> list:
@@ -169,7 +208,7 @@ def augmented(ds, rows, cols, cfg: TrainConfig) -> list:
         v = shuffle_ties(full, [cfg.seed, 11, c])
         if cfg.gene_dropout:
             v = drop_genes(v, cfg.gene_dropout, [cfg.seed, 12, c])
-        out.append(v.top_k(cfg.n_genes))
+        out.append(v.top_genes(cfg.n_genes))
     return out
 
 

@@ -1,5 +1,6 @@
-"""A checkpoint is read whole before a run resumes from it: a damaged or foreign file is
-refused with its name, before the Trainer is half way into restoring it."""
+"""Resuming a run (training or alignment): the checkpoint it goes on from, read whole before
+the Trainer restores it (a damaged or foreign file is refused with its name, before the
+Trainer is half way into restoring it) and checked against the model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 from c2s._errors import C2SError
+from c2s.train._rundir import latest_checkpoint
 
 STATE = "trainer_state.json"
 # What the Trainer loads with torch.load when it resumes (training_args.bin it never loads);
@@ -15,6 +17,28 @@ STATE = "trainer_state.json"
 TORCH_FILES = {"optimizer.pt": False, "scheduler.pt": False, "scaler.pt": False,
                "pytorch_model.bin": False}  # fmt: skip
 _FIX = "Resume from another checkpoint-N of the run, or start it again with --overwrite."
+
+
+def resume_point(ckpt_dir: Path, resume: str | None) -> Path | None:
+    """The checkpoint a run resumes from: None for a new run, the latest ``checkpoint-N`` of
+    ``ckpt_dir`` for ``"latest"``, else the directory ``resume`` names (refused when there is
+    none)."""
+    if not resume:
+        return None
+    ckpt = latest_checkpoint(ckpt_dir) if resume == "latest" else Path(resume)
+    if ckpt is None or not ckpt.is_dir():
+        raise C2SError(f"No checkpoint to resume from in {ckpt_dir} ({resume!r}).")
+    return ckpt
+
+
+def resumed_step(model, ckpt: Path | None) -> int:
+    """The step the run goes on from (0 for a new run), once the checkpoint is read whole
+    (:func:`check_checkpoint`) and found to fit the model (:func:`check_resume`)."""
+    if ckpt is None:
+        return 0
+    step = int(check_checkpoint(ckpt).get("global_step", 0))
+    check_resume(model, ckpt)
+    return step
 
 
 def check_checkpoint(ckpt: Path) -> dict:
@@ -37,6 +61,48 @@ def check_checkpoint(ckpt: Path) -> dict:
     for path in sorted(ckpt.glob("*.safetensors")):
         _safetensors_header(path)
     return state
+
+
+def check_resume(model, ckpt: Path) -> None:
+    """Refuse what is not a training checkpoint (a finished model, say), and a checkpoint
+    whose architecture or adapter differs from the model's."""
+    mine = model.model
+    if not (ckpt / "trainer_state.json").is_file():
+        raise C2SError(
+            f"{ckpt} is not a training checkpoint (no trainer_state.json): resume takes "
+            "'latest' or a checkpoints/checkpoint-N directory of an interrupted run."
+        )
+    if (ckpt / "adapter_config.json").exists():
+        if not hasattr(mine, "peft_config"):
+            raise C2SError(
+                f"{ckpt} holds LoRA adapter weights, but this run trains all weights; resume with "
+                "the same --lora options."
+            )
+        theirs = json.loads((ckpt / "adapter_config.json").read_text())
+        cur = mine.peft_config["default"]
+        if theirs.get("r") != cur.r or set(theirs.get("target_modules") or []) != set(
+            cur.target_modules
+        ):
+            raise C2SError(
+                f"{ckpt} holds LoRA adapters of rank {theirs.get('r')} on "
+                f"{theirs.get('target_modules')}, not rank {cur.r} on {sorted(cur.target_modules)}."
+            )
+        return
+    cfg_path = ckpt / "config.json"
+    if not cfg_path.exists():
+        raise C2SError(f"{ckpt} is not a training checkpoint (no config.json).")
+    theirs = json.loads(cfg_path.read_text())
+    if hasattr(mine, "peft_config"):
+        raise C2SError(f"{ckpt} holds full weights, but this run trains LoRA adapters.")
+    ours = mine.config.to_dict()
+    keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+    diff = [k for k in keys if k in theirs and k in ours and theirs[k] != ours[k]]
+    if diff:
+        detail = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in diff)
+        raise C2SError(
+            f"Cannot resume from {ckpt}: it is a different architecture ({detail}; checkpoint vs "
+            "model). Resume with the model the run started from."
+        )
 
 
 def _json_object(path: Path) -> dict:

@@ -171,48 +171,6 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def check_resume(model, ckpt: Path) -> None:
-    """Refuse what is not a training checkpoint (a finished model, say), and a checkpoint
-    whose architecture or adapter differs from the model's."""
-    mine = model.model
-    if not (ckpt / "trainer_state.json").is_file():
-        raise C2SError(
-            f"{ckpt} is not a training checkpoint (no trainer_state.json): resume takes "
-            "'latest' or a checkpoints/checkpoint-N directory of an interrupted run."
-        )
-    if (ckpt / "adapter_config.json").exists():
-        if not hasattr(mine, "peft_config"):
-            raise C2SError(
-                f"{ckpt} holds LoRA adapter weights, but this run trains all weights; resume with "
-                "the same --lora options."
-            )
-        theirs = json.loads((ckpt / "adapter_config.json").read_text())
-        cur = mine.peft_config["default"]
-        if theirs.get("r") != cur.r or set(theirs.get("target_modules") or []) != set(
-            cur.target_modules
-        ):
-            raise C2SError(
-                f"{ckpt} holds LoRA adapters of rank {theirs.get('r')} on "
-                f"{theirs.get('target_modules')}, not rank {cur.r} on {sorted(cur.target_modules)}."
-            )
-        return
-    cfg_path = ckpt / "config.json"
-    if not cfg_path.exists():
-        raise C2SError(f"{ckpt} is not a training checkpoint (no config.json).")
-    theirs = json.loads(cfg_path.read_text())
-    if hasattr(mine, "peft_config"):
-        raise C2SError(f"{ckpt} holds full weights, but this run trains LoRA adapters.")
-    ours = mine.config.to_dict()
-    keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
-    diff = [k for k in keys if k in theirs and k in ours and theirs[k] != ours[k]]
-    if diff:
-        detail = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in diff)
-        raise C2SError(
-            f"Cannot resume from {ckpt}: it is a different architecture ({detail}; checkpoint vs "
-            "model). Resume with the model the run started from."
-        )
-
-
 def write_split(path: Path, ds, cfg: TrainConfig) -> None:
     idx = ds.split_indices()
     split_meta = ds.meta.get("split", {})
@@ -237,6 +195,13 @@ def _json_default(o):
     if isinstance(o, np.integer | np.floating):
         return o.item()
     return str(o)
+
+
+def save_run(model, run_dir: Path, train_log: dict, *, merge: bool) -> None:
+    """A finished run's last files: ``train_log.json``, then the model (``c2s_config.json``
+    moved in last: it marks the run finished)."""
+    write_json(run_dir / "train_log.json", train_log)
+    save_into(model, run_dir, merge=merge)
 
 
 def save_into(model, run_dir: Path, *, merge: bool) -> None:

@@ -8,15 +8,16 @@ files plus ``c2s_config.json``, written last: its presence marks a finished run)
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s._logging import get_logger, quiet_hf_progress
 from c2s.model import C2SConfig, check_adapter_base
-from c2s.train._calibration import fit_label_calibration
 from c2s.train._callbacks import (
     collator_options,
     combine_eval_class,
@@ -27,23 +28,25 @@ from c2s.train._callbacks import (
 from c2s.train._collate import CountingCollator
 from c2s.train._config import TrainConfig, task_weights
 from c2s.train._examples import build_examples, eval_sets, unk_warning
+from c2s.train._heads import (
+    LabelAccuracy,
+    LabelPrompts,
+    fit_label_calibration,
+    fit_label_probe,
+    selection_args,
+)
 from c2s.train._lora import apply_lora
 from c2s.train._precision import autocast_flags, fp32_master_weights
-from c2s.train._probe import fit_label_probe, label_task
 from c2s.train._rank_data import launch, share_examples
-from c2s.train._resume import check_checkpoint
+from c2s.train._resume import resume_point, resumed_step
 from c2s.train._rundir import (
     CHECKPOINTS,
-    check_resume,
     is_main_process,
-    latest_checkpoint,
     make_run_dir,
     run_dir,
-    save_into,
-    write_json,
+    save_run,
     write_split,
 )
-from c2s.train._select import LabelAccuracy, selection_args
 
 log = get_logger(__name__)
 
@@ -98,12 +101,13 @@ class TrainResult:
         return out
 
 
+@renamed(output_dir="out", data="dataset")
 def fine_tune(
     model,
-    data,
+    dataset,
     config: TrainConfig | None = None,
     *,
-    output_dir: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
     overwrite: bool = False,
     callbacks: list | None = None,
     **options,
@@ -115,17 +119,19 @@ def fine_tune(
     model
         The model; trained in place, and its ``config`` updated (tasks, labels seen, profile,
         n_genes, gene vocabulary, inverse model, training summary).
-    data
+    dataset
         A :class:`~c2s.io.C2SDataset` or its path. Its split column decides training and
-        evaluation cells; the rows used are saved to ``split.json``.
+        evaluation cells; the rows used are saved to ``split.json``. (``data=``, its old
+        name, still works for one release, with a warning.)
     config
         A :class:`TrainConfig`; keyword ``options`` override its fields
         (e.g. ``tasks=["cell_type_prediction", "cell_type_generation:0.5"], epochs=3``).
-    output_dir
+    out
         Run directory: checkpoints, logs, and the final model. ``None`` keeps checkpoints in
         a temporary directory and saves nothing (call ``model.save`` yourself).
+        (``output_dir=``, its old name, still works for one release, with a warning.)
     overwrite
-        Replace a finished run in ``output_dir`` (kept aside until the new run completes).
+        Replace a finished run in ``out`` (kept aside until the new run completes).
     callbacks
         Extra ``transformers.TrainerCallback`` objects.
 
@@ -135,24 +141,18 @@ def fine_tune(
     """
     import tempfile
 
-    from c2s.io import C2SDataset
+    from c2s.io import C2SDataset, read_dataset
 
     cfg = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
     cfg = cfg.resolved(from_scratch=model.from_scratch)
-    ds = data if isinstance(data, C2SDataset) else C2SDataset(data)
+    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
     if ds.n_cells == 0:
         raise C2SError(f"{ds.path} has no cells to train on.")
-    model_max = getattr(model.model.config, "max_position_embeddings", None) or 1024
-    max_length = cfg.max_length or min(int(model_max), 1024)
-    if max_length > model_max:
-        raise C2SError(
-            f"max_length {max_length} exceeds the model's context of {model_max} tokens."
-        )
-
-    if output_dir is None:
+    max_length = _max_length(model, cfg)
+    if out is None:
         with tempfile.TemporaryDirectory(prefix="c2s-train-") as tmp:
             return _run(model, ds, cfg, max_length, Path(tmp), None, callbacks, Path(tmp))
-    out = Path(output_dir)
+    out = Path(out)
     inputs = [ds.path, model.name_or_path]
     # (after the checks) the training examples' tokens, on the output's file system
     with (
@@ -166,139 +166,36 @@ def fine_tune(
         return _run(model, ds, cfg, max_length, work, out, callbacks, Path(spill))
 
 
+def _max_length(model, cfg: TrainConfig) -> int:
+    """The training context: ``cfg.max_length``, else the model's, at most 1024 tokens."""
+    model_max = getattr(model.model.config, "max_position_embeddings", None) or 1024
+    max_length = cfg.max_length or min(int(model_max), 1024)
+    if max_length > model_max:
+        raise C2SError(
+            f"max_length {max_length} exceeds the model's context of {model_max} tokens."
+        )
+    return max_length
+
+
 def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> TrainResult:
     """Train into ``run_dir``; save there unless ``final_dir`` is None (no output wanted).
     ``final_dir`` is where the run ends up (``run_dir`` itself, or the run it replaces).
     ``spill``: a directory for the training examples' tokens."""
-    save = final_dir is not None
     import torch
-    from transformers import Trainer, TrainingArguments
 
     t0 = time.perf_counter()
     quiet_hf_progress()
-    tok = model.tokenizer
-    rank, world = launch()  # under torchrun each process encodes its own share of the cells
-    train, stats, labels = build_examples(
-        ds,
-        tok,
-        cfg,
-        split=cfg.train_split,
-        max_length=max_length,
-        limit=cfg.max_train_examples,
-        weighted=True,
-        part=(rank, world) if world > 1 else None,
-        spill=spill,
-    )
-    unk_warning(train, tok)
-    if world > 1:
-        train, stats, labels = share_examples(train, stats, labels, rank, world)
-    if not len(train):
-        raise C2SError(
-            f"The {cfg.train_split!r} split of {ds.path} has no cells; re-convert with a split "
-            "(c2s convert ... creates one) or choose --train-split."
-        )
-    evals = None
-    if cfg.eval_split:
-        evals, _, _ = build_examples(
-            ds,
-            tok,
-            cfg,
-            split=cfg.eval_split,
-            max_length=max_length,
-            limit=cfg.max_eval_examples,
-            weighted=False,
-        )
-        if not evals:
-            log.warning("The %r split is empty: no evaluation loss.", cfg.eval_split)
-    if cfg.lora:
-        apply_lora(model, cfg)
-        if save and not cfg.merge:
-            check_adapter_base(model.model)
-    elif model.is_peft:
-        raise C2SError("This model carries LoRA adapters; train it with lora=True (--lora).")
-
-    main = is_main_process()
-    if main:
-        make_run_dir(run_dir)
-    ckpt_dir = run_dir / CHECKPOINTS
-    resume_from, start_step = None, 0
-    if cfg.resume:
-        resume_from = latest_checkpoint(ckpt_dir) if cfg.resume == "latest" else Path(cfg.resume)
-        if resume_from is None or not resume_from.is_dir():
-            raise C2SError(f"No checkpoint to resume from in {ckpt_dir} ({cfg.resume!r}).")
-        start_step = int(check_checkpoint(resume_from).get("global_step", 0))
-        check_resume(model, resume_from)
-    if main:
-        write_split(run_dir / "split.json", ds, cfg)
-
-    on_gpu = torch.cuda.is_available()
+    train, evals, stats, labels = _examples(model, ds, cfg, max_length, spill)
+    _adapters(model, cfg, save=final_dir is not None)
+    resume_from, start_step = _start(model, ds, cfg, run_dir)
     low = fp32_master_weights(model.model)
     full_low = low is not None and not (cfg.lora or model.is_peft)
-    per_epoch = max(1, -(-len(train) // (cfg.batch_size * world)) // cfg.grad_accum)
-    strategy = "steps" if cfg.eval_steps else "epoch"
-    if cfg.max_steps > 0 and not cfg.eval_steps:
-        strategy = "steps"
-    eval_every = cfg.eval_steps or (cfg.max_steps if cfg.max_steps > 0 else per_epoch)
     deterministic = torch.are_deterministic_algorithms_enabled()  # restored after training
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup,
-        lr_scheduler_type=cfg.scheduler,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        eval_strategy=strategy if evals else "no",
-        eval_steps=eval_every if strategy == "steps" else None,
-        save_strategy=strategy,
-        save_steps=(cfg.save_steps or eval_every) if strategy == "steps" else None,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        full_determinism=cfg.deterministic,
-        train_sampling_strategy="group_by_length"
-        if cfg.sampling == "group_by_length"
-        else "random",
-        remove_unused_columns=False,
-        report_to="none",
-        disable_tqdm=True,  # our own bar on stderr (see own_progress)
-        **autocast_flags(low, on_gpu),
-        use_cpu=not on_gpu,
-        dataloader_num_workers=cfg.num_workers,
-        **selection_args(cfg.keep_best, bool(evals)),
-        ddp_find_unused_parameters=False,
-        **({"activation_checkpointing": True} if cfg.gradient_checkpointing else {}),
-    )
-    collator = CountingCollator(tok.pad_token_id, **collator_options(model.model))
-    names = [name for name, _ in task_weights(cfg.tasks)]
-    eval_data, eval_tokens = eval_sets(evals, names)
-    combine = combine_eval_class()(names, eval_tokens)
-    trainer = trainer_class(Trainer)(
-        model=model.model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=eval_data,
-        data_collator=collator,
-        processing_class=tok,
-        callbacks=[combine, *(callbacks or [])],
-    )
-    trainer.c2s_collator = collator  # for tests and benchmarks that inspect batches
+    args = _training_args(cfg, run_dir / CHECKPOINTS, len(train), bool(evals), low)
+    trainer = _trainer(model, cfg, args, train, evals, callbacks)
+    prompts = LabelPrompts(model, ds, cfg, max_length)  # each cell's built once, for every head
     if cfg.keep_best == "label_accuracy" and evals:
-        task = label_task(cfg)
-        trainer.c2s_label_accuracy = LabelAccuracy.build(
-            model, ds, cfg, labels.get(task.label, []) if task else [], max_length,
-            cfg.eval_batch_size or cfg.batch_size,
-        )  # fmt: skip
-        if trainer.c2s_label_accuracy is None:
-            raise C2SError(
-                "keep_best='label_accuracy' needs a single-cell label task and labelled "
-                f"{cfg.eval_split!r} cells; use keep_best='loss' or 'last'."
-            )
+        trainer.c2s_label_accuracy = _selection(prompts, labels)
     own_progress(trainer)
     t_train = time.perf_counter()
     try:
@@ -306,26 +203,11 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
     finally:  # full_determinism switches it on for the whole process; not ours to keep
         torch.use_deterministic_algorithms(deterministic)
     seconds = time.perf_counter() - t_train
-    eval_loss, per_task = None, {}
-    if evals:
-        last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
-        # the kept weights' loss: evaluate again when the best ones were restored
-        if (
-            not last
-            or last[-1].get("step") != trainer.state.global_step
-            or args.load_best_model_at_end
-        ):
-            trainer.evaluate()
-            last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
-        eval_loss = float(last[-1]["c2s_eval_loss"])
-        per_task = dict(last[-1]["c2s_eval_per_task"])
+    eval_loss, per_task = _kept_eval_loss(trainer, evals)
     if full_low:  # back to the precision it was loaded in, for inference and saving
         model.model.to(low)
     model.model.eval()
-    probe = None
-    if cfg.probe and trainer.is_world_process_zero():
-        probe = fit_label_probe(model, ds, cfg, max_length, cfg.eval_batch_size or cfg.batch_size)
-
+    collator = trainer.c2s_collator
     result = TrainResult(
         steps=int(trainer.state.global_step),
         epochs=float(trainer.state.epoch or 0.0),
@@ -342,31 +224,185 @@ def _run(model, ds, cfg, max_length, run_dir, final_dir, callbacks, spill) -> Tr
         trainable_parameters=model.n_parameters(trainable=True),
         total_parameters=model.n_parameters(),
         log_history=list(trainer.state.log_history),
-        output_dir=str(final_dir) if save else None,
+        output_dir=str(final_dir) if final_dir is not None else None,
     )
-    update_config(
-        model.config, ds, cfg, labels, stats.get("organisms", []), max_length, result,
-        perturbations=stats.get("perturbations"),
-    )  # fmt: skip
-    if probe is not None:
-        model.config.probe = probe
-    if cfg.calibrate and cfg.eval_split and trainer.is_world_process_zero():
-        task = label_task(cfg)
-        cands = model.config.labels.get(task.label, []) if task else []
-        model.config.calibration = fit_label_calibration(
-            model, ds, cfg, cands, max_length, cfg.eval_batch_size or cfg.batch_size
-        )
-    if save and trainer.is_world_process_zero():
-        write_json(run_dir / "train_log.json", result.to_dict())
-        save_into(model, run_dir, merge=cfg.merge)
+    update_config(model.config, ds, cfg, labels, stats, max_length, result)
+    if trainer.is_world_process_zero():
+        _fit_heads(model, cfg, prompts)
+    if final_dir is not None and trainer.is_world_process_zero():
+        save_run(model, run_dir, result.to_dict(), merge=cfg.merge)
     trainer.accelerator.wait_for_everyone()
-    log.info(
-        "Trained %d steps in %.1f s (%.2f s total).",
-        result.steps,
-        seconds,
-        time.perf_counter() - t0,
-    )
+    total = time.perf_counter() - t0
+    log.info("Trained %d steps in %.1f s (%.2f s total).", result.steps, seconds, total)
     return result
+
+
+def _examples(model, ds, cfg: TrainConfig, max_length: int, spill):
+    """``(train, evals, stats, labels)``: the training examples (under torchrun each process
+    encodes its own share of the cells, then they are shared out), their statistics and the
+    labels seen, and the validation examples (None without an eval split)."""
+    tok = model.tokenizer
+    build = functools.partial(build_examples, ds, tok, cfg, max_length=max_length)
+    rank, world = launch()
+    train, stats, labels = build(
+        split=cfg.train_split,
+        limit=cfg.max_train_examples,
+        weighted=True,
+        part=(rank, world) if world > 1 else None,
+        spill=spill,
+    )
+    unk_warning(train, tok)
+    if world > 1:
+        train, stats, labels = share_examples(train, stats, labels, rank, world)
+    if not len(train):
+        raise C2SError(
+            f"The {cfg.train_split!r} split of {ds.path} has no cells; re-convert with a split "
+            "(c2s convert ... creates one) or choose --train-split."
+        )
+    evals = None
+    if cfg.eval_split:
+        evals, _, _ = build(split=cfg.eval_split, limit=cfg.max_eval_examples, weighted=False)
+        if not evals:
+            log.warning("The %r split is empty: no evaluation loss.", cfg.eval_split)
+    return train, evals, stats, labels
+
+
+def _adapters(model, cfg: TrainConfig, *, save: bool) -> None:
+    """LoRA adapters on the model for ``cfg.lora`` (their base must be loadable again when
+    they are saved alone); a model with adapters trains only with ``cfg.lora``."""
+    if cfg.lora:
+        apply_lora(model, cfg)
+        if save and not cfg.merge:
+            check_adapter_base(model.model)
+    elif model.is_peft:
+        raise C2SError("This model carries LoRA adapters; train it with lora=True (--lora).")
+
+
+def _start(model, ds, cfg: TrainConfig, run_dir: Path) -> tuple[Path | None, int]:
+    """Make the run directory and write ``split.json`` (the main process); the checkpoint
+    to resume from (None: a new run) and its step."""
+    main = is_main_process()
+    if main:
+        make_run_dir(run_dir)
+    resume_from = resume_point(run_dir / CHECKPOINTS, cfg.resume)
+    start_step = resumed_step(model, resume_from)
+    if main:
+        write_split(run_dir / "split.json", ds, cfg)
+    return resume_from, start_step
+
+
+def _training_args(cfg: TrainConfig, ckpt_dir: Path, n_train: int, has_evals: bool, low):
+    """The Trainer's arguments: evaluations and checkpoints every ``eval_steps`` (else each
+    epoch, or once at ``max_steps``), autocast to ``low`` (the weights' original precision)."""
+    import torch
+    from transformers import TrainingArguments
+
+    on_gpu = torch.cuda.is_available()
+    world = launch()[1]
+    per_epoch = max(1, -(-n_train // (cfg.batch_size * world)) // cfg.grad_accum)
+    strategy = "steps" if cfg.eval_steps else "epoch"
+    if cfg.max_steps > 0 and not cfg.eval_steps:
+        strategy = "steps"
+    eval_every = cfg.eval_steps or (cfg.max_steps if cfg.max_steps > 0 else per_epoch)
+    sampling = "group_by_length" if cfg.sampling == "group_by_length" else "random"
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup,
+        lr_scheduler_type=cfg.scheduler,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        eval_strategy=strategy if has_evals else "no",
+        eval_steps=eval_every if strategy == "steps" else None,
+        save_strategy=strategy,
+        save_steps=(cfg.save_steps or eval_every) if strategy == "steps" else None,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        full_determinism=cfg.deterministic,
+        train_sampling_strategy=sampling,
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=True,  # our own bar on stderr (see own_progress)
+        **autocast_flags(low, on_gpu),
+        use_cpu=not on_gpu,
+        dataloader_num_workers=cfg.num_workers,
+        **selection_args(cfg.keep_best, has_evals),
+        ddp_find_unused_parameters=False,
+        **({"activation_checkpointing": True} if cfg.gradient_checkpointing else {}),
+    )
+
+
+def _trainer(model, cfg: TrainConfig, args, train, evals, callbacks):
+    """The Trainer over the examples, with the counting collator (``c2s_collator``, which
+    tests and benchmarks inspect too) and the combined validation loss."""
+    from transformers import Trainer
+
+    collator = CountingCollator(model.tokenizer.pad_token_id, **collator_options(model.model))
+    names = [name for name, _ in task_weights(cfg.tasks)]
+    eval_data, eval_tokens = eval_sets(evals, names)
+    combine = combine_eval_class()(names, eval_tokens)
+    trainer = trainer_class(Trainer)(
+        model=model.model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=eval_data,
+        data_collator=collator,
+        processing_class=model.tokenizer,
+        callbacks=[combine, *(callbacks or [])],
+    )
+    trainer.c2s_collator = collator
+    return trainer
+
+
+def _selection(prompts: LabelPrompts, labels: dict) -> LabelAccuracy:
+    """The scorer of ``keep_best="label_accuracy"`` over the labels this run trains."""
+    cfg, task = prompts.cfg, prompts.task
+    scorer = LabelAccuracy.build(
+        prompts, labels.get(task.label, []) if task else [], cfg.eval_batch_size or cfg.batch_size
+    )
+    if scorer is None:
+        raise C2SError(
+            "keep_best='label_accuracy' needs a single-cell label task and labelled "
+            f"{cfg.eval_split!r} cells; use keep_best='loss' or 'last'."
+        )
+    return scorer
+
+
+def _kept_eval_loss(trainer, evals) -> tuple[float | None, dict]:
+    """The validation loss of the weights kept, and per task (evaluated again when the best
+    ones were restored, or when the last evaluation was not at the last step)."""
+    if not evals:
+        return None, {}
+    last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
+    if (
+        not last
+        or last[-1].get("step") != trainer.state.global_step
+        or trainer.args.load_best_model_at_end
+    ):
+        trainer.evaluate()
+        last = [h for h in trainer.state.log_history if "c2s_eval_loss" in h]
+    return float(last[-1]["c2s_eval_loss"]), dict(last[-1]["c2s_eval_per_task"])
+
+
+def _fit_heads(model, cfg: TrainConfig, prompts: LabelPrompts) -> None:
+    """After training (the main process): the linear probe and the validation calibration,
+    into the model's config (left as they were when not asked for)."""
+    batch_size = cfg.eval_batch_size or cfg.batch_size
+    if cfg.probe:
+        probe = fit_label_probe(prompts, batch_size)
+        if probe is not None:
+            model.config.probe = probe
+    if cfg.calibrate and cfg.eval_split:
+        task = prompts.task
+        labels = model.config.labels.get(task.label, []) if task else []
+        model.config.calibration = fit_label_calibration(prompts, labels, batch_size)
 
 
 def whole_run_loss(state, session_loss: float, start: int) -> float:
@@ -388,9 +424,12 @@ def whole_run_loss(state, session_loss: float, start: int) -> float:
 
 
 def update_config(
-    c: C2SConfig, ds, cfg: TrainConfig, labels: dict, organisms: list, max_length: int, result,
-    perturbations: list | None = None,
-) -> None:  # fmt: skip
+    c: C2SConfig, ds, cfg: TrainConfig, labels: dict, stats: dict, max_length: int, result
+) -> None:
+    """What the model learnt, into its config: tasks, labels and perturbations seen, prompt
+    settings, organism, gene vocabulary, inverse model and the training summary.
+    ``labels`` and ``stats`` are those of the training examples."""
+    perturbations, organisms = stats.get("perturbations"), stats.get("organisms", [])
     # trained on perturbations before c2s recorded them: which ones it saw is unknown
     unknown = c.perturbations is None and "perturbation_prediction" in c.tasks
     if perturbations is not None and not unknown:
