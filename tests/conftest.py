@@ -91,7 +91,7 @@ def trained_model(pbmc_dataset, tmp_path_factory):
     fine_tune(
         m,
         pbmc_dataset,
-        output_dir=out,
+        out=out,
         tasks=["cell_type_prediction:2", "cell_type_generation"],
         n_genes=30,
         max_steps=60,

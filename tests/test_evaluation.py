@@ -3,6 +3,8 @@ the files it writes, clear refusals."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 
 import numpy as np
@@ -70,14 +72,19 @@ def test_every_trained_task_is_scored(trained_model, pbmc, tmp_path):
     cells.obs["tissue"] = np.where(ct.str.contains("CD4|CD8"), "blood", "bone marrow")
     cells.obs["abstract"] = "A sample of " + ct + " cells."
     ds = c2s.io.convert(
-        cells, tmp_path / "ds", obs_keys=["cell_type", "organism", "tissue", "abstract"],
-        seed=0, stratify="cell_type",
-    )  # fmt: skip
+        cells,
+        tmp_path / "ds",
+        obs_keys=["cell_type", "organism", "tissue", "abstract"],
+        seed=0,
+        stratify="cell_type",
+    )
     ds.update_meta(inverse=c2s.inverse.fit_inverse(ds.sentences(split="train")).to_dict())
     tasks = [
-        "tissue_prediction", "cell_type_prediction", "cell_type_generation",
+        "tissue_prediction",
+        "cell_type_prediction",
+        "cell_type_generation",
         "natural_language_interpretation",
-    ]  # fmt: skip
+    ]
     with pytest.warns(UserWarning):  # tasks the model was not trained for
         res = c2s.evaluate(
             trained_model, ds, tasks=tasks, model_frechet=True, temperature=0.5, top_p=0.9
@@ -108,9 +115,12 @@ def test_every_trained_task_is_scored(trained_model, pbmc, tmp_path):
 def test_a_capped_evaluation_uses_a_stratified_sample(trained_model, pbmc_dataset):
     """max_cells / max_train_cells bound the cells every part uses; the report says so."""
     res = c2s.evaluate(
-        trained_model, pbmc_dataset, max_cells=30, max_train_cells=120,
+        trained_model,
+        pbmc_dataset,
+        max_cells=30,
+        max_train_cells=120,
         parts=["annotation", "embedding", "generation"],
-    )  # fmt: skip
+    )
     idx = pbmc_dataset.split_indices()
     a, g = res["annotation"], res["generation"]
     assert 25 <= a["n_eval"] <= 40 and 110 <= a["n_train"] <= 130
@@ -126,6 +136,69 @@ def test_a_capped_evaluation_uses_a_stratified_sample(trained_model, pbmc_datase
     )
     same, first = again["annotation"]["c2s"], a["c2s"]  # the same seeded sample
     assert same["accuracy"] == first["accuracy"] and same["per_class"] == first["per_class"]
+
+
+def test_the_keywords_of_evaluate_are_the_options_fields():
+    """One source for the settings: every field of EvalOptions is a keyword of evaluate with
+    the same default (and a flag's help in its metadata); an options object works too."""
+    from c2s.evaluation import EvalOptions, evaluate
+    from c2s.evaluation._options import PARTS
+
+    params = inspect.signature(evaluate).parameters
+    for f in dataclasses.fields(EvalOptions):
+        assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY, f.name
+        assert params[f.name].default == f.default, f.name
+        assert f.metadata["help"], f.name
+    assert list(params)[:3] == ["model", "dataset", "out"]
+    assert dataclasses.fields(EvalOptions)[-1].name == "n_samples"
+    assert {"options", "overwrite", "plot_dir", "verbose", "stopwatch"} <= set(params)
+    assert EvalOptions.__dataclass_fields__["parts"].metadata["choices"] == PARTS
+    # keywords replace an options object's fields; the rest stay
+    base = EvalOptions(split="validation", seed=3)
+    o = EvalOptions.from_keywords(base, seed=4, parts=["generation"])
+    assert (o.split, o.seed, o.parts) == ("validation", 4, ("generation",))
+    assert EvalOptions.from_keywords(base) is base and base.seed == 3
+    assert EvalOptions.from_keywords(None, n_samples=2) == EvalOptions(n_samples=2)
+
+
+def test_evaluate_refuses_bad_settings_before_loading_anything(tmp_path):
+    """An unknown keyword is a TypeError and an unknown part a C2SError, both before the
+    model (here a path that does not exist) is loaded."""
+    missing = tmp_path / "no-model"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_genes'"):
+        c2s.evaluate(missing, missing, max_genes=3)
+    with pytest.raises(C2SError, match=r"Unknown evaluation part\(s\) \['plots'\]"):
+        c2s.evaluate(missing, missing, parts=["annotation", "plots"])
+    with pytest.raises(C2SError, match="not both"):
+        c2s.evaluate(missing, missing, tmp_path / "ev", plot_dir=tmp_path)
+
+
+def test_evaluate_takes_an_options_object(trained_model, pbmc_dataset):
+    from c2s.evaluation import EvalOptions
+
+    opts = EvalOptions(max_cells=30, max_train_cells=120, parts=["annotation"])
+    res = c2s.evaluate(trained_model, pbmc_dataset, options=opts)
+    again = c2s.evaluate(
+        trained_model, pbmc_dataset, max_cells=30, max_train_cells=120, parts=["annotation"]
+    )
+    assert res["annotation"]["c2s"]["accuracy"] == again["annotation"]["c2s"]["accuracy"]
+    assert res["dataset"]["cells_used"] == again["dataset"]["cells_used"]
+
+
+def test_quickstart_takes_out_and_its_old_name(tmp_path):
+    """``out`` is the quickstart's directory; ``out_dir=`` still works, warned (the options
+    are checked before any work, so a bad one stops both at once)."""
+    from c2s.quickstart import run_quickstart
+
+    assert next(iter(inspect.signature(run_quickstart).parameters)) == "out"
+    with pytest.raises(C2SError, match="epochs must be 0"):
+        run_quickstart(out=tmp_path / "q", epochs=-1, verbose=False)
+    with (
+        pytest.warns(FutureWarning, match="out_dir= is now called out="),
+        pytest.raises(C2SError, match="epochs must be 0"),
+    ):
+        run_quickstart(out_dir=tmp_path / "q", epochs=-1, verbose=False)
+    assert not (tmp_path / "q").exists()
 
 
 def test_umap_of_more_cells_than_scanpy_handles_by_default():

@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 TRAIN = ["--max-steps", "4", "--save-steps", "2", "--n-genes", "8", "--batch-size", "8",
          "--eval-split", "", "--max-train-examples", "32", "--no-probe", "--no-calibrate"]  # fmt: skip
-ALIGN = ["--steps", "4", "--save-steps", "2", "--n-genes", "8", "--max-prompts", "8"]
+ALIGN = ["--max-steps", "4", "--save-steps", "2", "--n-genes", "8", "--max-prompts", "8"]
 
 
 PREFIXES = (TMP_PREFIX, LOCK_PREFIX)
@@ -90,7 +90,7 @@ def interrupted(trained_model, pbmc_dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("interrupted") / "run"
     m = C2SModel.from_pretrained(trained_model, device="cpu")
     with pytest.raises(KeyboardInterrupt):
-        fine_tune(m, pbmc_dataset, output_dir=out, callbacks=[Interrupt()], max_steps=4,
+        fine_tune(m, pbmc_dataset, out=out, callbacks=[Interrupt()], max_steps=4,
                   save_steps=2, n_genes=8, batch_size=8, eval_split=None,
                   max_train_examples=32, probe=False, calibrate=False)  # fmt: skip
     assert (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()

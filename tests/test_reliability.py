@@ -265,9 +265,9 @@ CASES = [
     ("float16", "predict {model} {h5ad:float16} --out {out}.csv", None, 0, None),
     ("empty obs name", "convert {h5ad:empty_obs_name} {out}", None, 2, "empty name"),
     ("nan gene name", "convert {h5ad:nan_gene_name} {out} --var-names symbol", None, 2, "no name"),
-    ("top-k", "convert {h5ad} {out} --top-k -3", None, 2, "top_k"),
+    ("n-genes", "convert {h5ad} {out} --n-genes -3", None, 2, "n_genes must"),
     ("repeated obs", "convert {h5ad} {out} --obs cell_type cell_type", None, 0, None),
-    ("split nan", "convert {h5ad} {out} --split nan,0.5,0.5", None, 2, "Split fractions"),
+    ("split nan", "convert {h5ad} {out} --split-fractions nan,0.5,0.5", None, 2, "Split fractions"),
     ("n-genes 0", "predict {model} {h5ad} --out {out}.csv --n-genes 0", None, 2, "n_genes must"),
     ("temperature", "generate {model} --labels B --out {out}.h5ad --temperature -1", None, 2, "temperature"),
     ("top-p", "generate {model} --labels B --out {out}.h5ad --top-p 5", None, 2, "top_p"),
@@ -359,7 +359,7 @@ def test_a_from_scratch_model_trains_into_a_relative_path(monkeypatch, tmp_path,
 
     monkeypatch.chdir(tmp_path)
     m = C2SModel.from_scratch(ds, device="cpu", max_length=128)
-    fine_tune(m, ds, output_dir="run", max_steps=1, n_genes=8, eval_split=None)
+    fine_tune(m, ds, out="run", max_steps=1, n_genes=8, eval_split=None)
     assert (tmp_path / "run" / "c2s_config.json").exists()
 
 
@@ -382,7 +382,7 @@ def small_h5ad(tmp_path_factory, _pbmc):
 
 @hypothesis.settings(max_examples=40, deadline=None, derandomize=True)
 @hypothesis.given(
-    top_k=st.none() | NUMBER,
+    n_genes=st.none() | NUMBER,
     split=st.none() | st.lists(NUMBER, min_size=0, max_size=4).map(lambda v: ",".join(map(str, v))),
     seed=st.none() | st.integers(-2, 5),
     chunk=st.none() | st.integers(-1, 50),
@@ -392,12 +392,13 @@ def small_h5ad(tmp_path_factory, _pbmc):
     flags=st.lists(st.sampled_from(["--normalize", "--no-values", "--raw"]), unique=True),
 )  # fmt: skip
 def test_convert_options_exit_cleanly(
-    tmp_path_factory, small_h5ad, top_k, split, seed, chunk, shard, stratify, obs, flags
+    tmp_path_factory, small_h5ad, n_genes, split, seed, chunk, shard, stratify, obs, flags
 ):
     out = tmp_path_factory.mktemp("conv") / "ds"
     argv = ["convert", small_h5ad, out, *flags]
     for flag, value in (
-        ("--top-k", top_k), ("--split", split), ("--seed", seed), ("--chunk-size", chunk),
+        ("--n-genes", n_genes), ("--split-fractions", split), ("--seed", seed),
+        ("--chunk-size", chunk),
         ("--shard-size", shard), ("--stratify", stratify),
     ):  # fmt: skip
         if value is not None:

@@ -48,7 +48,7 @@ def pert(tmp_path_factory):
     pds.update_meta(inverse=c2s.inverse.fit_inverse(pds.sentences(split="train")).to_dict())
     m = C2SModel.from_scratch(pds, max_length=512, device="cpu")
     fine_tune(
-        m, pds, output_dir=root / "model", tasks=["perturbation_prediction"], n_genes=10,
+        m, pds, out=root / "model", tasks=["perturbation_prediction"], n_genes=10,
         context=["context"], max_steps=2, batch_size=4, eval_split=None, probe=False,
         calibrate=False,
     )  # fmt: skip
@@ -298,7 +298,7 @@ def test_training_pairs_leave_out_cells_with_no_usable_perturbation_name():
     for i, bad in zip(perturbed[:4], ["", " ", "+", "PERT1+"], strict=True):
         pert[i] = bad
     adata.obs["perturbation"] = pert
-    cs = c2s.sentences.from_anndata(adata, top_k=10)
+    cs = c2s.sentences.from_anndata(adata, n_genes=10)
     r = Renderer("perturbation_prediction", n_genes=10, context_keys=["context"])
     with pytest.warns(UserWarning, match="4 cells have no usable 'perturbation'"):
         pairs = r.pairs(cs, range(cs.n_cells))

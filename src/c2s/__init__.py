@@ -13,7 +13,8 @@ Namespaces load on first use so that ``import c2s`` stays light (no torch, no nu
 - :mod:`c2s.model` - :class:`~c2s.model.C2SModel`: load, build from scratch, save; the
   inference kernels.
 - :mod:`c2s.train` - :func:`~c2s.train.fine_tune` (full or LoRA, resume, DDP).
-- :mod:`c2s.tl` - AnnData verbs running a model: predict, embed, generate, perturb, describe.
+- :mod:`c2s.tl` - AnnData verbs running a model: predict, embed, generate, perturb, describe,
+  screen (typed results: :class:`~c2s.tl.PredictionResult` ...).
 - :mod:`c2s.inverse` - rank -> expression models and reconstruction.
 - :mod:`c2s.metrics` - annotation, generation, perturbation, text and reconstruction metrics.
 - :mod:`c2s.rewards` - rewards that score biology, for GRPO alignment (TRL's signature).

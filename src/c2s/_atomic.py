@@ -65,9 +65,14 @@ _EVALUATION = (
     "reconstruction_heldout.png", "loss_curve.png",
 )  # fmt: skip
 _QUICKSTART = (
-    *_EVALUATION, "dataset", "model", "generator", "loss_curve_*.png", "inverse_fit.png",
+    *_EVALUATION,
+    "dataset",
+    "model",
+    "generator",
+    "loss_curve_*.png",
+    "inverse_fit.png",
     "reconstruction.png",
-)  # fmt: skip
+)
 _CONTENTS = {
     "dataset": ("c2s_dataset.json", "vocab.parquet", "cells-*.parquet"),
     "model": _MODEL,

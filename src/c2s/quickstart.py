@@ -3,8 +3,9 @@
 Stages: convert -> fit and evaluate the inverse transform -> train two small models from
 scratch (a cell-type predictor and a cell-type-conditioned generator) -> evaluate them
 against the baselines on the held-out cells (:func:`c2s.evaluation.evaluate`: predict and
-embed with the predictor, generate with the generator) -> report. ``metrics.json`` has the keys of ``c2s evaluate`` plus ``data``,
-``inverse``, ``training`` (the predictor) and ``training_generator``.
+embed with the predictor, generate with the generator) -> report. ``metrics.json`` has the
+keys of ``c2s evaluate`` plus ``data``, ``inverse``, ``training`` (the predictor) and
+``training_generator``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from c2s._atomic import atomic_dir
+from c2s._deprecate import renamed
 from c2s._logging import Stopwatch
 from c2s._version import __version__
 
@@ -35,8 +38,9 @@ GENERATOR = {
 COMMON = {"logging_steps": 10, "max_eval_examples": 200, "deterministic": True}
 
 
+@renamed(out_dir="out")
 def run_quickstart(
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     overwrite: bool = False,
     seed: int = 0,
@@ -44,88 +48,124 @@ def run_quickstart(
     preset: str = "small",
     epochs: float | None = None,
 ) -> dict:
-    """Run the quickstart and write the report to ``out_dir``.
+    """Run the quickstart and write the report to the directory ``out`` (``out_dir=`` is its
+    old name).
 
     ``preset`` sizes the models trained from scratch; ``epochs`` replaces both recipes'
     epochs (``0`` skips training).
 
     Returns
     -------
-    The metrics dictionary also written to ``out_dir/metrics.json``.
+    The metrics dictionary also written to ``out/metrics.json`` (its ``out_dir`` key is
+    ``out``).
     """
+    _check_options(epochs, seed)
+    st = Stopwatch(verbose, prefix="quickstart")
+    t0 = time.perf_counter()
+    with atomic_dir(out, overwrite=overwrite, kind="quickstart") as tmp:
+        data = _prepare_data(st, tmp, seed, verbose)
+        models = None
+        if epochs is None or epochs > 0:
+            models = _train_and_evaluate(st, data, tmp, preset, epochs, seed, verbose)
+        metrics = _metrics(st, data, models)
+        metrics["timing_s"]["total"] = round(time.perf_counter() - t0, 3)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        plots = {k: Path(v).name for k, v in data.plots.items()}
+        (tmp / "report.md").write_text(_report(metrics, plots))
+    metrics["out_dir"] = str(out)
+    return metrics
+
+
+def _check_options(epochs, seed) -> None:
     import math
 
     from c2s._errors import C2SError
-    from c2s.datasets import pbmc68k_reduced
-    from c2s.inverse import fit_inverse
-    from c2s.io import convert
-    from c2s.pl import inverse_plots
 
     if epochs is not None and not (math.isfinite(epochs) and epochs >= 0):
         raise C2SError(f"epochs must be 0 (no training) or a positive number, got {epochs}.")
     if not isinstance(seed, int) or seed < 0:
         raise C2SError(f"seed must be a non-negative integer, got {seed!r}.")
-    st = Stopwatch(verbose, prefix="quickstart")
-    t0 = time.perf_counter()
-    with atomic_dir(out_dir, overwrite=overwrite, kind="quickstart") as tmp:
-        adata = st.run("load PBMC data", pbmc68k_reduced)
-        ds = st.run(
-            "convert",
-            lambda: convert(
-                adata,
-                tmp / "dataset",
-                obs_keys=["cell_type", "organism", "tissue", "louvain"],
-                seed=seed,
-                stratify="cell_type",
-                progress_bar=verbose,
-            ),
-        )
-        cs = ds.sentences(obs_columns=["cell_type"])
-        fit = st.run("fit inverse transform", lambda: fit_inverse(cs, seed=seed))
-        ds.update_meta(inverse=fit.to_dict())
-        plots = st.run("plots", lambda: inverse_plots(cs, fit, tmp))
-        training = None
-        if epochs is None or epochs > 0:
-            training = st.run(
-                "train predictor", lambda: _train(ds, tmp, "model", PREDICTOR, preset, epochs, seed)
-            )
-            generator = st.run(
-                "train generator",
-                lambda: _train(ds, tmp, "generator", GENERATOR, preset, epochs, seed),
-            )
-            plots["loss_curve"] = training.pop("plot")
-            plots["loss_curve_generator"] = generator.pop("plot")
-            evaluation = _evaluate(st, ds, tmp, seed, verbose)
-            plots.update(evaluation.pop("plots"))
-        info = ds.info()
-        metrics = {
-            "package_version": __version__,
-            "data": {
-                "name": "pbmc68k_reduced (scanpy, .raw log-normalized)",
-                "n_cells": info["n_cells"],
-                "n_genes": info["n_genes"],
-                "n_cell_types": int(adata.obs["cell_type"].nunique()),
-                "sentence_length": info["lengths"],
-                "split": info["split"],
-            },
-            "inverse": {
-                "selected": fit.selected,
-                "heldout": fit.metrics,
-                "n_train_cells": fit.n_train_cells,
-                "n_heldout_cells": fit.n_heldout_cells,
-            },
-            "timing_s": st.times,
-        }
-        if training is not None:
-            metrics["training"] = training
-            metrics["training_generator"] = generator
-            metrics.update(evaluation)
-        metrics["timing_s"]["total"] = round(time.perf_counter() - t0, 3)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        (tmp / "report.md").write_text(
-            _report(metrics, {k: Path(v).name for k, v in plots.items()})
-        )
-    metrics["out_dir"] = str(out_dir)
+
+
+@dataclass
+class _Data:
+    """The demo's data: the PBMC AnnData, its c2s dataset, the inverse transform fitted on
+    it and the plots made so far (name -> path)."""
+
+    adata: object
+    dataset: object
+    fit: object
+    plots: dict
+
+
+def _prepare_data(st: Stopwatch, tmp: Path, seed: int, verbose: bool) -> _Data:
+    """Load the PBMC data, convert it into ``tmp/dataset``, fit the inverse transform (stored
+    in the dataset) and plot it."""
+    from c2s.datasets import pbmc68k_reduced
+    from c2s.inverse import fit_inverse
+    from c2s.io import convert
+    from c2s.pl import inverse_plots
+
+    adata = st.run("load PBMC data", pbmc68k_reduced)
+    dataset = st.run(
+        "convert",
+        lambda: convert(
+            adata,
+            tmp / "dataset",
+            obs_keys=["cell_type", "organism", "tissue", "louvain"],
+            seed=seed,
+            stratify="cell_type",
+            progress_bar=verbose,
+        ),
+    )
+    cs = dataset.sentences(obs_columns=["cell_type"])
+    fit = st.run("fit inverse transform", lambda: fit_inverse(cs, seed=seed))
+    dataset.update_meta(inverse=fit.to_dict())
+    plots = st.run("plots", lambda: inverse_plots(cs, fit, tmp))
+    return _Data(adata, dataset, fit, plots)
+
+
+def _train_and_evaluate(st, data: _Data, tmp: Path, preset, epochs, seed, verbose) -> dict:
+    """Train the predictor and the generator and evaluate them; their plots join
+    ``data.plots``. Returns the metrics' ``training``, ``training_generator`` and
+    evaluation entries."""
+    ds = data.dataset
+    training = st.run(
+        "train predictor", lambda: _train(ds, tmp, "model", PREDICTOR, preset, epochs, seed)
+    )
+    generator = st.run(
+        "train generator", lambda: _train(ds, tmp, "generator", GENERATOR, preset, epochs, seed)
+    )
+    data.plots["loss_curve"] = training.pop("plot")
+    data.plots["loss_curve_generator"] = generator.pop("plot")
+    evaluation = _evaluate(st, ds, tmp, seed, verbose)
+    data.plots.update(evaluation.pop("plots"))
+    return {"training": training, "training_generator": generator, **evaluation}
+
+
+def _metrics(st: Stopwatch, data: _Data, models: dict | None) -> dict:
+    """``metrics.json``: the data, the inverse transform, the stages' times and, when trained,
+    the models' training and evaluation."""
+    info, fit = data.dataset.info(), data.fit
+    metrics = {
+        "package_version": __version__,
+        "data": {
+            "name": "pbmc68k_reduced (scanpy, .raw log-normalized)",
+            "n_cells": info["n_cells"],
+            "n_genes": info["n_genes"],
+            "n_cell_types": int(data.adata.obs["cell_type"].nunique()),
+            "sentence_length": info["lengths"],
+            "split": info["split"],
+        },
+        "inverse": {
+            "selected": fit.selected,
+            "heldout": fit.metrics,
+            "n_train_cells": fit.n_train_cells,
+            "n_heldout_cells": fit.n_heldout_cells,
+        },
+        "timing_s": st.times,
+    }
+    metrics.update(models or {})
     return metrics
 
 
@@ -136,7 +176,7 @@ def _train(ds, tmp: Path, name: str, recipe: dict, preset: str, epochs, seed: in
 
     model = C2SModel.from_scratch(ds, preset=preset, max_length=1024, seed=seed)
     opts = {**recipe, **COMMON, **({} if epochs is None else {"epochs": epochs})}
-    r = fine_tune(model, ds, output_dir=tmp / name, seed=seed, **opts)
+    r = fine_tune(model, ds, out=tmp / name, seed=seed, **opts)
     shutil.rmtree(tmp / name / "checkpoints", ignore_errors=True)  # the demo needs no resume
     what = "predictor" if name == "model" else name
     ax = loss_curve(r, title=f"{preset} {what}, trained from scratch on PBMC")

@@ -146,15 +146,32 @@ def test_perturbation_metrics():
     assert "mmd" not in reverse  # means only: no cells to compare
 
 
+def test_perturbation_overlap_genes_and_their_old_name():
+    """``n_overlap_genes`` sets how many most-changed genes the up/down overlaps compare;
+    ``top_k=``, its old name, still works with a warning that names the new one."""
+    from c2s._errors import C2SError
+
+    rng = np.random.default_rng(1)
+    control, observed, predicted = (rng.normal(size=(6, 30)) for _ in range(3))
+    new = M.perturbation_metrics(control, observed, predicted, n_overlap_genes=7)
+    assert "top7_up_overlap" in new and "top7_down_overlap" in new
+    assert "top50_up_overlap" in M.perturbation_metrics(control, observed, predicted)
+    with pytest.warns(FutureWarning, match="top_k= is now called n_overlap_genes="):
+        old = M.perturbation_metrics(control, observed, predicted, top_k=7)
+    assert old["top7_up_overlap"] == new["top7_up_overlap"]
+    with pytest.raises(C2SError, match="Give n_overlap_genes= only"):
+        M.perturbation_metrics(control, observed, predicted, top_k=7, n_overlap_genes=7)
+
+
 def test_perturbation_overlaps_and_signs_by_hand():
     control = np.zeros(4)
     observed = np.array([3.0, -2.0, 1.0, 0.0])  # d_obs
     predicted = np.array([2.0, -1.0, 0.0, 1.0])  # d_pred
-    m = M.perturbation_metrics(control, observed, predicted, top_n=2, top_k=2)
+    m = M.perturbation_metrics(control, observed, predicted, top_n=2, n_overlap_genes=2)
     # up: observed {0, 2}, predicted {0, 3}; down: observed {1, 3}, predicted {1, 2}
     assert m["top2_up_overlap"] == 0.5 and m["top2_down_overlap"] == 0.5
     assert m["top_de_genes"] == [0, 1] and m["top2_de"]["sign_agreement"] == 1.0
-    one = M.perturbation_metrics(control, observed, predicted, top_n=3, top_k=1)
+    one = M.perturbation_metrics(control, observed, predicted, top_n=3, n_overlap_genes=1)
     assert one["top1_up_overlap"] == 1.0 and one["top1_down_overlap"] == 1.0
     assert one["top3_de"]["sign_agreement"] == pytest.approx(2 / 3)  # gene 2: +1 vs 0
     # Pearson of (3, -2, 1, 0) and (2, -1, 0, 1), by hand: both means 0.5, centred

@@ -17,7 +17,7 @@ For each task the model was trained for (its ``c2s_config.json``), on the same s
 - always: k-NN accuracy of the model's embeddings (held-out cells classified by their
   training neighbours) and the inverse transform's reconstruction of the held-out cells.
 
-Tasks it cannot score yet (multi-cell generation, perturbation) are listed under ``skipped``; an
+Tasks it cannot score yet (multi-cell generation, for one) are listed under ``skipped``; an
 unknown task name is an error. :func:`report_sections` and :func:`headline_table` turn a
 result into Markdown.
 """

@@ -46,8 +46,9 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         if multi:
             kw = {"group_by": [key]}
         t = time.perf_counter()
-        frame = predict(ds, m, task=task, split=split, labels=labels, inplace=False, **kw,
-                        **o.verb_kw())  # fmt: skip
+        frame = predict(
+            ds, m, task=task, split=split, labels=labels, inplace=False, **kw, **o.verb_kw()
+        ).to_frame()
         seconds = time.perf_counter() - t
         truth = truth_of.loc[frame.index].to_numpy()
         pred = frame["c2s_prediction"].astype(str).to_numpy()
@@ -60,7 +61,7 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         t = time.perf_counter()
         pf = predict(ds, m, task=task, split=split, mode="probe", inplace=False, **o.verb_kw())
         truth = truth_of.loc[pf.index].to_numpy()
-        pp = pf["c2s_prediction"].astype(str).to_numpy()
+        pp = pf.to_frame()["c2s_prediction"].astype(str).to_numpy()
         out["c2s_probe"] = {
             **_scores(truth, pp, labels, o.seed),
             "seconds": time.perf_counter() - t,

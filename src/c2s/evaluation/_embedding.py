@@ -19,7 +19,7 @@ def embedding(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     key = "cell_type"
     split, seed = o.split, o.seed
     E = embed(ds, m, inplace=False, **o.verb_kw())
-    out = {"dimensions": int(E.shape[1]), "n_cells": int(E.shape[0])}
+    out = {"dimensions": int(E.X.shape[1]), "n_cells": int(E.X.shape[0])}
     if key in ds.obs_columns:
         obs = ds.obs([key, "split"]).loc[E.index]
         tr = (obs["split"].astype(str) == "train").to_numpy()

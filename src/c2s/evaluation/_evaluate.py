@@ -1,4 +1,5 @@
-"""Running an evaluation: the options, the tasks to score, and the order of the parts."""
+"""Running an evaluation: the model and cells it uses, the tasks to score, and the order of
+the parts."""
 
 from __future__ import annotations
 
@@ -12,68 +13,45 @@ from c2s.evaluation._description import TASK as DESCRIPTION_TASK
 from c2s.evaluation._description import description
 from c2s.evaluation._embedding import embedding, reconstruction
 from c2s.evaluation._generation import generation
-from c2s.evaluation._options import EvalOptions
+from c2s.evaluation._options import EvalOptions, takes_settings
 from c2s.evaluation._perturbation import perturbation
 from c2s.evaluation._plots import loss_plot
 from c2s.evaluation._report import write_outputs
 
 
+@takes_settings
 def evaluate(
     model,
     dataset,
     out: str | os.PathLike | None = None,
     *,
-    split: str = "test",
-    batch_size: int = 16,
-    seed: int = 0,
-    tasks=None,
-    n_genes: int | None = None,
-    organism: str | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    model_frechet: bool = False,
-    parts=None,
-    max_cells: int | None = 10_000,
-    max_train_cells: int | None = 50_000,
-    n_samples: int = 5,
+    options: EvalOptions | None = None,
     overwrite: bool = False,
     plot_dir: str | os.PathLike | None = None,
-    progress_bar: bool | None = None,
     verbose: bool = False,
     stopwatch: Stopwatch | None = None,
+    **settings,
 ) -> dict:
     """Evaluate ``model`` (a :class:`~c2s.model.C2SModel` or a path) on ``dataset``'s
     ``split`` against the baselines.
 
     Parameters
     ----------
+    model
+        A :class:`~c2s.model.C2SModel`, or its directory or hub id.
+    dataset
+        A c2s dataset (:func:`c2s.io.read_dataset`) or its directory, with a split.
     out
         A directory to create (atomically; an existing one needs ``overwrite``) with
         ``metrics.json``, ``report.md``, PNG plots, ``predictions.csv`` and
         ``generated.h5ad``.
-    tasks, n_genes, organism
-        Default to the model's ``c2s_config.json``; a released checkpoint has none, so give
-        them (labels then come from the training cells). An unknown task name is an error;
-        known tasks that are not scored yet are listed under ``skipped``.
-    temperature, top_p
-        Generation's sampling (default: :func:`c2s.tl.generate`'s).
-    model_frechet
-        Generation: also the Frechet distance between generated and held-out cells in the
-        model's own embedding space (``frechet_model``; the published scFID uses a
-        foundation model's embeddings the same way). Costs an embedding pass over both.
-    max_cells, max_train_cells
-        At most this many cells of ``split`` (and of the other held-out split) and of the
-        training split are used: a seeded sample, stratified by cell type, so that an atlas
-        is evaluated in bounded time and memory. The report says how many cells of each
-        split were used; ``None`` uses them all.
-    n_samples
-        Perturbation: predicted cells per held-out control and perturbation (5 by default:
-        on validation cells of two synthetic datasets, 5 samples against 1 raised the top-20
-        DE Pearson of the predicted change from 0.20-0.30 to 0.35-0.43; BENCHMARKS.md).
-    parts
-        Only these parts (``"annotation"``, ``"generation"``, ``"perturbation"``,
-        ``"description"``,
-        ``"embedding"``, ``"reconstruction"``, ``"loss"``); default: every part that applies.
+    overwrite
+        Replace an existing ``out`` (only one that c2s wrote).
+    options, **settings
+        The evaluation's settings: every field of :class:`EvalOptions` is a keyword here
+        (``split``, ``batch_size``, ``seed``, ``tasks``, ``n_genes``, ``max_cells``, ...; see
+        there for their meaning and defaults). ``options`` gives them as one object; keywords
+        given as well replace its fields.
     plot_dir
         Instead of ``out``: an existing directory that receives the plots and data files
         only (a report that embeds them writes its own metrics, as the quickstart does).
@@ -87,13 +65,35 @@ def evaluate(
     names).
     """
     from c2s._atomic import atomic_dir
-    from c2s.io import C2SDataset, read_dataset
-    from c2s.model import C2SModel
+    from c2s.model import as_model
 
     if out is not None and plot_dir is not None:
         raise C2SError("Give out= (a new report directory) or plot_dir=, not both.")
-    m = model if isinstance(model, C2SModel) else C2SModel.from_pretrained(model)
-    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+    opts = EvalOptions.from_keywords(options, **settings)
+    m = as_model(model)
+    ds = _open_dataset(dataset)
+    idx = _check_splits(ds, opts.split)
+    clock = stopwatch or Stopwatch(verbose, prefix="evaluate")
+    view, used = _cells_used(ds, idx, opts)
+    if out is None:
+        return run_parts(m, view, None if plot_dir is None else Path(plot_dir), opts, clock, used)
+    inputs = [getattr(m, "name_or_path", None), ds.path]
+    with atomic_dir(out, overwrite=overwrite, kind="evaluation", inputs=inputs) as tmp:
+        res = run_parts(m, view, Path(tmp), opts, clock, used)
+        write_outputs(res, Path(tmp))
+    return res
+
+
+def _open_dataset(dataset):
+    """The c2s dataset, opened from its path if need be."""
+    from c2s.io import C2SDataset, read_dataset
+
+    return dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+
+
+def _check_splits(ds, split: str) -> dict:
+    """The dataset's row indices per split, refused unless it has cells in ``split`` and
+    training cells for the baselines."""
     idx = ds.split_indices()
     if len(idx.get(split, [])) == 0:
         raise C2SError(
@@ -102,30 +102,44 @@ def evaluate(
         )
     if len(idx.get("train", [])) == 0:
         raise C2SError("The dataset has no training cells to fit the baselines on.")
-    clock = stopwatch or Stopwatch(verbose, prefix="evaluate")
-    known = (
-        "annotation", "generation", "perturbation", "description", "embedding",
-        "reconstruction", "loss",
-    )  # fmt: skip
-    if parts is not None and not set(parts) <= set(known):
-        raise C2SError(
-            f"Unknown evaluation part(s) {sorted(set(parts) - set(known))}; known: {known}."
-        )
-    opts = EvalOptions(
-        split, batch_size, seed, progress_bar, tasks, n_genes, organism, temperature, top_p,
-        model_frechet, None if parts is None else tuple(parts), max_cells, max_train_cells,
-        n_samples,
-    )  # fmt: skip
-    caps = {s: max_cells for s in idx if s != "train"} | {"train": max_train_cells}
-    view = ds.subsample(caps, seed=seed, stratify="cell_type")
+    return idx
+
+
+def _cells_used(ds, idx: dict, o: EvalOptions):
+    """The capped view of ``ds`` every part evaluates (a seeded sample, stratified by cell
+    type) and, per split, how many of its ``idx`` cells it holds (for the report)."""
+    caps = {s: o.max_cells for s in idx if s != "train"} | {"train": o.max_train_cells}
+    view = ds.subsample(caps, seed=o.seed, stratify="cell_type")
     used = {s: f"{len(r):,} of {len(idx[s]):,}" for s, r in view.split_indices().items()}
-    if out is None:
-        return run_parts(m, view, None if plot_dir is None else Path(plot_dir), opts, clock, used)
-    inputs = [getattr(m, "name_or_path", None), ds.path]
-    with atomic_dir(out, overwrite=overwrite, kind="evaluation", inputs=inputs) as tmp:
-        res = run_parts(m, view, Path(tmp), opts, clock, used)
-        write_outputs(res, Path(tmp))
-    return res
+    return view, used
+
+
+def _tasks(m, o: EvalOptions) -> list[str]:
+    """The tasks to score: the given ones, else the model's."""
+    tasks = list(o.tasks or m.config.tasks or [])
+    if not tasks:
+        raise C2SError(
+            "The model's c2s_config.json names no tasks (a released checkpoint?): pass tasks= "
+            "(--tasks cell_type_prediction cell_type_generation), with n_genes= and organism=."
+        )
+    return tasks
+
+
+def _header(m, ds, o: EvalOptions, tasks: list[str], used: dict) -> dict:
+    """The result's description of what was evaluated, before any part runs."""
+    return {
+        "model": {
+            "path": str(getattr(m, "name_or_path", "") or ""),
+            "tasks": tasks,
+            "n_genes": o.n_genes or m.config.n_genes,
+            "architecture": m.model.config.model_type,
+            "parameters": int(sum(p.numel() for p in m.model.parameters())),
+        },
+        "dataset": {"path": str(ds.path), "n_cells": ds.n_cells, "cells_used": used},
+        "split": o.split,
+        "skipped": {},
+        "plots": {},
+    }
 
 
 def _label_tasks(model, tasks) -> list[str]:
@@ -152,26 +166,9 @@ def run_parts(
 ) -> dict:
     """Every part of the evaluation, in order; plots go into ``plot_dir`` when given.
     ``used``: the cells of each split the (subsampled) dataset holds, for the report."""
-    tasks = list(o.tasks or m.config.tasks or [])
-    if not tasks:
-        raise C2SError(
-            "The model's c2s_config.json names no tasks (a released checkpoint?): pass tasks= "
-            "(--tasks cell_type_prediction cell_type_generation), with n_genes= and organism=."
-        )
+    tasks = _tasks(m, o)
     label_tasks = _label_tasks(m, tasks)
-    res: dict = {
-        "model": {
-            "path": str(getattr(m, "name_or_path", "") or ""),
-            "tasks": tasks,
-            "n_genes": o.n_genes or m.config.n_genes,
-            "architecture": m.model.config.model_type,
-            "parameters": int(sum(p.numel() for p in m.model.parameters())),
-        },
-        "dataset": {"path": str(ds.path), "n_cells": ds.n_cells, "cells_used": used or {}},
-        "split": o.split,
-        "skipped": {},
-        "plots": {},
-    }
+    res = _header(m, ds, o, tasks, used or {})
     for i, t in enumerate(label_tasks if o.wants("annotation") else []):
         part = clock.run(f"annotation ({t})", lambda t=t: annotation(m, ds, t, o, plot_dir, res))
         if i == 0:

@@ -13,30 +13,50 @@ from c2s.evaluation._options import EvalOptions
 from c2s.evaluation._plots import umap_plot
 
 
+def compared_in(m, ds, o: EvalOptions, missing: str):
+    """The form cells are compared in: the inverse transform that turns sentences into
+    expression (the dataset's, else the model's; ``missing`` is the error without one) and
+    the genes kept per cell (the evaluation's, else the model's, else 100)."""
+    from c2s.inverse import load_inverse
+
+    inv_spec = ds.meta.get("inverse") or m.config.inverse
+    if inv_spec is None:
+        raise C2SError(missing)
+    return load_inverse(inv_spec), int(o.n_genes or m.config.n_genes or 100)
+
+
 def top_n_expression(ds, split, n, inv):
+    """The expression of ``split``'s cells from their top ``n`` genes, and their sentences."""
     from c2s.inverse import reconstruct
 
-    cs = ds.sentences(split=split, top_k=n, values=False)
+    cs = ds.sentences(split=split, n_genes=n, values=False)
     return reconstruct(cs, inv).X, cs
+
+
+def sentence_expression(cells, vocab, inv):
+    """The expression of cells a model wrote (an AnnData with ``c2s_sentence``), genes
+    outside ``vocab`` dropped."""
+    from c2s.inverse import reconstruct
+    from c2s.sentences import CellSentences
+
+    sentences = cells.obs["c2s_sentence"].astype(str).tolist()
+    return reconstruct(CellSentences.from_text(sentences, vocab, on_unknown="drop"), inv).X
 
 
 def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     from c2s.baselines import class_mean_cells, resampled_cells
-    from c2s.inverse import load_inverse, reconstruct
     from c2s.metrics import gene_uniqueness, gene_validity, generation_metrics, top_gene_overlap
-    from c2s.sentences import CellSentences
     from c2s.tl import generate
 
     key = "cell_type"
-    inv_spec = ds.meta.get("inverse") or m.config.inverse
-    if inv_spec is None:
-        raise C2SError(
-            "Generation is compared on expression, which needs an inverse transform: fit one "
-            "with `c2s inverse fit DATASET` first."
-        )
-    inv = load_inverse(inv_spec)
+    inv, n = compared_in(
+        m,
+        ds,
+        o,
+        "Generation is compared on expression, which needs an inverse transform: fit one "
+        "with `c2s inverse fit DATASET` first.",
+    )
     split, seed = o.split, o.seed
-    n = int(o.n_genes or m.config.n_genes or 100)
     real_X, real_cs = top_n_expression(ds, split, n, inv)
     train_X, train_cs = top_n_expression(ds, "train", n, inv)
     y_real = real_cs.obs[key].astype(str).to_numpy()
@@ -52,8 +72,7 @@ def generation(m, ds, o: EvalOptions, plot_dir, res) -> dict:
     gen_s = time.perf_counter() - t
     y_gen = gen.obs[key].astype(str).to_numpy()
     sents = gen.obs["c2s_sentence"].astype(str).tolist()
-    gcs = CellSentences.from_text(sents, ds.vocab, on_unknown="drop")
-    gen_X = reconstruct(gcs, inv).X
+    gen_X = sentence_expression(gen, ds.vocab, inv)
     real_sents = real_cs.to_text()
     real_sents = [s for s, k in zip(real_sents, keep, strict=True) if k]
     out = {

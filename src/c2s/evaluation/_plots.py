@@ -9,17 +9,11 @@ import numpy as np
 
 
 def umap(X, seed: int) -> np.ndarray:
-    import anndata as ad
-    import scanpy as sc
-    from sklearn.neighbors import KNeighborsTransformer
+    """The 2-D map of the embeddings: :func:`c2s.tl.layout_2d` (the server's page draws the
+    same)."""
+    from c2s.tl import layout_2d
 
-    a = ad.AnnData(obsm={"X_rep": np.asarray(X)})
-    # exact neighbours at any size: above 4,096 cells scanpy's default (pynndescent) returns
-    # a sparse array that scanpy 1.11 cannot read under scipy 1.17 (no getnnz)
-    knn = KNeighborsTransformer(n_neighbors=15, mode="distance", metric="euclidean")
-    sc.pp.neighbors(a, use_rep="X_rep", random_state=seed, transformer=knn)
-    sc.tl.umap(a, random_state=seed)
-    return a.obsm["X_umap"]
+    return layout_2d(X, seed=seed)[0]
 
 
 MAX_PLOTTED = 10_000  # a UMAP of more cells takes long and shows no more

@@ -8,12 +8,12 @@ from pathlib import Path
 from c2s.evaluation._embedding import KNN_K
 
 
-def write_outputs(res: dict, out_dir: Path) -> None:
-    """``metrics.json`` and ``report.md`` for an evaluation result."""
-    (out_dir / "metrics.json").write_text(
+def write_outputs(res: dict, out: Path) -> None:
+    """``metrics.json`` and ``report.md`` for an evaluation result, in the directory ``out``."""
+    (out / "metrics.json").write_text(
         json.dumps(res, indent=2, sort_keys=True, default=float) + "\n"
     )
-    (out_dir / "report.md").write_text("# c2s evaluation\n\n" + report_sections(res))
+    (out / "report.md").write_text("# c2s evaluation\n\n" + report_sections(res))
 
 
 def _ci(interval) -> str:
@@ -35,7 +35,8 @@ def headline_table(res: dict) -> str:
     g = res.get("generation")
     if g:
         lines += [
-            f"| generation ({g['n_cells']} cells, {g['n_genes']} genes each) | k-NN@{KNN_K} accuracy | MMD | Frechet (PCA) | energy | Wasserstein |",
+            f"| generation ({g['n_cells']} cells, {g['n_genes']} genes each) | "
+            f"k-NN@{KNN_K} accuracy | MMD | Frechet (PCA) | energy | Wasserstein |",
             "|---|---|---|---|---|---|",
         ]
         for name, title in (
@@ -44,8 +45,9 @@ def headline_table(res: dict) -> str:
             ("resampled_real", "resampled real training cells"),
         ):
             r = g[name]
+            knn = r["knn_accuracy"]  # keys are numbers, or strings once read from JSON
             lines.append(
-                f"| {title} | {r['knn_accuracy'][KNN_K] if KNN_K in r['knn_accuracy'] else r['knn_accuracy'][str(KNN_K)]:.3f} | "
+                f"| {title} | {knn[KNN_K] if KNN_K in knn else knn[str(KNN_K)]:.3f} | "
                 f"{r['mmd']:.4f} | {r['frechet_pca']:.2f} | {r['energy_distance']:.3f} | "
                 f"{r.get('wasserstein', float('nan')):.2f} |"
             )
@@ -91,6 +93,13 @@ PERTURBATION_ROWS = (
 )
 
 
+# the perturbation table's columns after the method: (metric, digits shown)
+PERTURBATION_COLUMNS = (
+    ("pearson_top20_de", 3), ("pearson_all", 3), ("up_overlap", 2), ("down_overlap", 2),
+    ("mmd", 4), ("energy_distance", 3),
+)  # fmt: skip
+
+
 def _num(x, digits: int) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"
 
@@ -106,11 +115,7 @@ def _perturbation_table(pt: dict) -> str:
         r = pt["methods"].get(name)
         if r is None:
             continue
-        cells = [
-            _num(r.get(k), d)
-            for k, d in (("pearson_top20_de", 3), ("pearson_all", 3), ("up_overlap", 2),
-                         ("down_overlap", 2), ("mmd", 4), ("energy_distance", 3))
-        ]  # fmt: skip
+        cells = [_num(r.get(k), digits) for k, digits in PERTURBATION_COLUMNS]
         lines.append(f"| {title} ({r['n_rows']} pairs) | " + " | ".join(cells) + " |")
     note = (
         "Each pair: the observed perturbed cells of one context against cells predicted from "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from c2s._anndata import is_anndata
 from c2s._errors import C2SError
 
 KS = (3, 5, 10, 25)
@@ -24,7 +25,7 @@ KS = (3, 5, 10, 25)
 def as_matrix(x, *, keep_sparse: bool = False):
     """A dense float64 cells x features array from an array, a sparse matrix or an AnnData;
     with ``keep_sparse``, sparse input comes back as a float64 CSR matrix instead."""
-    if hasattr(x, "obs_names") and hasattr(x, "X"):
+    if is_anndata(x):
         x = x.X
     if keep_sparse and sp.issparse(x):
         return sp.csr_matrix(x, dtype=np.float64)

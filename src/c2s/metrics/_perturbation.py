@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from c2s._anndata import is_anndata
+from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s.metrics._regression import pearson, spearman
 
@@ -25,8 +27,9 @@ def kendall_tau(x, y) -> float:
     return float(kendalltau(x, y).statistic)
 
 
+@renamed(top_k="n_overlap_genes")
 def perturbation_metrics(
-    control, observed, predicted, *, top_n: int = 20, top_k: int = 50, seed: int = 0
+    control, observed, predicted, *, top_n: int = 20, n_overlap_genes: int = 50, seed: int = 0
 ) -> dict:
     """Agreement of the predicted and observed change from control.
 
@@ -37,9 +40,10 @@ def perturbation_metrics(
     - Pearson, Spearman and Kendall's tau between the two on all genes and on the ``top_n``
       genes with the largest ``|d_obs|`` (the most differentially expressed; their index is
       ``top_de_genes``), and the fraction of those genes whose change has the same sign;
-    - ``top{top_k}_up_overlap`` / ``_down_overlap``: the share of the ``top_k`` genes with the
-      largest (smallest) ``d_obs`` that are also among the ``top_k`` largest (smallest)
-      ``d_pred``;
+    - ``top{n_overlap_genes}_up_overlap`` / ``_down_overlap``: the share of the
+      ``n_overlap_genes`` genes with the largest (smallest) ``d_obs`` that are also among the
+      ``n_overlap_genes`` largest (smallest) ``d_pred`` (``top_k=`` is the old name of
+      ``n_overlap_genes``);
     - when observed and predicted are both cells x genes matrices (two cells or more):
       ``mmd`` (RBF kernel, bandwidth by the median heuristic on the observed cells) and
       ``energy_distance`` between the cells, in a PCA space fit on the observed cells.
@@ -52,7 +56,7 @@ def perturbation_metrics(
         )
     d_obs, d_pred = o - c, p - c
     top = np.argsort(-np.abs(d_obs), kind="stable")[: min(top_n, len(d_obs))]
-    k = min(top_k, len(d_obs))
+    k = min(n_overlap_genes, len(d_obs))
 
     def block(a, b):
         return {
@@ -70,10 +74,10 @@ def perturbation_metrics(
             **block(d_obs[top], d_pred[top]),
             "sign_agreement": float(np.mean(np.sign(d_obs[top]) == np.sign(d_pred[top]))),
         },
-        f"top{top_k}_up_overlap": overlap(
+        f"top{n_overlap_genes}_up_overlap": overlap(
             np.argsort(-d_obs, kind="stable"), np.argsort(-d_pred, kind="stable")
         ),
-        f"top{top_k}_down_overlap": overlap(
+        f"top{n_overlap_genes}_down_overlap": overlap(
             np.argsort(d_obs, kind="stable"), np.argsort(d_pred, kind="stable")
         ),
         "top_de_genes": top.tolist(),
@@ -96,5 +100,5 @@ def perturbation_metrics(
 
 def _cells(x) -> bool:
     """A cells x genes matrix of two cells or more (not a vector of means)."""
-    shape = getattr(getattr(x, "X", x), "shape", np.shape(x))
+    shape = getattr(x.X if is_anndata(x) else x, "shape", np.shape(x))
     return len(shape) == 2 and shape[0] >= 2

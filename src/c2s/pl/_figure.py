@@ -1,4 +1,4 @@
-"""matplotlib, loaded on first use, and saving figures to files."""
+"""matplotlib, loaded on first use, new axes, and saving figures to files."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ def pyplot():
     except ImportError as e:
         raise ImportError("Plots need matplotlib: pip install 'c2s[plot]'") from e
     return plt
+
+
+def axes(ax, figsize: tuple[float, float]):
+    """``ax`` itself, or the Axes of a new figure of ``figsize`` (inches) when it is None."""
+    if ax is None:
+        _, ax = pyplot().subplots(figsize=figsize)
+    return ax
 
 
 def save_figure(

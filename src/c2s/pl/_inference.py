@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from c2s.pl._figure import axes as _axes
 from c2s.pl._figure import pyplot as _plt
 
 
@@ -21,7 +22,6 @@ def confusion_matrix(
 
     Returns the matplotlib ``Axes``.
     """
-    plt = _plt()
     truth = np.asarray(truth, dtype=str)
     pred = np.asarray(pred, dtype=str)
     labels = list(labels) if labels is not None else sorted(set(truth) | set(pred))
@@ -32,9 +32,8 @@ def confusion_matrix(
             M[index[t], index[p]] += 1
     if normalize:
         M = M / np.maximum(M.sum(1, keepdims=True), 1)
-    if ax is None:
-        size = 2.5 + 0.45 * len(labels)
-        _, ax = plt.subplots(figsize=(size + 1, size))
+    size = 2.5 + 0.45 * len(labels)
+    ax = _axes(ax, (size + 1, size))
     im = ax.imshow(M, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -71,8 +70,7 @@ def embedding(
     plt = _plt()
     coords = np.asarray(coords)
     groups = np.asarray(groups, dtype=str)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax = _axes(ax, (6.5, 4.5))
     kinds = np.asarray(markers, dtype=str) if markers is not None else np.full(len(groups), "")
     cmap = plt.get_cmap("tab20")
     for gi, g in enumerate(sorted(set(groups))):
@@ -80,9 +78,14 @@ def embedding(
             sel = (groups == g) & (kinds == k)
             if sel.any():
                 ax.scatter(
-                    coords[sel, 0], coords[sel, 1], s=6 if ki == 0 else 14, color=cmap(gi % 20),
-                    marker="o" if ki == 0 else "x", label=g if ki == 0 else None, linewidths=0.8,
-                )  # fmt: skip
+                    coords[sel, 0],
+                    coords[sel, 1],
+                    s=6 if ki == 0 else 14,
+                    color=cmap(gi % 20),
+                    marker="o" if ki == 0 else "x",
+                    label=g if ki == 0 else None,
+                    linewidths=0.8,
+                )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title or "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from c2s.pl._figure import axes as _axes
 from c2s.pl._figure import pyplot as _plt
 from c2s.pl._figure import save_figure
 from c2s.sentences import CellSentences
@@ -35,9 +36,7 @@ def inverse_fit(
     -------
     The matplotlib Axes.
     """
-    plt = _plt()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.5))
+    ax = _axes(ax, (6, 4.5))
     x = np.log10(1.0 + sentences.positions)
     y = sentences.values
     idx = _sample(len(x), max_points, seed)
@@ -82,9 +81,7 @@ def reconstruction(
     -------
     The matplotlib Axes.
     """
-    plt = _plt()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax = _axes(ax, (4.5, 4.5))
     y = sentences.values
     pred = model.predict_sentences(sentences)
     idx = _sample(len(y), max_points, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from c2s.pl._figure import axes as _axes
 from c2s.pl._figure import pyplot as _plt
 
 
@@ -11,11 +12,9 @@ def loss_curve(result, *, ax=None, title: str | None = None):
 
     Returns the matplotlib ``Axes``.
     """
-    plt = _plt()
     history = result if isinstance(result, list) else result.log_history
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax = _axes(ax, (5.5, 3.8))
     if train:
         ax.plot(*zip(*train, strict=True), label="training", lw=0.8, color="0.55")
     per_task = {} if isinstance(result, list) else result.eval_curves()
