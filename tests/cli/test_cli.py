@@ -71,8 +71,8 @@ def test_convert_info_inverse_reconstruct(capsys, tmp_path, h5ad, lognorm_adata)
     assert a.n_vars == lognorm_adata.n_vars
 
 
-def test_top_k_and_human_output(capsys, tmp_path, h5ad):
-    code, out, _ = run(capsys, "convert", h5ad, tmp_path / "top", "--top-k", "7")
+def test_n_genes_and_human_output(capsys, tmp_path, h5ad):
+    code, out, _ = run(capsys, "convert", h5ad, tmp_path / "top", "--n-genes", "7")
     assert code == 0 and "wrote 400 cells" in out
     cs = c2s.io.read_dataset(tmp_path / "top").sentences()
     assert cs.lengths.max() == 7

@@ -4,6 +4,7 @@ the verb's, and every failure is one line on stderr with a documented exit statu
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 
 import pytest
@@ -60,6 +61,7 @@ def recorded(monkeypatch):
     monkeypatch.setattr(C2SModel, "from_pretrained", classmethod(lambda cls, *a, **k: "MODEL"))
 
     def fake(name):
+        @functools.wraps(getattr(c2s.tl, name))  # the real signature: flags are built from it
         def verb(*args, **kwargs):
             calls[name] = (args, kwargs)
             raise _Stop
@@ -79,7 +81,7 @@ def test_flags_reach_the_verbs(recorded, capsys, tmp_path, pbmc):
         "predict": [
             h5, *cells, "--task", "tissue_prediction", "--mode", "free", "--labels", "a", "b",
             "--key-added", "k", "--group-by", "donor", "--max-new-tokens", "9",
-            "--batch-size", "3", "--calibration", "content_free", "--length-norm", "--top-k", "3",
+            "--batch-size", "3", "--calibration", "content_free", "--length-norm", "--top-labels", "3",
         ],
         "embed": [
             h5, *cells, "--task", "cell_type_generation", "--pool", "last",

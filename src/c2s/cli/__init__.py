@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 
-from c2s._version import __version__
+from c2s.cli import _flags as flags
 
 # subcommand module -> the verbs it registers
 _COMMANDS = {
@@ -51,9 +51,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         "change); 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (129: SIGHUP); an "
         "interrupted command leaves no partial output.",
     )
-    parser.add_argument("--version", action="version", version=f"c2s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--debug", action="store_true", help="print the full traceback of an error")
+    flags.add_globals(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, verbs in _COMMANDS.items():
@@ -62,9 +60,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         importlib.import_module(f"c2s.cli._{name}").register(sub)
     for p in _subparsers(parser):  # --debug is also accepted after the subcommand
         if p is not parser:
-            p.add_argument(
-                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-            )
+            flags.add_debug(p)
     return parser
 
 
@@ -104,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     warnings.showwarning = _warning_to_stderr
+    flags.warn_renamed_flags(args)
     with _stop_signals_interrupt() as received:
         status = _run(args)
     if status == 130 and received:

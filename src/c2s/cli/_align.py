@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from c2s.cli._common import add_json, emit
-from c2s.cli._train import add_config_flags, interrupted, split_options
+from c2s.cli import _flags as flags
+from c2s.cli._common import emit, interrupted
 
 MODEL_KEYS = ("device", "dtype")  # --config keys about loading the model
 
@@ -17,8 +17,11 @@ MODEL_KEYS = ("device", "dtype")  # --config keys about loading the model
 def register(sub) -> None:
     from c2s.train import AlignConfig
 
-    p = sub.add_parser(
+    flags.add_command(
+        sub,
         "align",
+        verb=AlignConfig,
+        run=run,
         help="align a trained model with rewards that score biology (GRPO, through TRL)",
         description=(
             "Sample a group of answers per prompt of --task from the dataset's cells, score "
@@ -29,16 +32,6 @@ def register(sub) -> None:
             "pip install 'c2s[rl]'."
         ),
     )
-    p.add_argument("model", help="c2s model directory or hub id (usually after c2s train)")
-    p.add_argument("dataset", help="c2s dataset directory")
-    p.add_argument("--out", required=True, help="run / model directory to create")
-    p.add_argument("--config", help="YAML file of alignment options (flags override it)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
-    add_config_flags(p, AlignConfig, title="alignment options")
-    add_json(p)
-    p.set_defaults(run=run)
 
 
 def run(args) -> int:
@@ -46,7 +39,7 @@ def run(args) -> int:
     from c2s.model import C2SModel
     from c2s.train import AlignConfig, align, check_run_dir, is_main_process
 
-    opts, model_opts = split_options(args, AlignConfig, MODEL_KEYS)
+    opts, model_opts = flags.options_kwargs(args, AlignConfig, MODEL_KEYS)
     cfg = AlignConfig.from_dict(opts, source=args.config or "the flags")
     try:
         import trl  # noqa: F401

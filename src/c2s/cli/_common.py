@@ -6,12 +6,6 @@ import json
 import sys
 
 
-def add_json(parser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout (and nothing else)"
-    )
-
-
 def emit(obj: dict, as_json: bool, human: str) -> None:
     """Print ``obj`` as JSON with ``--json``, else the human-readable text."""
     if as_json:
@@ -31,3 +25,21 @@ def _default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def interrupted(out, *, replacing: bool = False) -> int:
+    """Say what an interrupted training run left (the previous run it was to replace, or
+    checkpoints to resume from, or nothing) and how to go on; exit status 130."""
+    from pathlib import Path
+
+    if replacing:
+        say = f"the new run was discarded; {out} holds the previous run, unchanged."
+    elif any(Path(out, "checkpoints").glob("checkpoint-*")):
+        say = (
+            f"checkpoints so far are in {out}/checkpoints; continue with the same command "
+            "plus --resume latest."
+        )
+    else:
+        say = "no partial output was left; run the same command again."
+    print(f"interrupted: {say}", file=sys.stderr)
+    return 130

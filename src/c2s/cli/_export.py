@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from c2s.cli._common import add_json, emit
+from c2s.cli import _flags as flags
+from c2s.cli._common import emit
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="write a c2s dataset in another layout")
-    p.add_argument(
-        "--format",
-        default="reference",
-        choices=["reference"],
-        help="reference: the cell2sentence package's Arrow layout",
+    from c2s.io import export_reference
+
+    flags.add_command(
+        sub, "export", verb=export_reference, run=run, help="write a c2s dataset in another layout"
     )
-    p.add_argument("dataset")
-    p.add_argument("out")
-    p.add_argument("--obs", nargs="+", metavar="COL", help="label columns to include")
-    p.add_argument("--overwrite", action="store_true")
-    add_json(p)
-    p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from c2s.io import export_reference, read_dataset
 
     ds = read_dataset(args.dataset)
-    out = export_reference(ds, args.out, obs_keys=args.obs, overwrite=args.overwrite)
+    out = export_reference(ds, args.out, **flags.verb_kwargs(args))
     emit({"out": str(out), "n_cells": ds.n_cells}, args.json, f"wrote {ds.n_cells} cells to {out}")
     return 0

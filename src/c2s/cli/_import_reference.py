@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from c2s.cli._common import add_json, emit
+from c2s.cli import _flags as flags
+from c2s.cli._common import emit
 
 
 def register(sub) -> None:
-    p = sub.add_parser("import-reference", help="import a cell2sentence-package Arrow dataset")
-    p.add_argument("arrow_dir", help="directory saved by the reference package (save_to_disk)")
-    p.add_argument("out_dir", help="c2s dataset directory to create")
-    p.add_argument("--vocabulary", help="JSON gene -> count mapping giving the vocabulary order")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="0.8,0.1,0.1", help="train,validation,test fractions")
-    p.add_argument("--overwrite", action="store_true")
-    add_json(p)
-    p.set_defaults(run=run)
+    from c2s.io import import_reference
+
+    flags.add_command(
+        sub,
+        "import-reference",
+        verb=import_reference,
+        run=run,
+        help="import a cell2sentence-package Arrow dataset",
+    )
 
 
 def run(args) -> int:
     from c2s.io import import_reference
 
-    ds = import_reference(
-        args.arrow_dir,
-        args.out_dir,
-        vocabulary=args.vocabulary,
-        seed=args.seed,
-        split=args.split,
-        overwrite=args.overwrite,
-    )
+    ds = import_reference(args.arrow_dir, args.out_dir, **flags.verb_kwargs(args))
     emit(
         ds.info(),
         args.json,

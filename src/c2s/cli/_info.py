@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from c2s.cli._common import add_json, emit
+from c2s.cli import _flags as flags
+from c2s.cli._common import emit
 
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="summarize a c2s dataset")
-    p.add_argument("dataset", help="c2s dataset directory")
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="read every file and verify it against the metadata (exit 2 if damaged)",
-    )
-    add_json(p)
-    p.set_defaults(run=run)
+    flags.add_command(sub, "info", run=run, help="summarize a c2s dataset")
 
 
 def _human(info: dict, inverse: str) -> str:

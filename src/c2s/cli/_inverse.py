@@ -4,41 +4,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from c2s.cli._common import add_json, emit
+from c2s.cli import _flags as flags
+from c2s.cli._common import emit
 
 
 def register(sub) -> None:
+    from c2s.inverse import fit_inverse, reconstruct
+
     p = sub.add_parser("inverse", help="fit, evaluate and apply rank -> expression models")
     isub = p.add_subparsers(dest="inverse_command", metavar="ACTION")
     isub.required = True
-
-    f = isub.add_parser(
-        "fit", help="fit on the train split, select by held-out R^2, store in the dataset"
+    flags.add_command(
+        isub,
+        "fit",
+        key="inverse fit",
+        verb=fit_inverse,
+        run=run_fit,
+        help="fit on the train split, select by held-out R^2, store in the dataset",
     )
-    f.add_argument("dataset")
-    f.add_argument("--model", default="auto", choices=["auto", "rank_mean", "linear"])
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--plot-dir", help="also write fit and reconstruction plots (PNG) here")
-    add_json(f)
-    f.set_defaults(run=run_fit)
-
-    e = isub.add_parser("eval", help="held-out R^2 / Pearson / Spearman of every model")
-    e.add_argument("dataset")
-    e.add_argument("--seed", type=int, default=0)
-    add_json(e)
-    e.set_defaults(run=run_eval)
-
-    r = isub.add_parser("reconstruct", help="expression from sentences, written as .h5ad")
-    r.add_argument("dataset")
-    r.add_argument("out", help="output .h5ad")
-    r.add_argument("--split", choices=["train", "validation", "test"])
-    r.add_argument("--clip-negative", action="store_true", help="set negative predictions to 0")
-    r.add_argument("--overwrite", action="store_true")
-    add_json(r)
-    r.set_defaults(run=run_reconstruct)
+    flags.add_command(
+        isub,
+        "eval",
+        key="inverse eval",
+        verb=fit_inverse,
+        run=run_eval,
+        help="held-out R^2 / Pearson / Spearman of every model",
+    )
+    flags.add_command(
+        isub,
+        "reconstruct",
+        key="inverse reconstruct",
+        verb=reconstruct,
+        run=run_reconstruct,
+        help="expression from sentences, written as .h5ad",
+    )
 
 
-def _fit(args, *, model: str):
+def _fit(args, **given):
+    """The dataset, its cells and the inverse models fitted to them (``given``: keywords of
+    ``fit_inverse`` the command fixes)."""
     from c2s.inverse import fit_inverse
     from c2s.io import read_dataset
 
@@ -51,7 +55,7 @@ def _fit(args, *, model: str):
             "from the reference layout), so no inverse model can be fitted to it."
         )
     cs = ds.sentences(obs_columns=[])
-    return ds, cs, fit_inverse(cs, model=model, seed=args.seed)
+    return ds, cs, fit_inverse(cs, **flags.verb_kwargs(args, **given))
 
 
 def _table(metrics: dict, selected: str | None) -> str:
@@ -63,7 +67,7 @@ def _table(metrics: dict, selected: str | None) -> str:
 
 
 def run_fit(args) -> int:
-    ds, cs, fit = _fit(args, model=args.model)
+    ds, cs, fit = _fit(args)
     ds.update_meta(inverse=fit.to_dict())
     out = {"dataset": str(ds.path), **fit.to_dict()}
     out.pop("params")
@@ -108,7 +112,7 @@ def run_reconstruct(args) -> int:
         )
     model = load_inverse(ds)
     adata = reconstruct(
-        ds.sentences(split=args.split, values=False), model, clip_negative=args.clip_negative
+        ds.sentences(split=args.split, values=False), model, **flags.verb_kwargs(args)
     )
     from c2s.io import write_h5ad
 

@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
-from c2s.cli._common import add_json, emit
+from c2s.cli import _flags as flags
+from c2s.cli._common import emit
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    from c2s.quickstart import run_quickstart
+
+    flags.add_command(
+        sub,
         "quickstart",
+        verb=run_quickstart,
+        run=run,
         help="run the end-to-end demo on scanpy's bundled PBMC data",
         description="Convert the bundled PBMC data, fit and evaluate the inverse transform, "
         "train a small model from scratch, and write a report (metrics.json, PNG plots, "
         "report.md). Nothing is downloaded.",
     )
-    p.add_argument(
-        "--out", default="c2s-quickstart", help="report directory (default c2s-quickstart)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--preset", default="small", choices=["tiny", "small", "base"], help="model size"
-    )
-    p.add_argument(
-        "--epochs",
-        type=float,
-        help="training epochs of both models (default: their recipes; 0 skips)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
-    add_json(p)
-    p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from c2s.evaluation import headline_table
     from c2s.quickstart import run_quickstart
 
-    m = run_quickstart(
-        args.out,
-        overwrite=args.overwrite,
-        seed=args.seed,
-        verbose=not args.json,
-        preset=args.preset,
-        epochs=args.epochs,
-    )
+    m = run_quickstart(args.out, **flags.verb_kwargs(args, verbose=not args.json))
     inv = m["inverse"]
     best = inv["heldout"][inv["selected"]]
     human = (

@@ -8,59 +8,25 @@ import socket
 import sys
 
 from c2s._errors import C2SError
+from c2s.cli import _flags as flags
 
 TOKEN_ENV = "C2S_TOKEN"
 
 
 def register(sub) -> None:
-    from c2s.serve import (
-        DEFAULT_MAX_CELLS,
-        DEFAULT_MAX_UPLOAD_MB,
-        DEFAULT_TIMEOUT_S,
-        DEFAULT_WINDOW_MS,
-        MEMORY_FACTOR,
-    )  # fmt: skip
+    from c2s.serve import create_app
 
-    p = sub.add_parser(
+    flags.add_command(
+        sub,
         "serve",
+        verb=create_app,
+        run=run,
         help="serve a model over HTTP: a web page at /, a JSON API under /v1 (docs at /docs)",
         description="Load the model once and serve the c2s verbs as a JSON API and a web page "
         "(upload cells, see their predicted types and a UMAP, download the annotations, "
         "generate cells). Binds to localhost unless --host says otherwise. Needs the serve "
         "extra: pip install 'c2s[serve]'.",
     )
-    p.add_argument("model", help="model directory or hub id")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument(
-        "--token",
-        default=None,
-        help=f"require 'Authorization: Bearer TOKEN' on /v1 (default: ${TOKEN_ENV} if set)",
-    )
-    p.add_argument("--max-cells", type=int, default=DEFAULT_MAX_CELLS, help="cells per request")
-    p.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=DEFAULT_MAX_UPLOAD_MB,
-        help=f"largest request body, an .h5ad upload or JSON (default {DEFAULT_MAX_UPLOAD_MB}); "
-        f"an upload may declare at most {MEMORY_FACTOR} times this in memory",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"seconds a /v1 request may take before it gets 504 (default {DEFAULT_TIMEOUT_S})",
-    )
-    p.add_argument(
-        "--batch-window-ms",
-        type=float,
-        default=DEFAULT_WINDOW_MS,
-        help="under concurrent load, how long the first request of a batch waits for others "
-        f"(default {DEFAULT_WINDOW_MS:g}; 0 never waits; requests that queue while the model "
-        "is busy always join the next batch)",
-    )
-    p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda")
-    p.set_defaults(run=run)
 
 
 def run(args) -> int:
@@ -72,13 +38,14 @@ def run(args) -> int:
         raise ImportError("c2s serve needs uvicorn: pip install 'c2s[serve]'") from e
     check_address(args.host, args.port)  # before the model loads: minutes, on a big one
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    app = create_app(args.model, token=token, max_cells=args.max_cells,
-                     max_upload_mb=args.max_upload_mb, timeout=args.timeout,
-                     batch_window_ms=args.batch_window_ms, device=args.device)  # fmt: skip
+    app = create_app(args.model, **flags.verb_kwargs(args, token=token))
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}"
-    print(f"c2s serve: open {url}/ for the page; the API is under /v1, documented at {url}/docs"
-          f"{' (requests need the token)' if token else ''}", file=sys.stderr)  # fmt: skip
+    print(
+        f"c2s serve: open {url}/ for the page; the API is under /v1, documented at {url}/docs"
+        f"{' (requests need the token)' if token else ''}",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -91,8 +58,10 @@ def check_address(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as e:
-        raise C2SError(f"Cannot resolve --host {host!r}: {e}. Give an address of this machine "
-                       "(127.0.0.1, 0.0.0.0 for every interface) or its name.") from None  # fmt: skip
+        raise C2SError(
+            f"Cannot resolve --host {host!r}: {e}. Give an address of this machine "
+            "(127.0.0.1, 0.0.0.0 for every interface) or its name."
+        ) from None
     family, kind, proto, _, address = infos[0]
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     with socket.socket(family, kind, proto) as s:
