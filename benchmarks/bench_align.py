@@ -140,14 +140,14 @@ def cell_type(out: Path, seed: int, lr: float, args) -> dict:
         ds = c2s.io.convert(c2s.datasets.pbmc68k_reduced(), ds_dir, obs_keys=["cell_type", "organism"],
                             seed=seed, stratify="cell_type", overwrite=True)  # fmt: skip
         m = C2SModel.from_scratch(ds, max_length=256, device="cpu", preset="tiny", seed=seed)
-        fine_tune(m, ds, output_dir=sft, overwrite=True, tasks=["cell_type_prediction"],
+        fine_tune(m, ds, out=sft, overwrite=True, tasks=["cell_type_prediction"],
                   n_genes=50, epochs=5, eval_split=None, probe=False, calibrate=False,
                   seed=seed)  # fmt: skip
     ds = c2s.io.read_dataset(ds_dir)
     held = alignment_prompts(ds, "cell_type_prediction", n_genes=50, split=args.split, seed=seed)
     label = get("label")
     aligned = out / f"aligned_lr{lr:g}"
-    res = align(sft, ds, aligned, rewards=["label"], n_genes=50, steps=args.steps,
+    res = align(sft, ds, aligned, rewards=["label"], n_genes=50, max_steps=args.steps,
                 learning_rate=lr, kl=args.kl, batch_size=args.batch_size, seed=seed, overwrite=True)  # fmt: skip
     row = {"seed": seed, "lr": lr, "steps": res.steps, **_speed(res)}
     for stage, model in (("sft", sft), ("aligned", aligned)):

@@ -311,3 +311,17 @@ def test_gene_dropout_keeps_a_seeded_subsequence(lognorm_sentences):
     np.testing.assert_array_equal(drop_genes(cs, 0.3, 5).genes, d.genes)
     with pytest.raises(C2SError, match="fraction"):
         drop_genes(cs, 1.0, 0)
+
+
+def test_to_text_takes_n_genes_and_its_old_name_warns(lognorm_adata):
+    import pytest
+
+    from c2s.sentences import from_anndata
+
+    cs = from_anndata(lognorm_adata, seed=0)
+    first = cs.to_text(n_genes=3)
+    assert all(len(t.split()) <= 3 for t in first) and first[0] == " ".join(
+        cs.to_text()[0].split()[:3]
+    )
+    with pytest.warns(FutureWarning, match="k= is now called n_genes="):
+        assert cs.to_text(k=3) == first

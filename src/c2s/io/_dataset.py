@@ -314,9 +314,11 @@ class C2SDataset:
             raise C2SError(f"{self.path}: {e} {_DAMAGED}") from e
         return cs if back is None else cs.take(back)
 
-    def texts(self, k: int | None = None, *, split: str | None = None) -> list[str]:
-        """Sentences as text (upper-cased gene names, space-separated), top ``k`` if given."""
-        return self.sentences(split=split, values=False, obs_columns=[]).to_text(k)
+    @renamed(k="n_genes")
+    def texts(self, n_genes: int | None = None, *, split: str | None = None) -> list[str]:
+        """Sentences as text (upper-cased gene names, space-separated), the first ``n_genes``
+        genes of each if given."""
+        return self.sentences(split=split, values=False, obs_columns=[]).to_text(n_genes)
 
     def to_hf(self, *, split: str | None = None):
         """The shards opened with Hugging Face ``datasets`` (``load_dataset("parquet")``).

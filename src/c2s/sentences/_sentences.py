@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from c2s._deprecate import warn_renamed
+from c2s._deprecate import renamed, warn_renamed
 from c2s._errors import C2SError
 from c2s.sentences._vocab import Vocab
 
@@ -136,15 +136,17 @@ class CellSentences:
         return self.top_genes(k)
 
     # -- text ----------------------------------------------------------------------------
-    def to_text(self, k: int | None = None, *, sep: str = " ") -> list[str]:
-        """Render sentences as upper-cased gene names joined by ``sep`` (top ``k`` if given)."""
+    @renamed(k="n_genes")
+    def to_text(self, n_genes: int | None = None, *, sep: str = " ") -> list[str]:
+        """Render sentences as upper-cased gene names joined by ``sep`` (the first
+        ``n_genes`` of each, if given)."""
         names = self.vocab.display_names
         offs = self.offsets
         out = []
         for i in range(self.n_cells):
             a, b = offs[i], offs[i + 1]
-            if k is not None:
-                b = min(b, a + k)
+            if n_genes is not None:
+                b = min(b, a + n_genes)
             out.append(sep.join(names[self.genes[a:b]].tolist()))
         return out
 
