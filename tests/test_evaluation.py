@@ -202,14 +202,15 @@ def test_quickstart_takes_out_and_its_old_name(tmp_path):
 
 
 def test_umap_of_more_cells_than_scanpy_handles_by_default():
-    """Above 4,096 cells scanpy switches its neighbour search (which failed on scipy's sparse
-    arrays); the embedding plots of an atlas-sized evaluation go through it."""
-    pytest.importorskip("scanpy")
-    from c2s.evaluation._plots import umap
+    """Above 4,096 cells the map takes exact neighbours from scikit-learn (umap-learn would
+    switch to NN-descent); the embedding plots of an atlas-sized evaluation go through it."""
+    pytest.importorskip("umap")
+    from c2s.tl import layout_2d
 
     X = np.random.default_rng(0).normal(size=(4200, 6))
     X[:2100] += 6.0  # two groups
-    Y = umap(X, 0)
+    Y, method = layout_2d(X, 0)
+    assert method == "umap"
     assert Y.shape == (4200, 2) and np.isfinite(Y).all()
     inside = np.linalg.norm(Y[:2100] - Y[:2100].mean(0), axis=1).mean()
     assert np.linalg.norm(Y[:2100].mean(0) - Y[2100:].mean(0)) > 2 * inside

@@ -7,15 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-
-def umap(X, seed: int) -> np.ndarray:
-    """The 2-D map of the embeddings: :func:`c2s.tl.layout_2d` (the server's page draws the
-    same)."""
-    from c2s.tl import layout_2d
-
-    return layout_2d(X, seed=seed)[0]
-
-
 MAX_PLOTTED = 10_000  # a UMAP of more cells takes long and shows no more
 
 
@@ -29,7 +20,12 @@ def umap_plot(X, groups, seed, path, markers=None, title="UMAP of C2S embeddings
         X, groups = X[keep], groups[keep]
         markers = None if markers is None else [markers[i] for i in keep]
         title = f"{title}: {MAX_PLOTTED:,} of {n:,} cells drawn"
-    ax = embedding(umap(X, seed), groups, markers=markers, title=title)
+    from c2s.tl import layout_2d  # the map the server's page draws too
+
+    coords, method = layout_2d(X, seed=seed)
+    if method != "umap":  # umap-learn missing, or fewer than 20 cells
+        title = title.replace("UMAP", "PCA")
+    ax = embedding(coords, groups, markers=markers, title=title)
     save_figure(ax, path)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_UMAP_CELLS = 20  # fewer cells: the first two principal components
+EXACT_NEIGHBOURS_BELOW = 4096  # umap-learn's own switch to approximate neighbours
 
 
 def layout_2d(X, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -25,7 +26,11 @@ def layout_2d(X, seed: int = 0) -> tuple[np.ndarray, str]:
         except ImportError:
             umap = None
         if umap is not None:
-            reducer = umap.UMAP(n_neighbors=min(15, len(Y) - 1), random_state=seed, n_jobs=1)
+            k = min(15, len(Y) - 1)
+            # umap-learn finds neighbours exactly below 4,096 cells and by NN-descent above (a
+            # numba compile of half a minute); above, exact neighbours from scikit-learn
+            knn = _exact_neighbours(Y, k) if len(Y) >= EXACT_NEIGHBOURS_BELOW else None
+            reducer = umap.UMAP(n_neighbors=k, random_state=seed, n_jobs=1, precomputed_knn=knn)
             coords[ok] = reducer.fit_transform(Y)
             return coords, "umap"
     Y = Y - Y.mean(axis=0)
@@ -37,6 +42,15 @@ def layout_2d(X, seed: int = 0) -> tuple[np.ndarray, str]:
     else:
         coords[ok] = 0.0
     return coords, "pca"
+
+
+def _exact_neighbours(Y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """Each row's ``k`` nearest rows (itself first) and their distances, as umap-learn's
+    ``precomputed_knn`` takes them."""
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(Y).kneighbors(Y)
+    return idx, dist, None
 
 
 __all__ = ["layout_2d"]
