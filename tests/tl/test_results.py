@@ -62,34 +62,67 @@ def _old_frame(frame, prob_frame, info, key_added, top_k=1) -> pd.DataFrame:
     return frame
 
 
-def _verb_frames(kind: str):
-    """Per-cell columns and probabilities as predict has them before the result is built: 5
-    cells, the third with no prediction (missing after the reindex to all cells)."""
-    rng = np.random.default_rng(0)
-    index = pd.Index([f"c{i}" for i in range(5)])
-    ran = index.delete(2)
-    labels = ["B", "T/NK", "Mono"]
-    P = rng.dirichlet(np.ones(3), 4)
-    frame = pd.DataFrame({"k": np.array([labels[j] for j in P.argmax(1)], dtype=object)}, ran)
+def _old_per_cell(prep, units, pred, probs, answers, cands, key_added):
+    """Per-cell columns and probabilities as predict built them (named columns, reindexed to
+    all the input's cells) before the result was built from arrays."""
+    cs, index = prep.cells, prep.index
+    cell_unit = np.full(cs.n_cells, -1)
+    for u, unit in enumerate(units):
+        cell_unit[list(unit)] = u
+    have = cell_unit >= 0
+    col = np.array([pred[u] if u >= 0 else None for u in cell_unit], dtype=object)
+    frame = pd.DataFrame({key_added: col}, index=cs.obs.index)
+    if probs is not None:
+        frame[key_added + "_probability"] = np.where(have, probs.max(1)[cell_unit], np.nan)
+    if answers is not None:
+        frame[key_added + "_answer"] = [answers[u] if u >= 0 else None for u in cell_unit]
+    frame = frame.reindex(index)
     prob_frame = None
-    if kind in ("score", "probe"):
-        frame["k_probability"] = P.max(1)
-        prob_frame = pd.DataFrame(P, index=ran, columns=labels).reindex(index)
+    if probs is not None:
+        prob_frame = pd.DataFrame(
+            probs[np.maximum(cell_unit, 0)], index=cs.obs.index, columns=cands
+        )
+        prob_frame[~have] = np.nan
+        prob_frame = prob_frame.reindex(index)
+    return frame, prob_frame
+
+
+def _verb_units(kind: str, grouped: bool, dtype):
+    """What predict has before the result is built: 6 input cells, the third with no gene
+    (left out of ``prep.cells``), the units (single cells, or groups of cells) and their
+    labels, probabilities and answers."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    index = pd.Index([f"c{i}" for i in range(6)])
+    kept = index.delete(2)
+    prep = SimpleNamespace(cells=SimpleNamespace(n_cells=5, obs=pd.DataFrame(index=kept)))
+    prep.index = index
+    units = [(0, 3), (1,), (2, 4)] if grouped else [(i,) for i in range(5)]
+    cands = ["B", "T/NK", "Mono"]
+    P = rng.dirichlet(np.ones(3), len(units)).astype(dtype)
+    pred = [cands[j] for j in P.argmax(1)]
+    probs = P if kind == "score" else None
+    answers = [f"answer {i}" for i in range(len(units))] if kind == "free" else None
     if kind == "free":
-        frame["k_answer"] = [f"answer {i}" for i in range(4)]
-    return frame.reindex(index), prob_frame
+        pred[0] = None  # an answer that parses to no label
+    return prep, units, pred, probs, answers, cands
 
 
-@pytest.mark.parametrize("kind", ["score", "probe", "free"])
+@pytest.mark.parametrize("kind", ["score", "constrained", "free"])
+@pytest.mark.parametrize("grouped", [False, True])
 @pytest.mark.parametrize("top", [1, 2, 5])
-def test_to_frame_is_the_frame_predict_returned_before(kind, top):
-    from c2s.tl._predict import _result
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_to_frame_is_the_frame_predict_returned_before(kind, grouped, top, dtype):
+    from c2s.tl._predict import _per_cell
 
-    frame, prob_frame = _verb_frames(kind)
-    info = {"task": "cell_type_prediction", "mode": kind, "labels": ["B", "T/NK", "Mono"]}
-    top = top if prob_frame is not None else 1
-    got = _result(frame.copy(), prob_frame, info, "k", top).to_frame()
-    want = _old_frame(frame.copy(), prob_frame, info, "k", top)
+    prep, units, pred, probs, answers, cands = _verb_units(kind, grouped, dtype)
+    info = {"task": "cell_type_prediction", "mode": kind, "labels": cands}
+    top = top if probs is not None else 1
+    options = {"key_added": "k", "top_labels": top, "batch_size": 8}
+    got = _per_cell(prep, units, pred, probs, answers, cands, info, **options).to_frame()
+    frame, prob_frame = _old_per_cell(prep, units, pred, probs, answers, cands, "k")
+    want = _old_frame(frame, prob_frame, info, "k", top)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert got.attrs == want.attrs and list(got.dtypes) == list(want.dtypes)
     for c in got.columns:  # the same missing markers (NaN or None), not only equal-looking
@@ -151,6 +184,18 @@ def test_old_spellings_still_work_with_a_warning(model, pbmc):
     with pytest.warns(FutureWarning, match=r"\.to_frame\(\)"):
         assert new.filter(like="p_").shape == (4, len(new.candidates))
     assert len(new) == 4
+
+
+def test_dataframe_iteration_and_membership_still_work_with_a_warning():
+    labels = np.array(["a", "b"], dtype=object)
+    res = PredictionResult(pd.Index(["x", "y"]), labels, {"mode": "free"}, answers=labels)
+    with pytest.warns(FutureWarning, match=r"call \.to_frame\(\)") as caught:
+        assert "c2s_prediction" in res and "p_a" not in res
+        assert list(res) == ["c2s_prediction", "c2s_prediction_answer"]
+    assert len(caught) == 3 and {w.filename for w in caught} == {__file__}
+    emb = EmbeddingResult(pd.Index(["x"]), np.zeros((1, 2)), {})
+    with pytest.warns(FutureWarning, match=r"\.to_frame\(\)"):
+        assert list(emb) == ["c2s_0", "c2s_1"] and "c2s_1" in emb
 
 
 def test_take_expand_and_concat_keep_rows_by_position():

@@ -46,22 +46,22 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         if multi:
             kw = {"group_by": [key]}
         t = time.perf_counter()
-        frame = predict(
+        result = predict(
             ds, m, task=task, split=split, labels=labels, inplace=False, **kw, **o.verb_kw()
-        ).to_frame()
+        )
         seconds = time.perf_counter() - t
-        truth = truth_of.loc[frame.index].to_numpy()
-        pred = frame["c2s_prediction"].astype(str).to_numpy()
+        truth = truth_of.loc[result.index].to_numpy()
+        pred = _texts(result.labels)
         out[name] = {**_scores(truth, pred, labels, o.seed), "seconds": seconds}
         if first is None:
-            first = (frame, truth, pred)
+            first = (result.to_frame(), truth, pred)
             out[name]["cells_per_s"] = len(pred) / seconds
     probe = m.config.probe
     if probe and probe.get("task") == task:
         t = time.perf_counter()
         pf = predict(ds, m, task=task, split=split, mode="probe", inplace=False, **o.verb_kw())
         truth = truth_of.loc[pf.index].to_numpy()
-        pp = pf.to_frame()["c2s_prediction"].astype(str).to_numpy()
+        pp = _texts(pf.labels)
         out["c2s_probe"] = {
             **_scores(truth, pp, labels, o.seed),
             "seconds": time.perf_counter() - t,
@@ -80,6 +80,11 @@ def annotation(m, ds, task, o: EvalOptions, plot_dir, res) -> dict:
         frame.to_csv(plot_dir / "predictions.csv", index_label="cell_id")
         confusion_plots(truth, pred, out, labels, plot_dir, res)
     return out
+
+
+def _texts(labels):
+    """The predicted labels as text (a cell with no prediction reads "nan")."""
+    return labels.astype(str).astype(object)
 
 
 def _scores(truth, pred, labels, seed) -> dict:

@@ -9,10 +9,10 @@ batch: a call whose requests are all abandoned stops inside the verb (``stop_whe
 cells of abandoned requests are left out of the calls that follow, so the requests they shared
 the model with still get their answers.
 
-A request hears only about its own cells. Cells that would draw a warning about themselves
-(their gene names, genes the model never saw) run in calls of their own; a shared call that
-warns or fails anyway is run again one request at a time, so no message about one client's
-cells reaches another. Multi-cell tasks (prompts of several cells) run each request whole.
+A request hears only about its own cells. Cells with genes the model never saw (the one
+warning the verb gives about the cells themselves; their gene names were warned about when
+they were ranked) run in calls of their own; a shared call that warns or fails anyway is run
+again one request at a time, so no message about one client's cells reaches another. Multi-cell tasks (prompts of several cells) run each request whole.
 
 Requests are ranked in their own threads first (as the verb would rank them alone, with
 seed 0), so a batched request gets exactly the cell sentences it would get alone. The batch
@@ -124,7 +124,8 @@ class Batcher:
         return ticket
 
     def put(self, ticket: Ticket) -> concurrent.futures.Future:
-        """Queue the ticket; its future gives the verb's rows and the warnings about its cells."""
+        """Queue the ticket; its future gives ``(result, warnings)``: the verb's result for the
+        request's cells and the warnings about them."""
         self._q.put(ticket)
         return ticket.future
 

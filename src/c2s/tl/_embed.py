@@ -15,7 +15,6 @@ from c2s.tl._inputs import (
     check_inplace,
     fit_prompts,
     prepare,
-    sentence_span,
     task_of,
 )
 from c2s.tl._results import EmbeddingResult
@@ -136,14 +135,15 @@ def attention(
         where = cs.obs.index.get_indexer(index[asked])
         rows = [int(i) for i in where if i >= 0]  # cells with no gene were left out (warned)
     out = {}
-    for i in rows:
-        fitted = prep.prompts([(i,)], reserve=0)
+    for row in rows:
+        fitted = prep.prompts([(row,)], reserve=0)
         prompt = fitted.prompts[0]
-        sentence, start = sentence_span(prompt, cs, i, fitted.n_genes[0])
+        start, end = fitted.spans(cs, [(row,)])[0]
+        sentence = prompt[start:end]
         spans, genes, pos = [], sentence.split(" "), start
         for g in genes:
             spans.append((pos, pos + len(g)))
             pos += len(g) + 1
         A = gene_attention(prep.model, prompt, spans, hidden_layer=hidden_layer)
-        out[str(cs.obs.index[i])] = pd.DataFrame(A, index=genes, columns=genes)
+        out[str(cs.obs.index[row])] = pd.DataFrame(A, index=genes, columns=genes)
     return out

@@ -32,21 +32,21 @@ def _genes(m, genes) -> list[str]:
     return genes
 
 
-def _layout(m, r, prompts: list[str], genes: list[str], n_cells: int = 1):
-    """The generation layout of ``prompts`` (renderer ``r``'s answer format), with gene
+def _layout(model, renderer, prompts: list[str], genes: list[str], n_cells: int = 1):
+    """The generation layout of ``prompts`` (the renderer's answer format), with gene
     tries from the model's own cache."""
     from c2s.model import CellLayout, cell_layout
     from c2s.prompts import multi_cell_text
 
     def trie_for(anchor: str, sep: str):
-        return m.gene_trie(genes, anchor=anchor, sep=sep)
+        return model.gene_trie(genes, anchor=anchor, sep=sep)
 
-    if r.task.kind == "multi":
-        answer = lambda sents: r.answer(multi_cell_text(sents))  # noqa: E731
+    if renderer.task.kind == "multi":
+        answer = lambda sents: renderer.answer(multi_cell_text(sents))  # noqa: E731
     else:
-        answer = lambda sents: r.answer(sents[0])  # noqa: E731
+        answer = lambda sents: renderer.answer(sents[0])  # noqa: E731
     try:
-        return cell_layout(m.tokenizer, prompts, answer, genes, n_cells, trie_for)
+        return cell_layout(model.tokenizer, prompts, answer, genes, n_cells, trie_for)
     except C2SError as e:
         if n_cells > 1:
             raise
@@ -57,10 +57,10 @@ def _layout(m, r, prompts: list[str], genes: list[str], n_cells: int = 1):
             "each cell's last gene is closed by EOS instead of the text that follows it in "
             "training."
         )
-        return CellLayout.plain(m.tokenizer, prompts, trie_for("Cell sentence:", " "))
+        return CellLayout.plain(model.tokenizer, prompts, trie_for("Cell sentence:", " "))
 
 
-def _to_anndata(m, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse):
+def _to_anndata(model, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse):
     """Generated sentences as an AnnData with reconstructed expression."""
     from c2s.inverse import load_inverse, reconstruct
     from c2s.sentences import CellSentences, Vocab
@@ -76,7 +76,7 @@ def _to_anndata(m, genes, sentences: list[list[int]], obs: pd.DataFrame, inverse
     obs["c2s_sentence"] = [" ".join(genes[g] for g in s) for s in sentences]
     obs["c2s_n_genes"] = [len(s) for s in sentences]
     cs = CellSentences(flat, offsets, vocab, obs)
-    spec = inverse if inverse is not None else m.config.inverse
+    spec = inverse if inverse is not None else model.config.inverse
     if spec is None:
         raise C2SError(
             "No inverse model to turn ranks into expression: the model's c2s_config.json has "

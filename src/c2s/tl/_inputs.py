@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import sys
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +30,12 @@ import numpy as np
 
 from c2s._anndata import is_anndata
 from c2s._errors import C2SError
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+from c2s._warn import warn_user
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """Warn at the first frame outside c2s: the user's call of the verb, however deep inside
-    c2s the warning is raised."""
-    frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    """Warn at the first frame outside c2s (:func:`c2s._warn.warn_user`)."""
+    warn_user(message, category)
 
 
 @dataclass(frozen=True)
@@ -306,14 +298,6 @@ def fit_prompts(r, cs, units, model, reserve: int = 16, keep_ids: bool = True):
     return fitted
 
 
-def sentence_span(prompt: str, cs, i: int, k: int) -> tuple[str, int]:
-    """Cell ``i``'s top-``k`` sentence and where it starts in its prompt."""
-    from c2s.prompts import sentence_texts
-
-    sentence = sentence_texts(cs, [i], k)[0]
-    return sentence, prompt.find(sentence)
-
-
 def label_set(model, task, labels) -> list[str]:
     """Candidate labels: ``labels``, else those the model saw in training (no repeats)."""
     if labels is not None:
@@ -323,22 +307,22 @@ def label_set(model, task, labels) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def units_of(r, cs, group_by) -> list[tuple[int, ...]]:
+def units_of(renderer, cs, group_by) -> list[tuple[int, ...]]:
     """The prompts' cells: one cell each, or groups for multi-cell tasks (by ``group_by``
     columns, else consecutive runs of ``max_cells`` cells). Every cell belongs to some group
-    (groups of one cell are allowed); ``r`` is not changed."""
-    if r.task.kind == "single":
+    (groups of one cell are allowed); ``renderer`` is not changed."""
+    if renderer.task.kind == "single":
         return [(i,) for i in range(cs.n_cells)]
-    if r.task.kind != "multi":
-        raise C2SError(f"Task {r.task.name!r} pairs cells; use perturb().")
-    grouping = copy.copy(r)
+    if renderer.task.kind != "multi":
+        raise C2SError(f"Task {renderer.task.name!r} pairs cells; use perturb().")
+    grouping = copy.copy(renderer)
     grouping.min_cells = 1  # at inference every cell belongs to some group
     if group_by:
         grouping.group_by = list(group_by)
     groups = grouping.groups(cs, np.arange(cs.n_cells)) if grouping.group_by else None
     if groups is None:  # no grouping key: consecutive runs of max_cells cells
         groups = [
-            np.arange(a, min(a + r.max_cells, cs.n_cells))
-            for a in range(0, cs.n_cells, r.max_cells)
+            np.arange(a, min(a + renderer.max_cells, cs.n_cells))
+            for a in range(0, cs.n_cells, renderer.max_cells)
         ]
     return [tuple(int(x) for x in g) for g in groups]

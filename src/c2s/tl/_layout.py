@@ -29,8 +29,10 @@ def layout_2d(X, seed: int = 0) -> tuple[np.ndarray, str]:
             k = min(15, len(Y) - 1)
             # umap-learn finds neighbours exactly below 4,096 cells and by NN-descent above (a
             # numba compile of half a minute); above, exact neighbours from scikit-learn
-            knn = _exact_neighbours(Y, k) if len(Y) >= EXACT_NEIGHBOURS_BELOW else None
-            reducer = umap.UMAP(n_neighbors=k, random_state=seed, n_jobs=1, precomputed_knn=knn)
+            knn = {}
+            if len(Y) >= EXACT_NEIGHBOURS_BELOW:
+                knn["precomputed_knn"] = _exact_neighbours(Y, k)
+            reducer = umap.UMAP(n_neighbors=k, random_state=seed, n_jobs=1, **knn)
             coords[ok] = reducer.fit_transform(Y)
             return coords, "umap"
     Y = Y - Y.mean(axis=0)

@@ -208,8 +208,8 @@ def _score(prep, units, fitted, cands, scoring, run):
     """Labels and probabilities per unit from the candidates' (calibrated) log-likelihoods."""
     from c2s.model import score_answers, softmax
 
-    r, length_norm = prep.renderer, scoring["length_norm"]
-    answer_texts = [r.answer(c) for c in cands]
+    renderer, length_norm = prep.renderer, scoring["length_norm"]
+    answer_texts = [renderer.answer(c) for c in cands]
     ll = score_answers(
         prep.model,
         fitted.prompts,
@@ -227,12 +227,14 @@ def _free(prep, prompts, cands, max_new_tokens, run):
     candidate's tokens and 4 more, else 32)."""
     from c2s.model import generate_free
 
-    m, r = prep.model, prep.renderer
+    model, renderer = prep.model, prep.renderer
     budget = max_new_tokens or (
-        max(len(m.tokenizer(" " + r.answer(c))["input_ids"]) for c in cands) + 4 if cands else 32
+        max(len(model.tokenizer(" " + renderer.answer(c))["input_ids"]) for c in cands) + 4
+        if cands
+        else 32
     )
-    answers = generate_free(m, prompts, max_new_tokens=budget, **run)
-    return [r.task.parse(a) for a in answers], answers
+    answers = generate_free(model, prompts, max_new_tokens=budget, **run)
+    return [renderer.task.parse(a) for a in answers], answers
 
 
 def _per_cell(
@@ -240,69 +242,64 @@ def _per_cell(
 ) -> PredictionResult:
     """Unit results spread over the units' cells, for every cell of the input (cells with no
     gene, left out before, get none)."""
-    cs, index = prep.cells, prep.index
-    cell_unit = np.full(cs.n_cells, -1)
+    unit_of_cell = np.full(prep.cells.n_cells, -1)
     for u, cells in enumerate(units):
-        cell_unit[list(cells)] = u
-    have = cell_unit >= 0
-    col = np.array([pred[u] if u >= 0 else None for u in cell_unit], dtype=object)
-    frame = pd.DataFrame({key_added: col}, index=cs.obs.index)
-    if probs is not None:
-        frame[key_added + "_probability"] = np.where(have, probs.max(1)[cell_unit], np.nan)
-    if answers is not None:
-        frame[key_added + "_answer"] = [answers[u] if u >= 0 else None for u in cell_unit]
-    frame = frame.reindex(index)  # cells with no gene: missing
-    prob_frame = None
-    if probs is not None:
-        prob_frame = pd.DataFrame(
-            probs[np.maximum(cell_unit, 0)], index=cs.obs.index, columns=cands
-        )
-        prob_frame[~have] = np.nan
-        prob_frame = prob_frame.reindex(index)
-    return _result(frame, prob_frame, info, key_added, top_labels)
+        unit_of_cell[list(cells)] = u
+    return _spread(prep, unit_of_cell, pred, probs, answers, cands, info, key_added, top_labels)
 
 
-def _result(frame, prob_frame, info, key_added, top_labels) -> PredictionResult:
-    """The result of the per-cell columns (``key_added``, ``_probability``, ``_answer``) and
-    probabilities."""
-
-    def column(suffix):
-        c = key_added + suffix
-        return frame[c].to_numpy() if c in frame.columns else None
-
-    return PredictionResult(
-        index=frame.index,
-        labels=column(""),
+def _spread(
+    prep, unit_of_cell, pred, probs, answers, cands, info, key_added, top_labels
+) -> PredictionResult:
+    """The result for every cell of the input from the units' labels (``pred``),
+    probabilities and answers: cell ``c`` of ``prep.cells`` gets unit ``unit_of_cell[c]``'s,
+    the input's cells left out (no gene) get no prediction."""
+    per_unit = PredictionResult(
+        index=pd.RangeIndex(len(pred)),
+        labels=np.asarray(pred, dtype=object),
         info=info,
         key_added=key_added,
-        probability=column("_probability"),
-        answers=column("_answer"),
-        probabilities=None if prob_frame is None else prob_frame.to_numpy(),
-        candidates=[] if prob_frame is None else list(prob_frame.columns),
+        probability=None if probs is None else probs.max(1),
+        answers=None if answers is None else np.asarray(answers, dtype=object),
+        probabilities=probs,
+        candidates=[] if probs is None else list(cands),
         top_labels=top_labels,
     )
+    return per_unit.expand(_input_rows(prep, unit_of_cell), prep.index)
+
+
+def _input_rows(prep, of_cells: np.ndarray) -> np.ndarray:
+    """``of_cells[c]`` for each cell of the input, where ``c`` is its row of ``prep.cells``
+    (matched by cell id), and -1 for the input's cells left out (no gene)."""
+    kept = prep.cells.obs.index
+    if kept.equals(prep.index):
+        return of_cells
+    where = kept.get_indexer(prep.index)
+    return np.where(where >= 0, of_cells[where], -1)
 
 
 def _calibrated(prep, units, cands, answers, ll, calibration, length_norm):
     """The label scores after ``calibration`` (see :mod:`c2s.model._calibrate`)."""
-    m, r = prep.model, prep.renderer
+    model, renderer = prep.model, prep.renderer
     if calibration == "content_free" and units:
         from c2s.model import score_answers
 
-        prompt = r.content_free_prompt(prep.cells, units[0])
-        return ll - score_answers(m, [prompt], answers, per_token=length_norm)[0]
+        prompt = renderer.content_free_prompt(prep.cells, units[0])
+        return ll - score_answers(model, [prompt], answers, per_token=length_norm)[0]
     if calibration == "validation":
         from c2s.model import label_bias
 
-        cal = m.config.calibration
+        cal = model.config.calibration
         if not cal:
             raise C2SError(
                 "The model has no validation calibration: c2s train fits one after training a "
                 "single-cell label task when the dataset has validation cells. Use "
                 "calibration='none' or 'content_free'."
             )
-        if cal["task"] != r.task.name:
-            raise C2SError(f"The model's calibration is for {cal['task']!r}, not {r.task.name!r}.")
+        if cal["task"] != renderer.task.name:
+            raise C2SError(
+                f"The model's calibration is for {cal['task']!r}, not {renderer.task.name!r}."
+            )
         return ll + label_bias(cal, cands)
     return ll
 
@@ -312,17 +309,17 @@ def _probe_predict(prep, labels, *, key_added, top_labels, batch_size) -> Predic
     from c2s.model import probe_probabilities
     from c2s.tl._embed import embed_cells
 
-    m, r, cs = prep.model, prep.renderer, prep.cells
-    probe = m.config.probe
+    model, renderer, cs = prep.model, prep.renderer, prep.cells
+    probe = model.config.probe
     if not probe:
         raise C2SError(
             "The model has no linear probe: c2s train fits one after training a single-cell "
             "label task (probe=True). Use mode='score' instead."
         )
-    if r.task.name != probe["task"]:
-        raise C2SError(f"The model's probe is for {probe['task']!r}, not {r.task.name!r}.")
+    if renderer.task.name != probe["task"]:
+        raise C2SError(f"The model's probe is for {probe['task']!r}, not {renderer.task.name!r}.")
     t0 = time.perf_counter()
-    X = embed_cells(m, r, cs, probe["pool"], probe["hidden_layer"], batch_size)
+    X = embed_cells(model, renderer, cs, probe["pool"], probe["hidden_layer"], batch_size)
     probs, cands = probe_probabilities(probe, X), list(probe["labels"])
     if labels is not None:  # restrict to the labels asked for (renormalized)
         want = [str(x) for x in labels]
@@ -333,16 +330,13 @@ def _probe_predict(prep, labels, *, key_added, top_labels, batch_size) -> Predic
         probs = probs[:, cols] / probs[:, cols].sum(1, keepdims=True)
         cands = want
     pred = np.asarray(cands, dtype=object)[probs.argmax(1)]
-    frame = pd.DataFrame(
-        {key_added: pred, key_added + "_probability": probs.max(1)}, index=cs.obs.index
-    ).reindex(prep.index)
-    prob_frame = pd.DataFrame(probs, index=cs.obs.index, columns=cands).reindex(prep.index)
     info = {
-        "task": r.task.name,
+        "task": renderer.task.name,
         "mode": "probe",
         "labels": cands,
-        "n_genes": r.n_genes,
+        "n_genes": renderer.n_genes,
         "seconds": time.perf_counter() - t0,
         "n_prompts": cs.n_cells,
     }
-    return _result(frame, prob_frame, info, key_added, top_labels)
+    cell_rows = np.arange(cs.n_cells)
+    return _spread(prep, cell_rows, pred, probs, None, cands, info, key_added, top_labels)

@@ -34,6 +34,12 @@ class _FrameLike:
     def __getitem__(self, key):
         return self._deprecated_frame()[key]
 
+    def __iter__(self):
+        return iter(self._deprecated_frame())  # a DataFrame iterates its columns
+
+    def __contains__(self, key) -> bool:
+        return key in self._deprecated_frame()
+
     def __len__(self) -> int:
         return len(self.index)
 

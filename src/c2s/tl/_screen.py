@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -90,13 +91,18 @@ def screen(
     at_least(batch_size=(batch_size, 1), n_samples=(n_samples, 1), n_boot=(n_boot, 1))
     at_least(seed=(seed, 0))
     program, contexts = _program_names(program), _context_names(contexts)
+    found = []  # the programme among the model's genes, found when the model is checked
+
+    def check_program(m) -> None:
+        found.append(_program(m, program))
+
     prep = prepare(
         data,
         model,
         task="perturbation_prediction",
         n_genes=n_genes,
         strict=strict,
-        checks=[lambda m: check_perturbations(m, perts, strict), lambda m: _program(m, program)],
+        checks=[lambda m: check_perturbations(m, perts, strict), check_program],
         cells={"split": split, "layer": layer, "use_raw": use_raw, "var_names": var_names},
     )
     cs = prep.cells
@@ -105,8 +111,8 @@ def screen(
     ctrl = _controls(cs.obs, perturbation_key, str(control_value))
     ctx_of = cs.obs[context_key].astype(str).to_numpy()
     contexts = _compared(contexts, sorted(set(ctx_of[ctrl])))
-    genes, prog = _program(prep.model, program)
-    base_score = _score(_control_cells(prep, genes, ctrl, inverse).X, prog)
+    programme = found[0]
+    base_score = _score(_control_cells(prep, programme, ctrl, inverse).X, programme.columns)
     pred = perturbed_cells(
         prep,
         ctrl,
@@ -121,7 +127,7 @@ def screen(
         top_p=None,
         seed=seed,
     )
-    pred_score = _score(pred.X, prog)
+    pred_score = _score(pred.X, programme.columns)
     predicted = (pred_score, pred.obs[context_key].astype(str).to_numpy(), pred.obs["perturbation"])
     controls = (base_score, ctx_of[ctrl])
     table = _effects(perts, contexts, predicted, controls, n_boot, seed)
@@ -155,9 +161,19 @@ def _context_names(contexts) -> list[str] | None:
     return contexts
 
 
-def _program(m, program: list[str]) -> tuple[list[str], np.ndarray]:
-    """The model's genes and the columns of the programme's genes among them (matched
-    without case); a programme gene the model does not know is an error."""
+@dataclass(frozen=True)
+class _Programme:
+    """The model's ``genes``, their columns by upper-case name (``upper``) and the columns of
+    the programme's genes among them (``columns``)."""
+
+    genes: list[str]
+    upper: dict[str, int]
+    columns: np.ndarray
+
+
+def _program(m, program: list[str]) -> _Programme:
+    """The programme among the model's genes (matched without case); a programme gene the
+    model does not know is an error."""
     genes = _genes(m, None)
     upper = {g.upper(): j for j, g in enumerate(genes)}
     unknown = [g for g in program if g.upper() not in upper]
@@ -166,7 +182,7 @@ def _program(m, program: list[str]) -> tuple[list[str], np.ndarray]:
             f"Programme genes the model does not know: {unknown[:10]}"
             f"{' ...' if len(unknown) > 10 else ''}; use gene symbols from its vocabulary."
         )
-    return genes, np.asarray(sorted({upper[g.upper()] for g in program}))
+    return _Programme(genes, upper, np.asarray(sorted({upper[g.upper()] for g in program})))
 
 
 def _compared(contexts: list[str] | None, have: list[str]) -> list[str]:
@@ -180,14 +196,13 @@ def _compared(contexts: list[str] | None, have: list[str]) -> list[str]:
     return contexts
 
 
-def _control_cells(prep, genes: list[str], ctrl: np.ndarray, inverse):
+def _control_cells(prep, programme: _Programme, ctrl: np.ndarray, inverse):
     """The controls themselves, in the same form as the predictions: their sentences over
     the model's genes, expression from the inverse transform."""
-    cs = prep.cells
-    upper = {g.upper(): j for j, g in enumerate(genes)}
+    cs, upper = prep.cells, programme.upper
     names = cs.vocab.display_names.astype(str)
     sents = [[upper[n] for n in (names[g].upper() for g in cs.cell(i)) if n in upper] for i in ctrl]
-    return _to_anndata(prep.model, genes, sents, cs.obs.iloc[ctrl][[]], inverse)
+    return _to_anndata(prep.model, programme.genes, sents, cs.obs.iloc[ctrl][[]], inverse)
 
 
 def _effects(perts, contexts, predicted, controls, n_boot: int, seed: int) -> pd.DataFrame:

@@ -58,26 +58,27 @@ class ScreenResult(_FrameLike):
         """The Markdown report (``report.md``): the settings, then the ``top`` perturbations
         by context split with their effects and 95% intervals."""
         info, table = self.info, self.table
-        a, b = info["contexts"][:2]
+        first, second = info["contexts"][:2]
+        control = info["control_score"]
         lines = [
             "# Virtual screen",
             "",
             f"Programme ({len(info['program'])} genes): {', '.join(info['program'])}. Controls' "
-            f"programme score: {a} {info['control_score'][a]:.4f}, {b} "
-            f"{info['control_score'][b]:.4f}. {info['n_samples']} predicted cells per control "
+            f"programme score: {first} {control[first]:.4f}, {second} "
+            f"{control[second]:.4f}. {info['n_samples']} predicted cells per control "
             f"and perturbation, {info['n_genes']} genes each ({info['n_predicted_cells']} cells "
             f"in {self.seconds:.1f} s). Effects are predicted programme score minus the "
             "controls', with 95% bootstrap intervals; the split is the first context's effect "
             "minus the second's.",
             "",
-            f"| perturbation | effect in {a} [95%] | effect in {b} [95%] | split | rank by split |",
+            f"| perturbation | effect in {first} [95%] | effect in {second} [95%] | split "
+            "| rank by split |",
             "|---|---|---|---|---|",
         ]
-        for name, r in table.head(_check_top(top)).iterrows():
+        for name, row in table.head(_check_top(top)).iterrows():
             lines.append(
-                f"| {name} | {r[f'effect_{a}']:.4f} [{r[f'low_{a}']:.4f}, {r[f'high_{a}']:.4f}] | "
-                f"{r[f'effect_{b}']:.4f} [{r[f'low_{b}']:.4f}, {r[f'high_{b}']:.4f}] | "
-                f"{r['split']:.4f} | {int(r['rank_split'])} |"
+                f"| {name} | {_effect(row, first)} | {_effect(row, second)} | "
+                f"{row['split']:.4f} | {int(row['rank_split'])} |"
             )
         lines += ["", "![effect in each context](screen.png)", "", "All rows: screen.csv.", ""]
         return "\n".join(lines)
@@ -128,6 +129,12 @@ def _check_top(top: int) -> int:
     if top < 0:
         raise C2SError(f"top must be 0 or more (the hits to label), got {top}.")
     return top
+
+
+def _effect(row, context: str) -> str:
+    """A context's effect and its 95% interval, as the report writes them."""
+    effect, low, high = (row[f"{part}_{context}"] for part in ("effect", "low", "high"))
+    return f"{effect:.4f} [{low:.4f}, {high:.4f}]"
 
 
 __all__ = ["ScreenResult"]
