@@ -16,7 +16,7 @@ from typing import Literal
 import pytest
 
 import c2s
-from c2s.cli import _flag_read, _flag_table, _flags, build_parser, main
+from c2s.cli import _flag_lookup, _flag_read, _flag_table, _flags, build_parser, main
 
 CLI = Path(c2s.__file__).parent / "cli"
 
@@ -94,7 +94,7 @@ def test_every_flag_has_help_and_every_help_renders():
 
 # -- every parameter is reachable, with the verb's default ------------------------------------
 def excluded(name: str, params) -> dict:
-    spec = _flag_table.spec_of(name)
+    spec = _flag_lookup.spec_of(name)
     common = {k: v for k, v in _flag_table.COMMON_EXCLUDED.items() if k in params}
     return {**common, **spec.exclude}
 
@@ -134,7 +134,7 @@ def test_every_parameter_is_reachable_with_the_verbs_default(name):
             made[param] = action
     for key in params:
         assert (key in made) != (key in skip), f"c2s {name}: {key} is neither a flag nor excluded"
-    spec = _flag_table.spec_of(name)
+    spec = _flag_lookup.spec_of(name)
     args = parser.parse_args(minimal_argv(parser))
     if spec.config:  # unset options stay absent: the dataclass's defaults apply
         options, _ = _flags.options_kwargs(args, verb)
@@ -301,3 +301,95 @@ def test_an_old_key_in_the_config_file_and_the_new_flag(tmp_path):
     with pytest.warns(FutureWarning, match="steps is now called max_steps"):
         opts, _ = _flags.options_kwargs(args, AlignConfig)
     assert opts["max_steps"] == 3 and "steps" not in opts and opts["learning_rate"] == 0.001
+
+
+@pytest.mark.parametrize(
+    ("action", "argv", "value"),
+    [
+        ("store", ["--old", "v"], "v"),
+        ("store_true", ["--old"], True),
+        ("store_false", ["--old"], False),
+        ("extend", ["--old", "a", "b"], ["a", "b"]),
+        (argparse.BooleanOptionalAction, ["--old"], True),
+    ],
+)
+def test_a_renamed_flag_keeps_what_its_action_does(action, argv, value):
+    parser = argparse.ArgumentParser()
+    renamed = _flags._renamed_action(action, "--new", ("--old",))
+    extra = {"nargs": "+"} if action == "extend" else {}
+    parser.add_argument("--new", "--old", action=renamed, dest="x", **extra)
+    args = parser.parse_args(argv)
+    assert args.x == value and args.c2s_renamed == [("--old", "--new")]
+    new = parser.parse_args(["--new", *argv[1:]])
+    assert new.x == value and not hasattr(new, "c2s_renamed")
+
+
+# -- what the library defines, the command line does not copy ---------------------------------
+def test_choices_are_the_librarys_constants():
+    from c2s.inverse import InverseModel
+    from c2s.model import ARCHITECTURES, PRESETS
+    from c2s.prompts import PROFILES
+    from c2s.sources import GENE_MODES
+
+    expected = {
+        ("convert", "--genes"): GENE_MODES,
+        ("inverse fit", "--model"): ("auto", *sorted(InverseModel.registry)),
+        ("prompt", "--profile"): PROFILES,
+        ("quickstart", "--preset"): tuple(PRESETS),
+        ("train", "--preset"): tuple(PRESETS),
+        ("train", "--architecture"): ARCHITECTURES,
+    }
+    parsers_by_name = commands()
+    for (name, option), choices in expected.items():
+        parser = parsers_by_name[name]
+        action = next(a for a in parser._actions if option in a.option_strings)
+        assert tuple(action.choices) == tuple(choices), f"c2s {name} {option}"
+    table = Path(_flag_table.__file__).read_text()
+    for copied in ('"gpt_neox", "gpt2"', '"tiny", "small"', '"compat", "paraphrase"', '"union"'):
+        assert copied not in table, f"_flag_table.py copies the library's {copied}"
+
+
+def test_train_passes_only_the_model_options_given(monkeypatch):
+    """Unset options are C2SModel's own defaults (those the command always used), but a new
+    model's size is the command's NEW_MODEL_PRESET."""
+    from c2s._errors import C2SError
+    from c2s.cli import _train
+    from c2s.model import C2SModel
+    from c2s.train import TrainConfig
+
+    scratch = inspect.signature(C2SModel.from_scratch).parameters
+    assert (scratch["architecture"].default, scratch["max_length"].default) == ("gpt_neox", 1024)
+    assert scratch["device"].default == "auto" and scratch["dropout"].default is None
+    pretrained = inspect.signature(C2SModel.from_pretrained).parameters
+    assert pretrained["device"].default == "auto" and pretrained["dtype"].default == "auto"
+    calls = []
+    monkeypatch.setattr(C2SModel, "from_scratch", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(C2SModel, "from_pretrained", lambda *a, **kw: calls.append((a, kw)))
+
+    def model(cfg=None, **opts):
+        calls.clear()
+        _train._model("ds", cfg or TrainConfig(), opts, load_in_4bit=False)
+        return calls[0]
+
+    assert model() == (("ds",), {"preset": _train.NEW_MODEL_PRESET, "seed": 0})
+    assert _train.NEW_MODEL_PRESET == "small"
+    given = model(TrainConfig(max_length=64, organism="Danio rerio", seed=3), device="cpu")
+    assert given == (
+        ("ds",),
+        {"preset": "small", "seed": 3, "device": "cpu", "max_length": 64, "texts": ["Danio rerio"]},
+    )
+    assert model(preset="tiny", architecture="llama", dropout=0.1)[1] == {
+        "preset": "tiny",
+        "seed": 0,
+        "architecture": "llama",
+        "dropout": 0.1,
+    }
+    assert model(model="M") == (("M",), {"load_in_4bit": False})
+    assert model(model="M", dtype="bfloat16")[1] == {"load_in_4bit": False, "dtype": "bfloat16"}
+    with pytest.raises(C2SError, match="Give either --model"):
+        model(model="M", preset="tiny")
+
+
+def test_screen_input_help_names_soma():
+    action = next(a for a in commands()["screen"]._actions if a.dest == "input")
+    assert "SOMA experiment" in action.help

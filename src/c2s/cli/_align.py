@@ -50,9 +50,7 @@ def run(args) -> int:
             args.out, overwrite=args.overwrite, resume=cfg.resume, inputs=[args.dataset, args.model]
         )
     ds = read_dataset(args.dataset)
-    model = C2SModel.from_pretrained(
-        args.model, device=model_opts.get("device", "auto"), dtype=model_opts.get("dtype", "auto")
-    )
+    model = C2SModel.from_pretrained(args.model, **model_opts)  # unset: C2SModel's defaults
     replacing = not cfg.resume and os.path.exists(args.out)
     try:
         result = align(model, ds, args.out, config=cfg, overwrite=args.overwrite)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ def add_command(sub, name: str, *, run, verb=None, key: str | None = None, **par
     """The subparser ``name`` with the flags of ``verb`` (a function or class: its signature
     and docstring; or an options dataclass: its fields), as the table's entry ``key``
     (default ``name``) spells them; ``args.run`` is ``run``."""
-    from c2s.cli._flag_table import spec_of
+    from c2s.cli._flag_lookup import spec_of
 
     parser = sub.add_parser(name, **parser_kw)
     spec = spec_of(key or name)
@@ -192,7 +193,7 @@ class _Builder:
         names, kw = self._arguments(item)
         if item.flag.aliases:
             action = kw.get("action", "store")
-            kw["action"] = _renamed_action(self.parser, action, names[0], item.flag.aliases)
+            kw["action"] = _renamed_action(action, names[0], item.flag.aliases)
         action = self._container(item.flag).add_argument(*names, **kw)
         return tag(action, item.param, item.group)
 
@@ -344,12 +345,11 @@ def _with_aliases(text: str, aliases) -> str:
     return f"{text} ({', '.join(aliases)}: its old name, deprecated)".strip()
 
 
-def _renamed_action(parser, action, new: str, old: tuple[str, ...]):
+def _renamed_action(action, new: str, old: tuple[str, ...]):
     """``action`` that also notes an ``old`` spelling it was given by, for
     :func:`warn_renamed_flags` (the warnings are shown once the command line is read)."""
-    base = parser._registry_get("action", action, action)
 
-    class Renamed(base):
+    class Renamed(_action_class(action)):
         def __call__(self, parser, namespace, values, option_string=None):
             if option_string in old:
                 given = getattr(namespace, "c2s_renamed", [])
@@ -357,6 +357,16 @@ def _renamed_action(parser, action, new: str, old: tuple[str, ...]):
             super().__call__(parser, namespace, values, option_string)
 
     return Renamed
+
+
+@functools.cache
+def _action_class(action) -> type[argparse.Action]:
+    """The class of the argparse ``action`` (a class, or a name: ``"store"``,
+    ``"store_true"``, ``"extend"`` ...), as a parser makes it (argparse's own table of names
+    is private)."""
+    if isinstance(action, type):
+        return action
+    return type(argparse.ArgumentParser(add_help=False).add_argument("--x", action=action))
 
 
 # -- what the parameters are, in words --------------------------------------------------------

@@ -96,16 +96,16 @@ def _setup(args, *, with_input: bool = True):
 
 
 def _read_input(args):
-    """An AnnData (for .h5ad input) or a C2SDataset."""
+    """An AnnData (an .h5ad file, or a SOMA experiment read as the SOMA flags say) or a
+    C2SDataset."""
     from c2s._errors import C2SError
     from c2s.io import is_soma, read_soma
 
-    # commands without the SOMA flags (screen) read a SOMA experiment with the defaults
-    soma = {k: getattr(args, k, None) for k in ("x_name", "obs_filter", "var_filter")}
+    soma = {k: getattr(args, k) for k in ("x_name", "obs_filter", "var_filter")}
     if is_soma(args.input):
         adata = read_soma(
             args.input,
-            measurement=getattr(args, "measurement", "RNA"),
+            measurement=args.measurement,
             x_name=soma["x_name"],
             obs_value_filter=soma["obs_filter"],
             var_value_filter=soma["var_filter"],

@@ -10,6 +10,7 @@ import os
 
 from c2s.cli import _flags as flags
 from c2s.cli._common import emit, interrupted
+from c2s.cli._flag_table import NEW_MODEL_PRESET
 
 # Keys a --config file may hold besides the TrainConfig fields (the model to start from).
 MODEL_KEYS = ("model", "preset", "architecture", "dropout", "device", "dtype")
@@ -34,10 +35,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from c2s._errors import C2SError
-    from c2s._logging import progress
     from c2s.io import read_dataset
-    from c2s.model import C2SModel, check_dtype
+    from c2s.model import check_dtype
     from c2s.train import TrainConfig, check_run_dir, fine_tune, is_main_process
 
     train_opts, model_opts = flags.options_kwargs(args, TrainConfig, MODEL_KEYS)
@@ -54,31 +53,7 @@ def run(args) -> int:
         inputs = [args.dataset, model_opts.get("model")]
         check_run_dir(args.out, overwrite=args.overwrite, resume=cfg.resume, inputs=inputs)
     ds = read_dataset(args.dataset)
-    device = model_opts.get("device", "auto")
-    if "model" in model_opts:
-        if {"preset", "architecture", "dropout"} & set(model_opts):
-            raise C2SError(
-                "Give either --model (fine-tune) or --preset/--architecture/--dropout (new model)."
-            )
-        model = C2SModel.from_pretrained(
-            model_opts["model"],
-            device=device,
-            dtype=model_opts.get("dtype", "auto"),
-            load_in_4bit=args.load_in_4bit,
-        )
-    else:
-        with progress(total=1, desc="building the model", unit="model") as bar:
-            model = C2SModel.from_scratch(
-                ds,
-                preset=model_opts.get("preset", "small"),
-                architecture=model_opts.get("architecture", "gpt_neox"),
-                dropout=model_opts.get("dropout"),
-                max_length=cfg.max_length or 1024,
-                seed=cfg.seed,
-                device=device,
-                texts=[cfg.organism] if cfg.organism else (),
-            )
-            bar.update()
+    model = _model(ds, cfg, model_opts, load_in_4bit=args.load_in_4bit)
     replacing = not cfg.resume and os.path.exists(args.out)  # stopped, it keeps the old run
     try:
         result = fine_tune(model, ds, cfg, out=args.out, overwrite=args.overwrite)
@@ -96,3 +71,30 @@ def run(args) -> int:
     )
     emit(out, args.json, human)
     return 0
+
+
+def _model(ds, cfg, model_opts: dict, *, load_in_4bit: bool):
+    """The model to train: ``model_opts["model"]`` loaded, else a new one built for ``ds``;
+    only the options given are passed (the rest are :class:`~c2s.model.C2SModel`'s
+    defaults, but a new model's size is :data:`NEW_MODEL_PRESET`)."""
+    from c2s._errors import C2SError
+    from c2s._logging import progress
+    from c2s.model import C2SModel
+
+    if "model" in model_opts:
+        if {"preset", "architecture", "dropout"} & set(model_opts):
+            raise C2SError(
+                "Give either --model (fine-tune) or --preset/--architecture/--dropout (new model)."
+            )
+        load = {k: model_opts[k] for k in ("device", "dtype") if k in model_opts}
+        return C2SModel.from_pretrained(model_opts["model"], load_in_4bit=load_in_4bit, **load)
+    build = {k: model_opts[k] for k in ("device", "architecture", "dropout") if k in model_opts}
+    if cfg.max_length:
+        build["max_length"] = cfg.max_length
+    if cfg.organism:
+        build["texts"] = [cfg.organism]
+    preset = model_opts.get("preset", NEW_MODEL_PRESET)
+    with progress(total=1, desc="building the model", unit="model") as bar:
+        model = C2SModel.from_scratch(ds, preset=preset, seed=cfg.seed, **build)
+        bar.update()
+    return model
