@@ -17,7 +17,7 @@ MAX_LINES = 500
 
 # Root-level private modules that every layer may use (errors, logging, atomic outputs, the
 # version string, deprecation aliases, the AnnData check).
-BASE = {"_version", "_errors", "_logging", "_atomic", "_deprecate", "_anndata"}
+BASE = {"_version", "_errors", "_logging", "_atomic", "_deprecate", "_anndata", "_warn"}
 LAYERS: list[set[str]] = [
     {"base"},
     {"pp", "metrics", "sources"},

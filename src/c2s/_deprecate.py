@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import functools
-import warnings
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 
 
 def renamed(**old_to_new: str):
@@ -20,7 +20,7 @@ def renamed(**old_to_new: str):
                 if old in kwargs:
                     if new in kwargs:
                         raise C2SError(f"Give {new}= only ({old}= is its old name).")
-                    warn_renamed(f"{old}=", f"{new}=", stacklevel=2)
+                    warn_renamed(f"{old}=", f"{new}=")
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 
@@ -30,10 +30,9 @@ def renamed(**old_to_new: str):
     return wrap
 
 
-def warn_renamed(old: str, new: str, *, stacklevel: int = 2) -> None:
-    """The one warning for an old name (a keyword, a flag, a function)."""
-    warnings.warn(
-        f"{old} is now called {new}; the old name goes in the next release.",
-        FutureWarning,
-        stacklevel=stacklevel + 1,
-    )
+def warn_renamed(old: str, new: str, *, stacklevel: int | None = None) -> None:
+    """The one warning for an old name (a keyword, a flag, a function), at the first frame
+    outside c2s (:func:`c2s._warn.warn_user`). ``stacklevel`` is not used (that frame is
+    found); it is accepted so that older calls keep working."""
+    del stacklevel
+    warn_user(f"{old} is now called {new}; the old name goes in the next release.", FutureWarning)

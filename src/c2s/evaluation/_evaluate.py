@@ -86,9 +86,9 @@ def evaluate(
 
 def _open_dataset(dataset):
     """The c2s dataset, opened from its path if need be."""
-    from c2s.io import C2SDataset, read_dataset
+    from c2s.io import as_dataset
 
-    return dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+    return as_dataset(dataset)
 
 
 def _check_splits(ds, split: str) -> dict:

@@ -20,9 +20,9 @@ def load_inverse(spec) -> InverseModel:
     if isinstance(getattr(spec, "model", None), InverseModel):  # an InverseFit
         return spec.model
     if not isinstance(spec, dict):
-        from c2s.io import C2SDataset, read_dataset
+        from c2s.io import as_dataset
 
-        ds = spec if isinstance(spec, C2SDataset) else read_dataset(spec)
+        ds = as_dataset(spec)
         if not ds.meta.get("inverse"):
             raise C2SError(f"{ds.path} has no fitted inverse model; run `c2s inverse fit` on it.")
         spec = ds.meta["inverse"]

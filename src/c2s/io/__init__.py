@@ -2,7 +2,7 @@
 
 from c2s.io._check import check_dataset
 from c2s.io._dask import dask_client
-from c2s.io._dataset import C2SDataset, read_dataset
+from c2s.io._dataset import C2SDataset, as_dataset, read_dataset
 from c2s.io._h5ad import write_h5ad
 from c2s.io._reference import export_reference, import_reference
 from c2s.io._split import SPLITS, assign_splits
@@ -12,6 +12,7 @@ from c2s.sources import is_soma, read_soma
 __all__ = [
     "SPLITS",
     "C2SDataset",
+    "as_dataset",
     "assign_splits",
     "check_dataset",
     "convert",

@@ -441,3 +441,9 @@ def read_dataset(path: str | os.PathLike) -> C2SDataset:
     """Open a c2s dataset directory (the one way to open one; :class:`C2SDataset` is what
     it returns)."""
     return C2SDataset._from_path(path)
+
+
+def as_dataset(dataset: C2SDataset | str | os.PathLike) -> C2SDataset:
+    """The c2s dataset ``dataset`` itself, or the one at that path (:func:`read_dataset`,
+    with its errors): THE "dataset or its path" check."""
+    return dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)

@@ -22,7 +22,7 @@ from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s._logging import progress, progress_enabled
 from c2s.io._check import refuse_damaged
-from c2s.io._dataset import C2SDataset, read_dataset
+from c2s.io._dataset import C2SDataset, as_dataset
 from c2s.io._split import SPLITS
 from c2s.io._write import write_sentences
 from c2s.sentences import CellSentences, Vocab
@@ -87,7 +87,7 @@ def export_reference(
     The output path.
     """
     datasets = _need_datasets()
-    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+    ds = as_dataset(dataset)
     out = check_output(out, overwrite=overwrite, kind="reference", inputs=[ds.path])
     keys = ds.obs_columns if obs_keys is None else list(obs_keys)
     bad = [k for k in keys if k in _RESERVED]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 
 SPLITS = ("train", "validation", "test")
 
@@ -112,11 +112,10 @@ def assign_splits(
         if labelled and any(f > 0 and c == 0 for f, c in zip(fractions, counts, strict=True)):
             short.append(f"{labels.cat.categories[g]} ({len(idx)} cells)")
     if short:
-        warnings.warn(
+        warn_user(
             f"{len(short)} labels have too few cells to appear in every split, so some split "
             f"has none of them: {', '.join(short[:8])}{' ...' if len(short) > 8 else ''}. "
             "Their held-out scores will be missing; merge rare labels or drop them.",
-            stacklevel=3,
         )
     return codes
 

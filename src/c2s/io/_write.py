@@ -5,7 +5,6 @@ a temporary sibling and rename it into place when complete."""
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from c2s import sources
 from c2s._atomic import atomic_dir
 from c2s._deprecate import renamed
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 from c2s.io._dask import run_on_dask
 from c2s.io._dataset import C2SDataset, read_dataset
 from c2s.io._meta import (
@@ -29,9 +29,6 @@ from c2s.io._split import assign_splits, parse_fractions
 from c2s.sentences import CellSentences, Vocab
 
 DEFAULT_CHUNK = 2048  # cells per read for one worker; divided among workers
-# The stacklevel that takes a warning of one of convert's checks (called from convert's body)
-# to convert's caller, past convert itself and the wrapper that takes the old keyword names.
-_CALLER = 4
 
 
 @renamed(top_k="n_genes", out_dir="out", split="split_fractions")
@@ -159,7 +156,7 @@ def convert(
         source_key=source_key,
     )
     chunk_size = _chunk_size(src, client, chunk_size, shard_size, workers)
-    names = src.gene_names(stacklevel=_CALLER)
+    names = src.gene_names()
     check = _check_values(src, normalize)
     obs_keys = _carried_columns(src, obs_keys, stratify)
     fractions = parse_fractions(split_fractions)
@@ -233,11 +230,10 @@ def _check_values(src, normalize: bool):
             "Drop --normalize."
         )
     if check.kind == "counts" and not normalize:
-        warnings.warn(
+        warn_user(
             f"{src.label} looks like raw counts. The cell sentences are the same either way, "
             "but the stored values will be counts; pass normalize=True (--normalize) to store "
             "log10(1 + cp10k) values as the released models and the inverse transform expect.",
-            stacklevel=_CALLER,
         )
     return check
 

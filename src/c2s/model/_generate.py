@@ -8,13 +8,13 @@ the :class:`~c2s.model.CellLayout` (``_layout.py``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from c2s._errors import C2SError
 from c2s._logging import progress
+from c2s._warn import warn_user
 from c2s.model._batching import left_pad, length_batches, returned_cache, with_cache
 from c2s.model._layout import CellLayout, GeneTrie
 from c2s.model._ranks import gather, share
@@ -140,10 +140,9 @@ def _check_lengths(lm, layout: CellLayout, n_genes: int) -> None:
             f"than the model's context of {context}. Ask for fewer genes or cells."
         )
     if context and most > context:
-        warnings.warn(
+        warn_user(
             f"{layout.n_cells} cell(s) of {n_genes} genes may need up to {most} tokens, more "
             f"than the model's context of {context}, if the longest genes are drawn.",
-            stacklevel=3,
         )
 
 

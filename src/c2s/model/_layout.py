@@ -8,13 +8,13 @@ exactly those of the training format.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 
 
 class GeneTrie:
@@ -62,10 +62,9 @@ class GeneTrie:
             terminal[node] = gi
             node_of[gi] = node
         if clashes:
-            warnings.warn(
+            warn_user(
                 f"{clashes} genes tokenize exactly like another gene and cannot be generated "
                 "(unknown tokens?).",
-                stacklevel=3,
             )
         self.terminal = np.asarray(terminal, dtype=np.int64)
         self.node_of = node_of  # gene index -> its terminal node (-1: cannot be generated)

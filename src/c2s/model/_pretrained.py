@@ -5,11 +5,11 @@ weights (a LoRA adapter on top of its base) and the tokenizer."""
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 from c2s._errors import C2SError
 from c2s._logging import peft_wrapping
+from c2s._warn import warn_user
 from c2s.model._config import CONFIG_FILE, C2SConfig
 from c2s.model._device import check_4bit, resolve_dtype
 from c2s.model._loading import adapter_base, held_load_report, hub_cache_only, loading_error
@@ -158,11 +158,10 @@ def _read_remote_config(
 
 
 def _no_remote_config(name: str, error: Exception) -> None:
-    warnings.warn(
+    warn_user(
         f"Could not check {name!r} on the Hugging Face hub for a c2s_config.json "
         f"({type(error).__name__}: {error}); the defaults apply (compat prompts, 200 genes). "
         "Pass n_genes, organism and labels yourself, or load the model from a local directory.",
-        stacklevel=5,
     )
 
 

@@ -4,10 +4,10 @@ transformers config of the new model."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 
 # From-scratch sizes. ``tiny`` is for tests, ``small`` trains on PBMC in minutes on 2 CPU cores,
 # ``base`` wants a GPU. Heads divide the hidden size in every preset.
@@ -44,9 +44,9 @@ def vocabulary(dataset, genes, texts: Sequence[str]) -> tuple[list, list[str], d
     texts = [*ORGANISMS, *texts]
     inverse = None
     if dataset is not None:
-        from c2s.io import C2SDataset, read_dataset
+        from c2s.io import as_dataset
 
-        ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+        ds = as_dataset(dataset)
         genes = ds.vocab.display_names.tolist()
         texts += obs_words(ds.obs())
         inverse = ds.meta.get("inverse")
@@ -95,9 +95,8 @@ def obs_words(obs, max_values: int = 10_000) -> list[str]:
         if len(values) <= max_values:
             out += values.tolist()
         else:
-            warnings.warn(
+            warn_user(
                 f"obs column {c!r} has {len(values)} distinct values; its words are not added "
                 "to the tokenizer.",
-                stacklevel=4,
             )
     return out

@@ -12,10 +12,10 @@ any extra texts (labels, tissue names, abstracts). Anything else becomes ``<unk>
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 
 EOS, PAD, UNK = "<|endoftext|>", "<pad>", "<unk>"
 PIECE = r" ?[^\s.,:;()]+(?:[.\-][^\s.,:;()]+)*|[.,:;()]|\s"
@@ -75,10 +75,9 @@ def build_gene_tokenizer(
         add(p)
     multi = [g for g in genes if len(pieces(g)) != 1 or pieces(g)[0] != g]
     if multi:
-        warnings.warn(
+        warn_user(
             f"{len(multi)} gene names do not form a single piece (e.g. {multi[0]!r}); they will "
             "take several tokens, or <unk> for parts the vocabulary lacks.",
-            stacklevel=2,
         )
     for g in genes:
         for p in pieces(g):

@@ -46,7 +46,7 @@ def from_anndata(
     from c2s.sources import open_matrix
 
     src = open_matrix(adata, layer=layer, use_raw=use_raw, var_names=var_names)
-    names = src.gene_names(stacklevel=4)
+    names = src.gene_names()
     X = src.read_rows(0, src.n_obs)
     require_rankable(check_expression(X), label=src.label, alternatives=[])
     r = rank(X, seed=seed, n_genes=n_genes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -92,6 +93,27 @@ def rank(
     )
 
 
+def _refuse_old_columns_keyword(fn):
+    """``rank_csr``'s 4th argument was ``n_genes`` (the matrix's columns) and is now the
+    positional-only ``n_vars``, while ``n_genes=`` now means genes per sentence: a call in the
+    old form (``n_genes=`` and no 4th argument, or ``n_vars=`` by keyword) is refused with
+    what to change, not read with the new meaning."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        if len(args) == 3 and ("n_genes" in kwargs or "n_vars" in kwargs):
+            raise C2SError(
+                "rank_csr takes the matrix's number of columns as its 4th argument, by position "
+                "(n_vars): rank_csr(indptr, indices, data, n_vars, n_genes=...). n_genes= is now "
+                "the genes kept per sentence (top_k=, its old name); before this release "
+                "n_genes= was the number of columns."
+            )
+        return fn(*args, **kwargs)
+
+    return inner
+
+
+@_refuse_old_columns_keyword
 @renamed(top_k="n_genes")
 def rank_csr(
     indptr: np.ndarray,

@@ -4,13 +4,13 @@ what makes them unusable in cell sentences (missing, empty, repeated, holding wh
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 _WHITESPACE = re.compile(r"\s")
@@ -38,15 +38,17 @@ def names_from_var(var: pd.DataFrame, var_names: str | None = None) -> np.ndarra
 
 
 def check_gene_names(
-    names: Sequence[str], *, where: str = "adata.var_names", stacklevel: int = 3
+    names: Sequence[str], *, where: str = "adata.var_names", stacklevel: int | None = None
 ) -> np.ndarray:
     """Validate gene names for use in cell sentences; returns them as an object array.
 
     Refuses duplicates, empty names and names containing whitespace (a sentence is split on
     spaces), and warns when most names look like Ensembl IDs (released models were trained on
-    gene symbols) or when names differ only by case. ``stacklevel`` is that of the warnings
-    (the default points at the caller's caller).
+    gene symbols) or when names differ only by case. The warnings point at the first frame
+    outside c2s (the user's call); ``stacklevel`` is not used and is kept so that older calls
+    keep working.
     """
+    del stacklevel
     names = np.asarray([str(n) for n in names], dtype=object)
     if len(names) == 0:
         raise C2SError(f"{where} is empty: the data has no genes.")
@@ -64,7 +66,7 @@ def check_gene_names(
             "sentence. Replace it, e.g. adata.var_names = "
             "adata.var_names.str.replace(r'\\s+', '_', regex=True)."
         )
-    _warn_odd(names, joined, where, stacklevel + 1)
+    _warn_odd(names, joined, where)
     return names
 
 
@@ -79,22 +81,20 @@ def _refuse_duplicates(names: np.ndarray, where: str) -> None:
         )
 
 
-def _warn_odd(names: np.ndarray, joined: str, where: str, stacklevel: int) -> None:
+def _warn_odd(names: np.ndarray, joined: str, where: str) -> None:
     """Names that work but may not be what the user meant: Ensembl IDs, case clashes."""
     sample = names[:: max(1, len(names) // 1000)]
     ens = np.mean([bool(_ENSEMBL.match(n)) for n in sample])
     if ens > 0.5:
-        warnings.warn(
+        warn_user(
             f"{ens:.0%} of the gene names in {where} look like Ensembl IDs (e.g. {names[0]!r}). "
             "Cell2Sentence models are trained on gene symbols; use a symbol column instead "
             "(--var-names COLUMN, or var_names='COLUMN' in Python).",
-            stacklevel=stacklevel,
         )
     upper = pd.Index(joined.upper().split("\x00"))
     if upper.has_duplicates:
         clash = upper[upper.duplicated()].unique()
-        warnings.warn(
+        warn_user(
             f"{len(clash)} gene names differ only by case (e.g. {clash[0]!r}) and share one "
             "upper-cased display name in sentences; their text is ambiguous.",
-            stacklevel=stacklevel,
         )

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from c2s._anndata import is_anndata
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 from c2s.sources._genes import check_gene_names, names_from_var
 
 
@@ -76,13 +77,13 @@ class MatrixSource:
         """obs columns a dataset of this source carries whatever columns were chosen."""
         return ()
 
-    def gene_names(self, *, where: str | None = None, stacklevel: int = 3) -> np.ndarray:
+    def gene_names(self, *, where: str | None = None) -> np.ndarray:
         """The genes' names, checked (:func:`~c2s.sources.check_gene_names`): var's index,
         or its column ``var_names``. ``where`` names them in messages (default: the
-        matrix); warnings point ``stacklevel`` frames up from the caller's caller."""
+        matrix); warnings point at the user's call."""
         where = f"the gene names of {self.label}" if where is None else where
         names = names_from_var(self.var, self.var_names)
-        return check_gene_names(names, where=where, stacklevel=stacklevel + 1)
+        return check_gene_names(names, where=where)
 
     def provenance(self) -> dict:
         """Where the cells came from, for a dataset's metadata (``source``)."""
@@ -235,13 +236,10 @@ def _open_file(path: Path, where: str, var_names: str | None) -> MatrixSource:
             f"layer {k!r} (--layer {k})" for k in f.get("layers", {}) if f"layers/{k}" != where
         ]
     if enc == "csc_matrix":
-        import warnings
-
-        warnings.warn(
+        warn_user(
             f"{_describe(where)} in {path.name} is stored column-wise (CSC): reading it by "
             "rows loads the whole matrix for every chunk. Save it as CSR for streaming "
             "(adata.X = adata.X.tocsr(); adata.write_h5ad(...)).",
-            stacklevel=4,
         )
     shape = (int(shape[0]), int(shape[1]))
     return MatrixSource(where, shape, var, obs, str(path), None, var_names, others)

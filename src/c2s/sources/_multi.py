@@ -5,7 +5,6 @@ column that names each cell's file."""
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from c2s._errors import C2SError
+from c2s._warn import warn_user
 from c2s.sources._genes import check_gene_names
 from c2s.sources._matrix import MatrixSource, open_matrix
 
@@ -49,9 +49,9 @@ class MultiSource(MatrixSource):
     def always_carried(self) -> tuple[str, ...]:
         return (self.source_key,)
 
-    def gene_names(self, *, where: str | None = None, stacklevel: int = 3) -> np.ndarray:
+    def gene_names(self, *, where: str | None = None) -> np.ndarray:
         where = f"the gene names of {self.label}" if where is None else where
-        return check_gene_names(self.genes, where=where, stacklevel=stacklevel + 1)
+        return check_gene_names(self.genes, where=where)
 
     def provenance(self) -> dict:
         return super().provenance() | {"file": self.names, "genes": self.report}
@@ -108,10 +108,7 @@ def open_many(
     if len(set(names)) < len(names):
         names = [f"{i}:{n}" for i, n in enumerate(names)]
     parts = [open_matrix(d, layer=layer, use_raw=use_raw, var_names=var_names) for d in inputs]
-    per = [
-        p.gene_names(where=f"the gene names of {n}", stacklevel=4)
-        for p, n in zip(parts, names, strict=True)
-    ]
+    per = [p.gene_names(where=f"the gene names of {n}") for p, n in zip(parts, names, strict=True)]
     shared, maps, report = _align_genes(names, per, genes)
     obs = _joined_obs(parts, names, source_key)
     starts = np.concatenate([[0], np.cumsum([p.n_obs for p in parts])])
@@ -168,7 +165,7 @@ def _align_genes(names: list[str], per: list[np.ndarray], genes: str):
             + (f", {r['left_out']} of its genes left out" if r["left_out"] else "")
             for n, r in report.items()
         )
-        warnings.warn(f"Gene sets differ between the inputs ({genes}): {detail}.", stacklevel=4)
+        warn_user(f"Gene sets differ between the inputs ({genes}): {detail}.")
     return shared, maps, report
 
 

@@ -164,9 +164,9 @@ def _sentences(data, n_genes, split, layer, use_raw, var_names, seed):
             f"{str(data)!r} is an .h5ad file: read it first (anndata.read_h5ad), or "
             "convert it to a c2s dataset (c2s.io.convert)."
         )
-    from c2s.io import C2SDataset, read_dataset
+    from c2s.io import as_dataset
 
-    dataset = data if isinstance(data, C2SDataset) else read_dataset(data)
+    dataset = as_dataset(data)
     return dataset.sentences(split=split, n_genes=n_genes, values=False)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from c2s._deprecate import renamed
 from c2s._errors import C2SError
 from c2s._logging import get_logger
+from c2s._warn import warn_user
 from c2s.train._align_config import AlignConfig
 from c2s.train._align_data import alignment_prompts, gene_generation_kwargs
 from c2s.train._callbacks import own_progress
@@ -138,10 +139,9 @@ def check_program(m, program, where: str) -> None:
             "a gene of the model; name genes of its vocabulary (genes in its c2s_config.json)."
         )
     if unknown:
-        warnings.warn(
+        warn_user(
             f"The programme in {where} names {len(unknown)} gene(s) the model does not know "
             f"({', '.join(map(str, unknown[:10]))}); they add nothing to the reward.",
-            stacklevel=3,
         )
 
 
@@ -198,14 +198,14 @@ def align(
     """
     from trl import GRPOConfig, GRPOTrainer
 
-    from c2s.io import C2SDataset, read_dataset
+    from c2s.io import as_dataset
     from c2s.model import as_model
     from c2s.prompts import get_task
 
     given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)} if config else {}
     cfg = AlignConfig.from_dict({**given, **AlignConfig.upgrade_names(options)})
     m = as_model(model)
-    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+    ds = as_dataset(dataset)
     _check_lora(m, cfg)
     task = get_task(cfg.task)
     n_genes = int(cfg.n_genes or m.config.n_genes or 200)
@@ -268,10 +268,9 @@ def _gene_constraints(m, task) -> dict | None:
         return None
     gen_kw = gene_generation_kwargs(m.tokenizer, _model_genes(m))
     if gen_kw is None:
-        warnings.warn(
+        warn_user(
             "This tokenizer splits genes into pieces, so decoding cannot be held to valid "
             "genes during alignment; add the gene_validity reward.",
-            stacklevel=4,  # the caller of align (through its renamed-keyword wrapper)
         )
     return gen_kw
 

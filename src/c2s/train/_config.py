@@ -61,7 +61,7 @@ class OptionsFile:
             if old in clean:
                 if new in clean:
                     raise C2SError(f"Give {new} only in {source} ({old} is its old name).")
-                warn_renamed(old, new, stacklevel=3)
+                warn_renamed(old, new)
                 clean[new] = clean.pop(old)
         return clean
 
@@ -73,10 +73,24 @@ def old_names(cls) -> dict[str, str]:
 
 def accept_old_names(cls):
     """Class decorator (above ``@dataclass``): the options dataclass ``cls`` also takes its
-    fields' old names as keywords, warned about (:func:`c2s._deprecate.renamed`)."""
+    fields' old names as keywords, and reads them as attributes (read-only), both warned
+    about (:func:`c2s._deprecate.renamed`)."""
     if old_names(cls):
         cls.__init__ = renamed(**old_names(cls))(cls.__init__)
+    for old, new in old_names(cls).items():
+        setattr(cls, old, _old_attribute(cls.__name__, old, new))
     return cls
+
+
+def _old_attribute(owner: str, old: str, new: str) -> property:
+    """A read-only attribute under a field's old name: warns, naming the new one, and returns
+    the field's value."""
+
+    def get(self):
+        warn_renamed(f"{owner}.{old}", f"{owner}.{new}")
+        return getattr(self, new)
+
+    return property(get, doc=f"Deprecated: the old name of :attr:`{new}`.")
 
 
 @dataclass

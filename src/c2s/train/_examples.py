@@ -8,6 +8,7 @@ import functools
 import numpy as np
 
 from c2s._deprecate import renamed
+from c2s._warn import warn_user
 from c2s.encoding import FlatExamples, encode_flat
 from c2s.train._config import TrainConfig, task_weights
 
@@ -239,13 +240,10 @@ def unk_warning(examples: ExampleSet, tokenizer) -> None:
     n_unk = int(per[examples.index].sum())
     n = int(flat.lengths()[examples.index].sum())
     if n_unk:
-        import warnings
-
-        warnings.warn(
+        warn_user(
             f"{n_unk} of {n} training tokens ({n_unk / n:.2%}) are unknown to the tokenizer "
             "(<unk>): the data has genes or words the model's vocabulary lacks. Build the model "
             "from this dataset (C2SModel.from_scratch(dataset)) to cover its genes.",
-            stacklevel=3,
         )
 
 

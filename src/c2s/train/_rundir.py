@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from c2s._atomic import (
 )
 from c2s._errors import C2SError, OutputExistsError
 from c2s._logging import get_logger
+from c2s._warn import warn_user
 from c2s.model import CONFIG_FILE
 from c2s.train._config import TrainConfig
 
@@ -114,10 +114,9 @@ def run_dir(out: Path, *, overwrite: bool, resume: str | None, inputs: Iterable 
         work = work_dir_for(out, resume=resume)
         if main and work != out and work.exists():  # c2s's own name, under the lock
             shutil.rmtree(work)
-            warnings.warn(
+            warn_user(
                 f"Removed {work.name!r}, an unfinished replacement of {str(out)!r} left by a "
                 "training run that was stopped.",
-                stacklevel=3,
             )
         try:
             yield work

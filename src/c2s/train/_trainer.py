@@ -141,11 +141,11 @@ def fine_tune(
     """
     import tempfile
 
-    from c2s.io import C2SDataset, read_dataset
+    from c2s.io import as_dataset
 
     cfg = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
     cfg = cfg.resolved(from_scratch=model.from_scratch)
-    ds = dataset if isinstance(dataset, C2SDataset) else read_dataset(dataset)
+    ds = as_dataset(dataset)
     if ds.n_cells == 0:
         raise C2SError(f"{ds.path} has no cells to train on.")
     max_length = _max_length(model, cfg)
