@@ -24,15 +24,12 @@ def renamed(**old_to_new: str):
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 
-        inner.__c2s_renamed__ = dict(old_to_new)
         return inner
 
     return wrap
 
 
-def warn_renamed(old: str, new: str, *, stacklevel: int | None = None) -> None:
+def warn_renamed(old: str, new: str) -> None:
     """The one warning for an old name (a keyword, a flag, a function), at the first frame
-    outside c2s (:func:`c2s._warn.warn_user`). ``stacklevel`` is not used (that frame is
-    found); it is accepted so that older calls keep working."""
-    del stacklevel
+    outside c2s (:func:`c2s._warn.warn_user`)."""
     warn_user(f"{old} is now called {new}; the old name goes in the next release.", FutureWarning)

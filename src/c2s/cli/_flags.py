@@ -94,7 +94,7 @@ def warn_renamed_flags(args) -> None:
     from c2s._deprecate import warn_renamed
 
     for old, new in dict(getattr(args, "c2s_renamed", ())).items():
-        warn_renamed(old, new, stacklevel=2)
+        warn_renamed(old, new)
 
 
 def add_globals(parser) -> None:

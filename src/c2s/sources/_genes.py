@@ -37,18 +37,14 @@ def names_from_var(var: pd.DataFrame, var_names: str | None = None) -> np.ndarra
     return np.asarray(col.astype(str), dtype=object)
 
 
-def check_gene_names(
-    names: Sequence[str], *, where: str = "adata.var_names", stacklevel: int | None = None
-) -> np.ndarray:
+def check_gene_names(names: Sequence[str], *, where: str = "adata.var_names") -> np.ndarray:
     """Validate gene names for use in cell sentences; returns them as an object array.
 
     Refuses duplicates, empty names and names containing whitespace (a sentence is split on
     spaces), and warns when most names look like Ensembl IDs (released models were trained on
     gene symbols) or when names differ only by case. The warnings point at the first frame
-    outside c2s (the user's call); ``stacklevel`` is not used and is kept so that older calls
-    keep working.
+    outside c2s (the user's call).
     """
-    del stacklevel
     names = np.asarray([str(n) for n in names], dtype=object)
     if len(names) == 0:
         raise C2SError(f"{where} is empty: the data has no genes.")
